@@ -1,0 +1,20 @@
+"""loom: a deep-learning framework with a C++20 core and a PyTorch-like Python API.
+
+`import loom as torch` runs the common subset of PyTorch code: tensors, autograd, and (later) nn/optim.
+"""
+from loom import _C
+from loom._C import Tensor, device, dtype  # noqa: F401
+from loom._C import *  # noqa: F401,F403  (ops, creation functions, dtypes)
+from loom import autograd  # noqa: F401
+from loom.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled  # noqa: F401
+
+__version__ = "0.1.0"
+
+# dtype aliases PyTorch users expect.
+float = _C.float32  # noqa: A001
+double = _C.float64
+half = _C.float16
+long = _C.int64
+int = _C.int32  # noqa: A001
+short = _C.int16
+bool = _C.bool  # noqa: A001

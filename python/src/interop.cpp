@@ -1,0 +1,238 @@
+// Getting data in and out: loom.tensor(nested lists), NumPy (.numpy(), from_numpy) and DLPack, both zero-copy.
+#include <nanobind/ndarray.h>
+
+#include "convert.h"
+
+namespace loom::python {
+
+namespace {
+
+// ---- nested Python sequences -> tensor ----
+
+enum class Kind { Bool = 0, Int = 1, Float = 2 };
+
+struct Flattened {
+  Shape shape;
+  std::vector<Scalar> values;
+  Kind kind = Kind::Bool;
+  bool shape_known = false;
+};
+
+void flatten(nb::handle obj, size_t depth, Flattened& out, Shape& current) {
+  if (nb::isinstance<Tensor>(obj)) {
+    const Tensor& t = nb::cast<const Tensor&>(obj);
+    LOOM_CHECK(t.numel() == 1 && t.dim() == 0, Value, "tensor: only 0-d tensors can be elements of a nested list, got shape ",
+               shape_str(t.sizes()));
+    obj = nb::cast(t.item());
+  }
+  bool is_sequence = PySequence_Check(obj.ptr()) && !PyUnicode_Check(obj.ptr()) && !PyBytes_Check(obj.ptr());
+  if (!is_sequence) {
+    Scalar s;
+    try {
+      s = nb::cast<Scalar>(obj);
+    } catch (const nb::cast_error&) {
+      fail(ErrorKind::Type, "tensor: could not convert an element of type '", nb::inst_name(obj).c_str(), "' to a number");
+    }
+    if (!out.shape_known) {
+      out.shape = current;
+      out.shape_known = true;
+    }
+    LOOM_CHECK(current.size() == out.shape.size(), Value, "tensor: expected a sequence at depth ", depth,
+               " (the nested lists have inconsistent depth)");
+    Kind k = s.is_bool() ? Kind::Bool : s.is_int() ? Kind::Int : Kind::Float;
+    if (static_cast<int>(k) > static_cast<int>(out.kind)) out.kind = k;
+    out.values.push_back(s);
+    return;
+  }
+  Py_ssize_t n = PySequence_Size(obj.ptr());
+  LOOM_CHECK(n >= 0, Value, "tensor: could not take the length of a sequence");
+  if (out.shape_known) {
+    LOOM_CHECK(depth < out.shape.size() && out.shape[depth] == n, Value, "tensor: expected sequence of length ",
+               depth < out.shape.size() ? out.shape[depth] : 0, " at dim ", depth, " (got ", n, ")");
+  }
+  current.push_back(n);
+  if (n == 0 && !out.shape_known) {
+    out.shape = current;
+    out.shape_known = true;
+  }
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    nb::object item = nb::steal(PySequence_GetItem(obj.ptr(), i));
+    if (!item.is_valid()) throw nb::python_error();
+    flatten(item, depth + 1, out, current);
+  }
+  current.pop_back();
+}
+
+Tensor tensor_from_values(const Flattened& f, DType dtype) {
+  Tensor out = empty(f.shape, dtype);
+  Tensor staging;
+  // Write as int64 or float64 first, then convert: one code path for every target dtype.
+  if (f.kind == Kind::Float) {
+    std::vector<double> buffer;
+    buffer.reserve(f.values.size());
+    for (const Scalar& s : f.values) buffer.push_back(s.to_double());
+    staging = from_blob_copy(buffer.data(), f.shape, DType::Float64);
+  } else {
+    std::vector<int64_t> buffer;
+    buffer.reserve(f.values.size());
+    for (const Scalar& s : f.values) buffer.push_back(s.to_int());
+    staging = from_blob_copy(buffer.data(), f.shape, DType::Int64);
+  }
+  detail::copy_data(out, staging);
+  return out;
+}
+
+// ---- NumPy / DLPack dtype mapping ----
+
+nb::dlpack::dtype to_dlpack(DType d) {
+  using nb::dlpack::dtype_code;
+  switch (d) {
+    case DType::Bool: return {static_cast<uint8_t>(dtype_code::Bool), 8, 1};
+    case DType::UInt8: return {static_cast<uint8_t>(dtype_code::UInt), 8, 1};
+    case DType::Int8: return {static_cast<uint8_t>(dtype_code::Int), 8, 1};
+    case DType::Int16: return {static_cast<uint8_t>(dtype_code::Int), 16, 1};
+    case DType::Int32: return {static_cast<uint8_t>(dtype_code::Int), 32, 1};
+    case DType::Int64: return {static_cast<uint8_t>(dtype_code::Int), 64, 1};
+    case DType::Float16: return {static_cast<uint8_t>(dtype_code::Float), 16, 1};
+    case DType::BFloat16: return {static_cast<uint8_t>(dtype_code::Bfloat), 16, 1};
+    case DType::Float32: return {static_cast<uint8_t>(dtype_code::Float), 32, 1};
+    default: return {static_cast<uint8_t>(dtype_code::Float), 64, 1};
+  }
+}
+
+DType from_dlpack_dtype(nb::dlpack::dtype d, const char* op) {
+  using nb::dlpack::dtype_code;
+  LOOM_CHECK(d.lanes == 1, Type, op, ": vector dtypes (lanes != 1) are not supported");
+  auto code = static_cast<dtype_code>(d.code);
+  if (code == dtype_code::Bool) return DType::Bool;
+  if (code == dtype_code::UInt && d.bits == 8) return DType::UInt8;
+  if (code == dtype_code::Int) {
+    switch (d.bits) {
+      case 8: return DType::Int8;
+      case 16: return DType::Int16;
+      case 32: return DType::Int32;
+      case 64: return DType::Int64;
+    }
+  }
+  if (code == dtype_code::Float) {
+    switch (d.bits) {
+      case 16: return DType::Float16;
+      case 32: return DType::Float32;
+      case 64: return DType::Float64;
+    }
+  }
+  if (code == dtype_code::Bfloat && d.bits == 16) return DType::BFloat16;
+  fail(ErrorKind::Type, op, ": unsupported dtype (code ", int(d.code), ", ", int(d.bits), " bits)");
+}
+
+// Views an external array as a loom tensor without copying; the array stays alive while the storage does.
+template <class Array>
+Tensor wrap_array(const Array& array, const char* op) {
+  DType dtype = from_dlpack_dtype(array.dtype(), op);
+  Shape sizes, strides;
+  int64_t extent = 1;
+  bool empty = false;
+  for (size_t i = 0; i < array.ndim(); ++i) {
+    sizes.push_back(static_cast<int64_t>(array.shape(i)));
+    strides.push_back(static_cast<int64_t>(array.stride(i)));
+    LOOM_CHECK(strides.back() >= 0, Value, op, ": at least one stride in the given array is negative; loom tensors "
+               "need non-negative strides (make a copy first, e.g. array.copy())");
+    if (sizes.back() == 0) empty = true;
+    extent += (sizes.back() - 1) * strides.back();
+  }
+  if (empty) extent = 0;
+  auto holder = std::make_shared<Array>(array);
+  size_t nbytes = static_cast<size_t>(extent) * itemsize(dtype);
+  auto storage = Storage::wrap(const_cast<void*>(static_cast<const void*>(array.data())), nbytes, Device(),
+                               [holder]() mutable {
+                                 nb::gil_scoped_acquire gil;
+                                 holder.reset();
+                               });
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::move(storage);
+  impl->sizes = std::move(sizes);
+  impl->strides = std::move(strides);
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+// An nb::ndarray view of `t` that keeps t's storage alive.
+template <class... Framework>
+nb::ndarray<Framework...> export_view(const Tensor& t) {
+  LOOM_CHECK(t.device().type == DeviceType::CPU, NotImplemented, "export: only CPU tensors can be exported, got ",
+             t.device().str());
+  auto* keep = new std::shared_ptr<Storage>(t.storage());
+  nb::capsule owner(keep, [](void* p) noexcept { delete static_cast<std::shared_ptr<Storage>*>(p); });
+  std::vector<size_t> shape(t.sizes().begin(), t.sizes().end());
+  std::vector<int64_t> strides(t.strides().begin(), t.strides().end());
+  return nb::ndarray<Framework...>(t.data_ptr(), shape.size(), shape.data(), owner, strides.data(), to_dlpack(t.dtype()),
+                                nb::device::cpu::value, 0);
+}
+
+}  // namespace
+
+void bind_interop(nb::module_& m, nb::class_<Tensor>& cls) {
+  m.def("tensor", [](nb::handle data, std::optional<DType> dtype, std::optional<Device> device, bool requires_grad) {
+    Tensor out;
+    if (nb::isinstance<Tensor>(data)) {
+      const Tensor& src = nb::cast<const Tensor&>(data);
+      out = clone(src.detach()).detach();
+      if (dtype) out = to_dtype(out, *dtype);
+    } else if (nb::hasattr(data, "__array_interface__") || nb::hasattr(data, "__dlpack__")) {
+      nb::ndarray<nb::ro> array = nb::cast<nb::ndarray<nb::ro>>(data);
+      Tensor view = wrap_array(array, "tensor");
+      out = clone(view);
+      if (dtype) out = to_dtype(out, *dtype);
+    } else {
+      Flattened f;
+      Shape current;
+      flatten(data, 0, f, current);
+      DType inferred = f.kind == Kind::Float ? default_float_dtype() : f.kind == Kind::Int ? DType::Int64 : DType::Bool;
+      DType target = dtype.value_or(inferred);
+      if (f.kind == Kind::Float && !is_floating(target)) {
+        for (const Scalar& s : f.values)
+          LOOM_CHECK(std::isfinite(s.to_double()), Value, "tensor: cannot convert a non-finite float to ", dtype_name(target));
+      }
+      out = tensor_from_values(f, target);
+    }
+    if (device) LOOM_CHECK(device->type == DeviceType::CPU, NotImplemented, "tensor: device ", device->str(),
+                           " is not available in this build");
+    if (requires_grad) out.set_requires_grad(true);
+    return out;
+  }, nb::arg("data"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("device").none() = nb::none(),
+     nb::arg("requires_grad") = false,
+     "Creates a tensor by copying data (nested lists of numbers, a NumPy array, or a tensor).");
+
+  m.def("from_numpy", [](nb::ndarray<nb::numpy, nb::device::cpu> array) { return wrap_array(array, "from_numpy"); },
+        nb::arg("array"), "A tensor sharing memory with a NumPy array.");
+  m.def("from_dlpack", [](nb::handle obj) {
+    nb::ndarray<> array;
+    try {
+      array = nb::cast<nb::ndarray<>>(obj);
+    } catch (const nb::cast_error&) {
+      fail(ErrorKind::Type, "from_dlpack: object of type '", nb::inst_name(obj).c_str(), "' does not support DLPack");
+    }
+    LOOM_CHECK(array.device_type() == nb::device::cpu::value, NotImplemented,
+               "from_dlpack: only CPU arrays are supported in this build (device type ", array.device_type(), ")");
+    return wrap_array(array, "from_dlpack");
+  }, nb::arg("ext_tensor"), "A tensor sharing memory with any object that implements the DLPack protocol.");
+
+  cls.def("numpy", [](const Tensor& t, bool force) {
+    Tensor source = t;
+    if (force) source = t.detach();
+    LOOM_CHECK(!source.requires_grad(), Runtime,
+               "numpy: can't call numpy() on a tensor that requires grad; use tensor.detach().numpy() instead");
+    LOOM_CHECK(source.dtype() != DType::BFloat16, Type, "numpy: NumPy has no bfloat16 dtype; convert with .float() first");
+    return export_view<nb::numpy>(source);
+  }, nb::kw_only(), nb::arg("force") = false, "A NumPy array sharing memory with this (CPU) tensor.");
+  // nanobind turns a framework-less ndarray into a (legacy, unversioned) DLPack capsule, which every
+  // consumer accepts; the keyword arguments of newer consumers (max_version, stream, ...) are accepted and ignored.
+  cls.def("__dlpack__", [](const Tensor& t, nb::kwargs) { return nb::cast(export_view<>(t.detach())); },
+          nb::arg("kwargs"));
+  cls.def("__dlpack_device__", [](const Tensor& t) {
+    LOOM_CHECK(t.device().type == DeviceType::CPU, NotImplemented, "__dlpack_device__: only CPU tensors are exported");
+    return nb::make_tuple(1, 0);
+  });
+}
+
+}  // namespace loom::python

@@ -1,0 +1,190 @@
+// loom.Tensor: attributes, conversions and autograd methods (ops are bound in the family files).
+#include <nanobind/stl/function.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/shared_ptr.h>
+
+#include "convert.h"
+#include "loom/autograd/node.h"
+
+namespace loom::python {
+
+namespace {
+
+nb::tuple to_tuple(const Shape& s) {
+  nb::list out;
+  for (int64_t v : s) out.append(v);
+  return nb::tuple(out);
+}
+
+nb::object scalar_to_python(const Scalar& s) { return nb::cast(s); }
+
+nb::object tolist_rec(const Tensor& t, size_t dim, int64_t offset) {
+  if (dim == t.sizes().size()) {
+    Tensor element = Tensor::make_view(t, {}, {}, offset);
+    return scalar_to_python(element.item());
+  }
+  nb::list out;
+  for (int64_t i = 0; i < t.sizes()[dim]; ++i) out.append(tolist_rec(t, dim + 1, offset + i * t.strides()[dim]));
+  return out;
+}
+
+Tensor to_device_or_dtype(const Tensor& self, nb::handle target) {
+  if (nb::isinstance<DType>(target)) return to_dtype(self, nb::cast<DType>(target));
+  if (nb::isinstance<Tensor>(target)) return to_dtype(self, nb::cast<const Tensor&>(target).dtype());
+  Device device = nb::isinstance<Device>(target) ? nb::cast<Device>(target) : Device(nb::cast<std::string>(target));
+  LOOM_CHECK(device.type == self.device().type, NotImplemented, "to: moving tensors from ", self.device().str(), " to ",
+             device.str(), " is not supported in this build");
+  return self;
+}
+
+}  // namespace
+
+void bind_tensor(nb::module_& m, nb::class_<Tensor>& cls) {
+  nb::class_<autograd::Node>(m, "Node", "An autograd graph node (tensor.grad_fn).")
+      .def("name", &autograd::Node::name)
+      .def("__repr__", [](const autograd::Node& n) { return "<" + n.name() + "Backward>"; })
+      .def_prop_ro("next_functions", [](const autograd::Node& n) {
+        nb::list out;
+        for (const autograd::Edge& e : n.next_edges)
+          out.append(nb::make_tuple(e.node ? nb::cast(e.node) : nb::none(), e.input_nr));
+        return nb::tuple(out);
+      });
+
+  cls.def_prop_ro("shape", [](const Tensor& t) { return to_tuple(t.sizes()); })
+      .def_prop_ro("ndim", &Tensor::dim)
+      .def_prop_ro("dtype", &Tensor::dtype)
+      .def_prop_ro("device", &Tensor::device)
+      .def_prop_ro("is_leaf", &Tensor::is_leaf)
+      .def_prop_ro("grad_fn", &Tensor::grad_fn)
+      .def_prop_ro("_version", &Tensor::version)
+      .def_prop_ro("is_cuda", [](const Tensor& t) { return t.device().type == DeviceType::CUDA; })
+      .def_prop_rw("requires_grad", &Tensor::requires_grad,
+                   [](Tensor& t, bool value) { t.set_requires_grad(value); })
+      .def_prop_rw("grad", [](const Tensor& t) -> std::optional<Tensor> {
+        Tensor g = t.grad();
+        if (!g.defined()) return std::nullopt;
+        return g;
+      }, [](Tensor& t, std::optional<Tensor> g) { t.set_grad(g.value_or(Tensor())); }, nb::arg("value").none())
+      .def_prop_rw("data", &Tensor::detach, [](Tensor& t, const Tensor& other) {
+        // Swap in other's data (same as torch: the tensor keeps its identity and autograd flags).
+        TensorImpl& impl = *t.impl();
+        impl.storage = other.storage();
+        impl.offset = other.offset();
+        impl.sizes = other.sizes();
+        impl.strides = other.strides();
+        impl.dtype = other.dtype();
+      })
+      .def("size", [](const Tensor& t, std::optional<int64_t> dim) -> nb::object {
+        if (dim) return nb::int_(t.size(*dim));
+        return to_tuple(t.sizes());
+      }, nb::arg("dim").none() = nb::none())
+      .def("stride", [](const Tensor& t, std::optional<int64_t> dim) -> nb::object {
+        if (dim) return nb::int_(t.stride(*dim));
+        return to_tuple(t.strides());
+      }, nb::arg("dim").none() = nb::none())
+      .def("dim", &Tensor::dim)
+      .def("numel", &Tensor::numel)
+      .def("nelement", &Tensor::numel)
+      .def("element_size", &Tensor::itemsize)
+      .def("storage_offset", &Tensor::offset)
+      .def("data_ptr", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()); })
+      .def("is_contiguous", &Tensor::is_contiguous)
+      .def("is_floating_point", [](const Tensor& t) { return is_floating(t.dtype()); })
+      .def("item", [](const Tensor& t) { return t.item(); })
+      .def("tolist", [](const Tensor& t) -> nb::object {
+        LOOM_CHECK(t.device().type == DeviceType::CPU, NotImplemented, "tolist: copy the tensor to the CPU first");
+        return tolist_rec(t, 0, t.offset());
+      })
+      .def("__repr__", &Tensor::str)
+      .def("__len__", [](const Tensor& t) {
+        LOOM_CHECK(t.dim() > 0, Type, "len() of a 0-d tensor");
+        return t.sizes()[0];
+      })
+      .def("__bool__", [](const Tensor& t) {
+        LOOM_CHECK(t.numel() == 1, Runtime, "Boolean value of Tensor with ", t.numel(), " elements is ambiguous");
+        return t.item().to_bool();
+      })
+      .def("__float__", [](const Tensor& t) { return t.item().to_double(); })
+      .def("__int__", [](const Tensor& t) { return t.item().to_int(); })
+      .def("__index__", [](const Tensor& t) {
+        LOOM_CHECK(t.numel() == 1 && !is_floating(t.dtype()), Type,
+                   "only integer tensors of a single element can be converted to an index");
+        return t.item().to_int();
+      })
+      .def("__hash__", [](const Tensor& t) { return reinterpret_cast<intptr_t>(t.impl().get()); })
+      .def("backward", [](const Tensor& t, std::optional<Tensor> gradient, std::optional<bool> retain_graph,
+                          bool create_graph) {
+        t.backward(gradient.value_or(Tensor()), retain_graph.value_or(create_graph), create_graph);
+      }, nb::arg("gradient").none() = nb::none(), nb::arg("retain_graph").none() = nb::none(),
+         nb::arg("create_graph") = false)
+      .def("detach", &Tensor::detach)
+      .def("detach_", [](Tensor& t) -> Tensor& {
+        t.impl()->autograd = nullptr;
+        return t;
+      }, nb::rv_policy::reference)
+      .def("requires_grad_", [](Tensor& t, bool value) -> Tensor& { return t.set_requires_grad(value); },
+           nb::arg("requires_grad") = true, nb::rv_policy::reference)
+      .def("retain_grad", &Tensor::retain_grad)
+      .def_prop_ro("retains_grad", &Tensor::retains_grad)
+      .def("register_hook", [](const Tensor& t, nb::callable fn) {
+        return t.register_hook([fn](const Tensor& g) -> Tensor {
+          nb::object result = fn(g);
+          if (result.is_none()) return Tensor();
+          return nb::cast<Tensor>(result);
+        });
+      }, nb::arg("hook"))
+      .def("_remove_hook", &Tensor::remove_hook)
+      .def("to", [](const Tensor& t, nb::handle target, nb::kwargs) { return to_device_or_dtype(t, target); },
+           nb::arg("target"), nb::arg("kwargs"))
+      .def("to", [](const Tensor& t, nb::kwargs kwargs) {
+        Tensor out = t;
+        if (kwargs.contains("dtype")) out = to_dtype(out, nb::cast<DType>(kwargs["dtype"]));
+        if (kwargs.contains("device")) out = to_device_or_dtype(out, kwargs["device"]);
+        return out;
+      }, nb::arg("kwargs"))
+      .def("type", [](const Tensor& t, DType dtype) { return to_dtype(t, dtype); }, nb::arg("dtype"))
+      .def("type_as", [](const Tensor& t, const Tensor& other) { return to_dtype(t, other.dtype()); })
+      .def("float", [](const Tensor& t) { return to_dtype(t, DType::Float32); })
+      .def("double", [](const Tensor& t) { return to_dtype(t, DType::Float64); })
+      .def("half", [](const Tensor& t) { return to_dtype(t, DType::Float16); })
+      .def("bfloat16", [](const Tensor& t) { return to_dtype(t, DType::BFloat16); })
+      .def("long", [](const Tensor& t) { return to_dtype(t, DType::Int64); })
+      .def("int", [](const Tensor& t) { return to_dtype(t, DType::Int32); })
+      .def("short", [](const Tensor& t) { return to_dtype(t, DType::Int16); })
+      .def("char", [](const Tensor& t) { return to_dtype(t, DType::Int8); })
+      .def("byte", [](const Tensor& t) { return to_dtype(t, DType::UInt8); })
+      .def("bool", [](const Tensor& t) { return to_dtype(t, DType::Bool); })
+      .def("cpu", [](const Tensor& t) { return to_device_or_dtype(t, nb::str("cpu")); })
+      .def("contiguous", &contiguous)
+      .def("clone", &clone)
+      .def("copy_", [](Tensor& t, const Tensor& src) -> Tensor& { return copy_(t, src); }, nb::arg("src"),
+           nb::rv_policy::reference);
+}
+
+void bind_autograd(nb::module_& m) {
+  m.def("is_grad_enabled", &grad_mode_enabled);
+  m.def("set_grad_enabled", &set_grad_mode_enabled, nb::arg("mode"));
+  m.def("_backward", [](const std::vector<Tensor>& tensors, const std::vector<std::optional<Tensor>>& grads,
+                        bool retain_graph, bool create_graph) {
+    std::vector<Tensor> g;
+    for (const auto& x : grads) g.push_back(x.value_or(Tensor()));
+    autograd::backward(tensors, g, retain_graph, create_graph);
+  });
+  m.def("_grad", [](const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                    const std::vector<std::optional<Tensor>>& grads, bool retain_graph, bool create_graph,
+                    bool allow_unused) {
+    std::vector<Tensor> g;
+    for (const auto& x : grads) g.push_back(x.value_or(Tensor()));
+    std::vector<Tensor> result = autograd::grad(outputs, inputs, g, retain_graph, create_graph, allow_unused);
+    nb::list out;
+    for (const Tensor& r : result) out.append(r.defined() ? nb::cast(r) : nb::none());
+    return nb::tuple(out);
+  });
+  m.def("manual_seed", &manual_seed, nb::arg("seed"));
+  m.def("initial_seed", [] { return default_generator().seed(); });
+  m.def("get_num_threads", &get_num_threads);
+  m.def("set_num_threads", &set_num_threads, nb::arg("num_threads"));
+  m.def("_op_names", [] { return Registry::instance().op_names(); });
+}
+
+}  // namespace loom::python

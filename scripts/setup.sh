@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything loom needs on a fresh Debian 12 machine: system packages and Python packages.
+# Safe to run repeatedly; skips what is already there.
+set -euo pipefail
+
+APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config libopenblas-dev libgtest-dev)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+fi
+
+PYTHON=${PYTHON:-python3}
+# Build tools (no build isolation, so incremental builds reuse build/) and the test references.
+need_pip=()
+$PYTHON -c "import scikit_build_core" 2>/dev/null || need_pip+=("scikit-build-core>=0.10")
+$PYTHON -c "import nanobind" 2>/dev/null || need_pip+=("nanobind>=2.0")
+$PYTHON -c "import numpy" 2>/dev/null || need_pip+=(numpy)
+if [ "${1:-}" = "--test" ]; then
+  $PYTHON -c "import pytest" 2>/dev/null || need_pip+=(pytest)
+  $PYTHON -c "import torch; assert torch.__version__.startswith('2.13.0')" 2>/dev/null || need_pip+=("torch==2.13.0")
+  $PYTHON -c "import safetensors" 2>/dev/null || need_pip+=(safetensors)
+fi
+if [ ${#need_pip[@]} -gt 0 ]; then
+  $PYTHON -m pip install -q "${need_pip[@]}"
+fi

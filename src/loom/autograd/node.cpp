@@ -1,0 +1,190 @@
+#include "loom/autograd/node.h"
+
+#include <atomic>
+
+#include "loom/autograd/grad_mode.h"
+#include "loom/ops/creation.h"
+#include "loom/ops/elementwise.h"
+#include "loom/ops/reduce.h"
+#include "loom/ops/shape.h"
+
+namespace loom::autograd {
+
+namespace {
+std::atomic<uint64_t> g_next_sequence_nr{0};
+thread_local bool t_creating_graph = false;
+}  // namespace
+
+Node::Node() : sequence_nr(g_next_sequence_nr++) {}
+
+bool creating_graph() { return t_creating_graph; }
+void set_creating_graph(bool value) { t_creating_graph = value; }
+
+AutogradMeta& meta(const Tensor& tensor) {
+  auto& slot = tensor.impl()->autograd;
+  if (!slot) slot = std::make_shared<AutogradMeta>();
+  return *slot;
+}
+
+const AutogradMeta* meta_if(const Tensor& tensor) { return tensor.impl()->autograd.get(); }
+
+Edge gradient_edge(const Tensor& tensor) {
+  const AutogradMeta* m = meta_if(tensor);
+  if (!m) return {};
+  if (m->grad_fn) return {m->grad_fn, m->output_nr};
+  if (!m->requires_grad) return {};
+  AutogradMeta& mut = meta(tensor);
+  std::shared_ptr<Node> accumulator = mut.grad_accumulator.lock();
+  if (!accumulator) {
+    accumulator = std::make_shared<AccumulateGrad>(tensor.impl());
+    mut.grad_accumulator = accumulator;
+  }
+  return {accumulator, 0};
+}
+
+// ---- SavedTensor ----
+
+SavedTensor::SavedTensor(const Tensor& tensor, bool is_output, const std::shared_ptr<Node>& owner)
+    : version_(tensor.defined() ? tensor.version() : 0), is_output_(is_output) {
+  if (!tensor.defined()) return;
+  if (is_output) {
+    // Keep the data, not the history: the history points back at `owner`, which owns us.
+    data_ = tensor.detach();
+    owner_ = owner;
+    output_nr_ = meta_if(tensor) ? meta_if(tensor)->output_nr : 0;
+  } else {
+    data_ = tensor;
+  }
+}
+
+Tensor SavedTensor::unpack(const std::string& op_name, bool with_history) const {
+  if (!data_.defined()) return data_;
+  LOOM_CHECK(data_.version() == version_, Runtime, op_name,
+             ": one of the variables needed for gradient computation has been modified by an in-place "
+             "operation: it was saved at version ",
+             version_, " and is now at version ", data_.version(),
+             ". Use an out-of-place op or clone() the tensor before modifying it.");
+  if (!is_output_ || !with_history) return data_;
+  std::shared_ptr<Node> owner = owner_.lock();
+  if (!owner) return data_;
+  // create_graph: give the saved output its history back so the backward formula is differentiable.
+  Tensor restored = data_.detach();
+  AutogradMeta& m = meta(restored);
+  m.grad_fn = owner;
+  m.output_nr = output_nr_;
+  m.requires_grad = true;
+  return restored;
+}
+
+// ---- OpNode ----
+
+std::vector<Tensor> OpNode::apply(std::vector<Tensor>&& grads) {
+  LOOM_CHECK(!released_, Runtime, op_.name,
+             ": trying to backward through the graph a second time (or directly access saved tensors after "
+             "they have already been freed). Specify retain_graph=True on the first backward call if you need "
+             "to backward through the graph again.");
+  bool with_history = creating_graph();
+  BackwardContext ctx{attrs_, {}, {}, std::move(grads), input_meta, output_meta, input_needs_grad};
+  for (const SavedTensor& s : saved_inputs) ctx.inputs.push_back(s.unpack(op_.name, with_history));
+  for (const SavedTensor& s : saved_outputs) ctx.outputs.push_back(s.unpack(op_.name, with_history));
+  std::vector<Tensor> input_grads = op_.backward(ctx);
+  input_grads.resize(input_meta.size());
+  for (size_t i = 0; i < input_grads.size(); ++i) {
+    Tensor& g = input_grads[i];
+    if (!g.defined() || !input_needs_grad[i]) {
+      g = Tensor();
+      continue;
+    }
+    const TensorMeta& want = input_meta[i];
+    if (g.sizes() != want.sizes) {
+      LOOM_CHECK(numel(want.sizes) == g.numel() || g.dim() >= static_cast<int64_t>(want.sizes.size()), Runtime,
+                 op_.name, ": backward produced a gradient of shape ", shape_str(g.sizes()), " for input ", i,
+                 " of shape ", shape_str(want.sizes));
+      g = numel(want.sizes) == g.numel() ? reshape(g, want.sizes) : sum_to(g, want.sizes);
+    }
+    if (g.dtype() != want.dtype) g = to_dtype(g, want.dtype);
+  }
+  return input_grads;
+}
+
+void OpNode::release_saved() {
+  for (SavedTensor& s : saved_inputs) s.reset();
+  for (SavedTensor& s : saved_outputs) s.reset();
+  if (!saved_inputs.empty() || !saved_outputs.empty()) released_ = true;
+}
+
+// ---- AccumulateGrad ----
+
+std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
+  std::shared_ptr<TensorImpl> impl = leaf_.lock();
+  if (!impl || !grads[0].defined()) return {};
+  Tensor leaf(impl);
+  AutogradMeta& m = meta(leaf);
+  Tensor g = grads[0];
+  for (auto& [id, hook] : m.leaf_hooks) {
+    Tensor replaced = hook(g);
+    if (replaced.defined()) g = replaced;
+  }
+  if (!m.grad.defined()) {
+    // Own the buffer: the incoming gradient may alias another tensor (e.g. a broadcast of the seed).
+    m.grad = creating_graph() ? g : clone(g.detach());
+  } else if (creating_graph()) {
+    m.grad = add(m.grad, g);
+  } else {
+    NoGradGuard no_grad;
+    add_(m.grad, g);
+  }
+  return {};
+}
+
+// ---- recording ----
+
+namespace {
+
+bool is_differentiable_dtype(DType dtype) { return is_floating(dtype); }
+
+void record(const OpDef& op, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs, const Attrs& attrs) {
+  bool any = false;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (inputs[i].defined() && !(op.nondiff_inputs >> i & 1) && inputs[i].requires_grad()) any = true;
+  if (!any) return;
+
+  auto node = std::make_shared<OpNode>(op, attrs);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& in = inputs[i];
+    bool needs = in.defined() && !(op.nondiff_inputs >> i & 1) && in.requires_grad();
+    node->input_needs_grad.push_back(needs);
+    node->next_edges.push_back(needs ? gradient_edge(in) : Edge{});
+    node->input_meta.push_back(in.defined() ? TensorMeta{in.sizes(), in.dtype(), in.device()} : TensorMeta{});
+    bool save = in.defined() && (op.saved_inputs >> i & 1);
+    node->saved_inputs.emplace_back(save ? in : Tensor(), false);
+  }
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    Tensor& out = outputs[i];
+    node->output_meta.push_back(TensorMeta{out.sizes(), out.dtype(), out.device()});
+    if (!is_differentiable_dtype(out.dtype())) continue;
+    if (out.impl()->autograd) out = out.detach();  // a kernel returned an existing tensor: keep its history intact
+    AutogradMeta& m = meta(out);
+    m.grad_fn = node;
+    m.output_nr = static_cast<int>(i);
+    m.requires_grad = true;
+  }
+  node->output_hooks.resize(outputs.size());
+  if (op.saves_outputs)
+    for (Tensor& out : outputs) node->saved_outputs.emplace_back(out, true, node);
+}
+
+}  // namespace
+
+void install_recorder() { set_autograd_recorder(&record); }
+
+}  // namespace loom::autograd
+
+namespace loom {
+
+Tensor BackwardContext::grad(size_t i) const {
+  if (i < grads.size() && grads[i].defined()) return grads[i];
+  return zeros(output_meta[i].sizes, output_meta[i].dtype, output_meta[i].device);
+}
+
+}  // namespace loom

@@ -1,0 +1,116 @@
+// Autograd graph nodes. Each op call that needs gradients records one OpNode pointing at the nodes that
+// produced its inputs; leaves end in an AccumulateGrad node that writes .grad.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "loom/ops/registry.h"
+
+namespace loom::autograd {
+
+class Node;
+using Hook = std::function<Tensor(const Tensor&)>;
+
+// Where a gradient goes: input `input_nr` of `node` (the output number of the tensor it came from).
+struct Edge {
+  std::shared_ptr<Node> node;
+  int input_nr = 0;
+  bool valid() const { return node != nullptr; }
+};
+
+class Node : public std::enable_shared_from_this<Node> {
+ public:
+  Node();
+  virtual ~Node() = default;
+  // grads[i] is the gradient w.r.t. this node's output i (undefined if none flowed).
+  // Returns one gradient per next edge.
+  virtual std::vector<Tensor> apply(std::vector<Tensor>&& grads) = 0;
+  virtual std::string name() const = 0;
+  virtual size_t num_outputs() const = 0;
+  // Drops saved tensors once backward no longer needs them (retain_graph=False).
+  virtual void release_saved() {}
+
+  std::vector<Edge> next_edges;
+  // Hooks on the gradient of output i, run before apply (tensor.register_hook on a non-leaf).
+  std::vector<std::vector<std::pair<int64_t, Hook>>> output_hooks;
+  uint64_t sequence_nr;  // creation order: later nodes run first when several are ready
+};
+
+struct AutogradMeta {
+  bool requires_grad = false;
+  Tensor grad;
+  std::shared_ptr<Node> grad_fn;
+  int output_nr = 0;
+  std::weak_ptr<Node> grad_accumulator;
+  std::vector<std::pair<int64_t, Hook>> leaf_hooks;
+  bool retains_grad = false;
+};
+
+// A tensor saved for backward: remembers the version it had so a later in-place write is caught.
+class SavedTensor {
+ public:
+  SavedTensor() = default;
+  SavedTensor(const Tensor& tensor, bool is_output, const std::shared_ptr<Node>& owner = nullptr);
+  // Returns the tensor, raising if it was modified in place since it was saved.
+  Tensor unpack(const std::string& op_name, bool with_history) const;
+  void reset() { data_ = Tensor(); }
+  bool defined() const { return data_.defined(); }
+
+ private:
+  Tensor data_;
+  uint64_t version_ = 0;
+  bool is_output_ = false;
+  std::weak_ptr<Node> owner_;  // for outputs: the node that produced them (kept weak to avoid a cycle)
+  int output_nr_ = 0;
+};
+
+// The node recorded for one call of a registry op.
+class OpNode final : public Node {
+ public:
+  OpNode(const OpDef& op, Attrs attrs) : op_(op), attrs_(std::move(attrs)) {}
+  std::vector<Tensor> apply(std::vector<Tensor>&& grads) override;
+  std::string name() const override { return op_.name; }
+  size_t num_outputs() const override { return output_meta.size(); }
+  void release_saved() override;
+
+  std::vector<SavedTensor> saved_inputs;
+  std::vector<SavedTensor> saved_outputs;
+  std::vector<TensorMeta> input_meta;
+  std::vector<TensorMeta> output_meta;
+  std::vector<bool> input_needs_grad;
+
+ private:
+  const OpDef& op_;
+  Attrs attrs_;
+  bool released_ = false;
+};
+
+// Writes incoming gradients into a leaf's .grad (accumulating), after the leaf's hooks.
+class AccumulateGrad final : public Node {
+ public:
+  explicit AccumulateGrad(const std::shared_ptr<TensorImpl>& leaf) : leaf_(leaf) {}
+  std::vector<Tensor> apply(std::vector<Tensor>&& grads) override;
+  std::string name() const override { return "AccumulateGrad"; }
+  size_t num_outputs() const override { return 1; }
+  std::shared_ptr<TensorImpl> leaf() const { return leaf_.lock(); }
+
+ private:
+  std::weak_ptr<TensorImpl> leaf_;
+};
+
+// The autograd meta of a tensor, created on demand.
+AutogradMeta& meta(const Tensor& tensor);
+const AutogradMeta* meta_if(const Tensor& tensor);
+// The edge a gradient w.r.t. `tensor` flows into (grad_fn or the leaf's accumulator); invalid if none.
+Edge gradient_edge(const Tensor& tensor);
+// Called by the engine after backward: whether create_graph is in effect for saved-tensor unpacking.
+bool creating_graph();
+void set_creating_graph(bool value);
+
+// Installs the recorder into the dispatcher (done by loom/init.cpp).
+void install_recorder();
+
+}  // namespace loom::autograd

@@ -1,0 +1,20 @@
+// The CPU backend's one entry point: registers every CPU kernel with the op registry.
+#include "loom/backends/cpu/register.h"
+
+namespace loom::cpu {
+
+void register_copy_kernels(Registry& r);
+void register_binary_kernels(Registry& r);
+void register_unary_kernels(Registry& r);
+void register_reduce_kernels(Registry& r);
+void register_linalg_kernels(Registry& r);
+
+void register_cpu_backend(Registry& r) {
+  register_copy_kernels(r);
+  register_binary_kernels(r);
+  register_unary_kernels(r);
+  register_reduce_kernels(r);
+  register_linalg_kernels(r);
+}
+
+}  // namespace loom::cpu

@@ -1,0 +1,20 @@
+// Intra-op parallelism: one OpenMP pool, sized by set_num_threads, with a grain size so tiny ops stay serial.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+namespace loom {
+
+int get_num_threads();
+void set_num_threads(int num_threads);
+bool in_parallel_region();
+
+// Splits [begin, end) into chunks of at least `grain` iterations and calls fn(chunk_begin, chunk_end) on the
+// pool. Runs inline when the range is small, one thread is set, or we are already inside a parallel region.
+// Exceptions thrown by fn are re-thrown on the calling thread.
+void parallel_for(int64_t begin, int64_t end, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+// Default grain for elementwise work: below this many elements one thread is faster than waking others.
+inline constexpr int64_t kElementwiseGrain = 32768;
+
+}  // namespace loom

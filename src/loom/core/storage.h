@@ -1,0 +1,43 @@
+// Storage: a reference-counted buffer on one device, shared by a tensor and all of its views.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "loom/core/device.h"
+
+namespace loom {
+
+class Storage {
+ public:
+  // Allocates nbytes through the device's allocator.
+  static std::shared_ptr<Storage> allocate(size_t nbytes, Device device);
+  // Wraps memory owned elsewhere (a NumPy array, a DLPack tensor); `release` runs when the last user is gone.
+  static std::shared_ptr<Storage> wrap(void* data, size_t nbytes, Device device, std::function<void()> release);
+
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  ~Storage();
+
+  void* data() const { return data_; }
+  size_t nbytes() const { return nbytes_; }
+  Device device() const { return device_; }
+
+  // Version counter shared by every view of this storage; bumped by each in-place write so autograd can
+  // detect a saved tensor that was modified after it was saved.
+  uint64_t version() const { return version_; }
+  void bump_version() { ++version_; }
+
+ private:
+  Storage(void* data, size_t nbytes, Device device, std::function<void()> release)
+      : data_(data), nbytes_(nbytes), device_(device), release_(std::move(release)) {}
+
+  void* data_;
+  size_t nbytes_;
+  Device device_;
+  std::function<void()> release_;
+  uint64_t version_ = 0;
+};
+
+}  // namespace loom

@@ -1,0 +1,27 @@
+// Wires the layers together at first use of the registry: op families, then the built-in backends, then autograd.
+#include "loom/autograd/node.h"
+#include "loom/backends/cpu/register.h"
+#include "loom/ops/registry.h"
+
+namespace loom {
+
+void define_creation_ops(Registry& r);
+void define_shape_ops(Registry& r);
+void define_elementwise_ops(Registry& r);
+void define_reduce_ops(Registry& r);
+void define_linalg_ops(Registry& r);
+
+namespace detail {
+
+void initialize_registry(Registry& r) {
+  define_creation_ops(r);
+  define_shape_ops(r);
+  define_elementwise_ops(r);
+  define_reduce_ops(r);
+  define_linalg_ops(r);
+  cpu::register_cpu_backend(r);
+  autograd::install_recorder();
+}
+
+}  // namespace detail
+}  // namespace loom

@@ -1,0 +1,130 @@
+// Creation ops: definitions and public functions. Kernels live in backends/<device>/creation.cpp.
+#include "loom/ops/creation.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "loom/ops/registry.h"
+#include "loom/ops/shape.h"
+
+namespace loom {
+
+namespace {
+
+std::vector<TensorMeta> infer_full(const std::vector<Tensor>&, const Attrs& a) {
+  const Shape& sizes = a.get<Shape>("sizes");
+  checked_numel(sizes, "full");
+  return {TensorMeta{sizes, a.get<DType>("dtype"), a.get<Device>("device")}};
+}
+
+std::vector<TensorMeta> infer_arange(const std::vector<Tensor>&, const Attrs& a) {
+  return {TensorMeta{{a.get<int64_t>("count")}, a.get<DType>("dtype"), a.get<Device>("device")}};
+}
+
+std::vector<TensorMeta> infer_fill(const std::vector<Tensor>& in, const Attrs&) {
+  return {TensorMeta{in[0].sizes(), in[0].dtype(), in[0].device()}};
+}
+
+void check_value_fits(Scalar value, DType dtype, const char* op) {
+  if (is_floating(dtype) || !value.is_float()) return;
+  double v = value.to_double();
+  LOOM_CHECK(std::isfinite(v) && std::floor(v) == v, Type, op, ": value ", value.str(),
+             " cannot be converted to dtype ", dtype_name(dtype), " without overflow or loss");
+}
+
+}  // namespace
+
+void define_creation_ops(Registry& r) {
+  // full: attrs sizes, value, dtype, device.
+  r.define({.name = "full", .infer = infer_full});
+  // arange: element i = start + i * step, attrs start, step (Scalars), count, dtype, device.
+  r.define({.name = "arange", .infer = infer_arange});
+  // linspace: attrs start, end (double), count, dtype, device.
+  r.define({.name = "linspace", .infer = infer_arange});
+  // fill: writes attr value into input 0 in place and returns it.
+  r.define({.name = "fill", .infer = infer_fill});
+}
+
+Tensor empty(const Shape& sizes, DType dtype, Device device) { return Tensor::empty(sizes, dtype, device); }
+
+Tensor full(const Shape& sizes, Scalar value, DType dtype, Device device) {
+  check_value_fits(value, dtype, "full");
+  return dispatch1(LOOM_OP("full"), {},
+                   Attrs().set("sizes", sizes).set("value", value).set("dtype", dtype).set("device", device));
+}
+Tensor full(const Shape& sizes, Scalar value, Device device) { return full(sizes, value, value.dtype(), device); }
+Tensor zeros(const Shape& sizes, DType dtype, Device device) { return full(sizes, Scalar(int64_t(0)), dtype, device); }
+Tensor ones(const Shape& sizes, DType dtype, Device device) { return full(sizes, Scalar(int64_t(1)), dtype, device); }
+
+Tensor empty_like(const Tensor& t, std::optional<DType> dtype) { return empty(t.sizes(), dtype.value_or(t.dtype()), t.device()); }
+Tensor zeros_like(const Tensor& t, std::optional<DType> dtype) { return zeros(t.sizes(), dtype.value_or(t.dtype()), t.device()); }
+Tensor ones_like(const Tensor& t, std::optional<DType> dtype) { return ones(t.sizes(), dtype.value_or(t.dtype()), t.device()); }
+Tensor full_like(const Tensor& t, Scalar value, std::optional<DType> dtype) {
+  return full(t.sizes(), value, dtype.value_or(t.dtype()), t.device());
+}
+
+Tensor scalar_tensor(Scalar value, std::optional<DType> dtype, Device device) {
+  return full({}, value, dtype.value_or(value.dtype()), device);
+}
+
+Tensor wrapped_scalar(Scalar value, Device device) {
+  DType dtype = value.is_bool() ? DType::Bool : value.is_int() ? DType::Int64 : DType::Float64;
+  Tensor t = full({}, value, dtype, device);
+  t.impl()->wrapped_number = true;
+  return t;
+}
+
+Tensor arange(Scalar start, Scalar end, Scalar step, std::optional<DType> dtype, Device device) {
+  bool all_int = !start.is_float() && !end.is_float() && !step.is_float();
+  DType dt = dtype.value_or(all_int ? DType::Int64 : default_float_dtype());
+  double s = start.to_double(), e = end.to_double(), st = step.to_double();
+  LOOM_CHECK(std::isfinite(s) && std::isfinite(e), Value, "arange: start and end must be finite, got ", start.str(),
+             " and ", end.str());
+  LOOM_CHECK(st != 0, Value, "arange: step must be nonzero");
+  LOOM_CHECK((st > 0 && e >= s) || (st < 0 && e <= s), Value, "arange: upper bound and larger bound inconsistent with step sign (start ",
+             start.str(), ", end ", end.str(), ", step ", step.str(), ")");
+  double count_d = std::ceil((e - s) / st);
+  LOOM_CHECK(count_d < 1e15, Value, "arange: too many elements (", count_d, ")");
+  int64_t count = all_int ? (end.to_int() - start.to_int() + step.to_int() - (step.to_int() > 0 ? 1 : -1)) / step.to_int()
+                          : static_cast<int64_t>(count_d);
+  return dispatch1(LOOM_OP("arange"), {},
+                   Attrs().set("start", start).set("step", step).set("count", std::max<int64_t>(count, 0))
+                       .set("dtype", dt).set("device", device));
+}
+
+Tensor linspace(double start, double end, int64_t steps, DType dtype, Device device) {
+  LOOM_CHECK(steps >= 0, Value, "linspace: number of steps must be non-negative, got ", steps);
+  return dispatch1(LOOM_OP("linspace"), {},
+                   Attrs().set("start", start).set("end", end).set("count", steps).set("dtype", dtype).set("device", device));
+}
+
+Tensor eye(int64_t n, std::optional<int64_t> m, DType dtype, Device device) {
+  int64_t cols = m.value_or(n);
+  LOOM_CHECK(n >= 0 && cols >= 0, Value, "eye: n and m must be non-negative, got ", n, " and ", cols);
+  Tensor out = zeros({n, cols}, dtype, device);
+  if (n == 0 || cols == 0) return out;
+  Tensor diagonal = as_strided(out, {std::min(n, cols)}, {cols + 1}, 0);
+  fill_(diagonal, Scalar(int64_t(1)));
+  return out;
+}
+
+Tensor& fill_(Tensor& t, Scalar value) {
+  check_value_fits(value, t.dtype(), "fill_");
+  if (grad_mode_enabled() && t.requires_grad())
+    return detail::commit_inplace(t, expand(scalar_tensor(value, t.dtype(), t.device()), t.sizes()), "fill_");
+  dispatch(LOOM_OP("fill"), {t}, Attrs().set("value", value));
+  t.bump_version();
+  return t;
+}
+
+Tensor& zero_(Tensor& t) { return fill_(t, Scalar(int64_t(0))); }
+
+Tensor from_blob_copy(const void* data, const Shape& sizes, DType dtype, Device device) {
+  LOOM_CHECK(device.type == DeviceType::CPU, NotImplemented, "tensor: creating tensors directly on ", device.str(),
+             " is not supported yet; create on the CPU and copy");
+  Tensor out = empty(sizes, dtype, device);
+  if (out.numel() > 0) std::memcpy(out.data_ptr(), data, out.numel() * out.itemsize());
+  return out;
+}
+
+}  // namespace loom

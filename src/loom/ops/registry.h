@@ -1,0 +1,152 @@
+// The op registry: every op has one OpDef (name, shape/dtype inference, backward, optional composite) and
+// per-device kernels. Every call goes through dispatch(): validate/infer -> modes -> kernel -> autograd.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "loom/core/device.h"
+#include "loom/core/error.h"
+#include "loom/core/scalar.h"
+#include "loom/core/tensor.h"
+
+namespace loom {
+
+// An attribute: the non-tensor arguments of an op (dims, alphas, flags, dtypes...).
+using AttrValue =
+    std::variant<std::monostate, bool, int64_t, double, Scalar, std::vector<int64_t>, DType, Device, std::string>;
+
+class Attrs {
+ public:
+  Attrs() = default;
+  // Names are expected to be string literals (they are stored as views).
+  Attrs& set(std::string_view name, AttrValue value);
+  bool has(std::string_view name) const;
+  const AttrValue& get(std::string_view name) const;
+  template <class T>
+  const T& get(std::string_view name) const {
+    const AttrValue& v = get(name);
+    const T* p = std::get_if<T>(&v);
+    if (!p) fail(ErrorKind::Runtime, "attrs: attribute '", name, "' has an unexpected type");
+    return *p;
+  }
+  template <class T>
+  T get_or(std::string_view name, T fallback) const {
+    return has(name) ? get<T>(name) : fallback;
+  }
+  const std::vector<std::pair<std::string_view, AttrValue>>& items() const { return items_; }
+
+ private:
+  std::vector<std::pair<std::string_view, AttrValue>> items_;
+};
+
+// What an op's output will look like, known before any kernel runs.
+struct TensorMeta {
+  Shape sizes;
+  DType dtype = DType::Float32;
+  Device device;
+};
+
+struct KernelContext {
+  const std::vector<Tensor>& inputs;
+  const Attrs& attrs;
+  const std::vector<TensorMeta>& outputs;
+  Device device;
+  // A fresh contiguous tensor for output i, as inferred.
+  Tensor alloc(size_t i) const;
+};
+
+struct BackwardContext {
+  const Attrs& attrs;
+  std::vector<Tensor> inputs;   // saved inputs (undefined where the op does not save them)
+  std::vector<Tensor> outputs;  // saved outputs (undefined unless the op saves outputs)
+  std::vector<Tensor> grads;    // gradient w.r.t. each output; undefined when none flowed
+  std::vector<TensorMeta> input_meta;
+  std::vector<TensorMeta> output_meta;
+  std::vector<bool> needs_input_grad;
+  // Gradient w.r.t. output i, zeros when none flowed.
+  Tensor grad(size_t i = 0) const;
+};
+
+using InferFn = std::vector<TensorMeta> (*)(const std::vector<Tensor>& inputs, const Attrs& attrs);
+using KernelFn = std::vector<Tensor> (*)(const KernelContext& ctx);
+// Returns one gradient per input (undefined where the input needs none), written in loom ops.
+using BackwardFn = std::vector<Tensor> (*)(BackwardContext& ctx);
+// An implementation in terms of other ops; used when no kernel is registered for the device.
+using CompositeFn = std::vector<Tensor> (*)(const std::vector<Tensor>& inputs, const Attrs& attrs);
+
+struct OpDef {
+  std::string name;
+  InferFn infer = nullptr;
+  BackwardFn backward = nullptr;
+  CompositeFn composite = nullptr;
+  uint64_t saved_inputs = ~0ull;  // bit i set: backward needs input i
+  bool saves_outputs = false;     // backward needs the outputs
+  uint64_t nondiff_inputs = 0;    // bit i set: input i never receives a gradient (indices, masks)
+  bool is_view = false;           // outputs alias input 0's storage
+  int id = -1;
+  KernelFn kernels[kNumDeviceTypes] = {};
+};
+
+class Registry {
+ public:
+  // The process-wide registry, filled with loom's ops and built-in backends on first use.
+  static Registry& instance();
+
+  OpDef& define(OpDef def);
+  const OpDef* find(std::string_view name) const;
+  const OpDef& op(std::string_view name) const;  // raises NotImplementedError for an unknown name
+  // DeviceType::Any registers a device-independent kernel (views, metadata-only ops).
+  void set_kernel(std::string_view op_name, DeviceType device, KernelFn kernel);
+  std::vector<std::string> op_names() const;
+
+ private:
+  Registry() = default;
+  std::vector<std::unique_ptr<OpDef>> ops_;
+};
+
+// A mode sees every op call before its kernel runs (autocast, tracing, quantization hook in here).
+// Modes form a thread-local stack; the innermost runs first.
+class Mode {
+ public:
+  virtual ~Mode() = default;
+  // May rewrite the inputs/attrs, or return outputs to use instead of running the op.
+  virtual std::optional<std::vector<Tensor>> on_call(const OpDef& op, std::vector<Tensor>& inputs,
+                                                     Attrs& attrs) = 0;
+};
+// Pushes a mode for the guard's lifetime.
+class ModeGuard {
+ public:
+  explicit ModeGuard(Mode* mode);
+  ~ModeGuard();
+  ModeGuard(const ModeGuard&) = delete;
+  ModeGuard& operator=(const ModeGuard&) = delete;
+};
+
+std::vector<Tensor> dispatch(const OpDef& op, std::vector<Tensor> inputs, Attrs attrs = {});
+Tensor dispatch1(const OpDef& op, std::vector<Tensor> inputs, Attrs attrs = {});
+
+// The autograd layer installs this so the dispatcher records graph nodes without depending on autograd.
+using AutogradRecorder = void (*)(const OpDef& op, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
+                                  const Attrs& attrs);
+void set_autograd_recorder(AutogradRecorder recorder);
+bool grad_mode_enabled();
+void set_grad_mode_enabled(bool enabled);
+
+// Looks an op up once per call site: LOOM_OP("add") -> const OpDef&.
+#define LOOM_OP(name)                                                                    \
+  ([]() -> const ::loom::OpDef& {                                                        \
+    static const ::loom::OpDef& op_def = ::loom::Registry::instance().op(name);          \
+    return op_def;                                                                       \
+  }())
+
+namespace detail {
+// Defined in loom/init.cpp: defines every op family and registers the built-in backends.
+void initialize_registry(Registry& registry);
+}  // namespace detail
+
+}  // namespace loom
