@@ -86,6 +86,8 @@ void bind_shape(nb::module_& m, nb::class_<Tensor>& cls);
 void bind_linalg(nb::module_& m, nb::class_<Tensor>& cls);
 void bind_index_ops(nb::module_& m, nb::class_<Tensor>& cls);
 void bind_nn(nb::module_& m, nb::class_<Tensor>& cls);
+void bind_sort(nb::module_& m, nb::class_<Tensor>& cls);
+void bind_loss(nb::module_& m, nb::class_<Tensor>& cls);
 void bind_random(nb::module_& m, nb::class_<Tensor>& cls);
 void bind_autograd(nb::module_& m);
 

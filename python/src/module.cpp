@@ -44,7 +44,9 @@ NB_MODULE(_C, m) {
   bind_reduce(m, cls);
   bind_linalg(m, cls);
   bind_index_ops(m, cls);
+  bind_sort(m, cls);
   bind_nn(m, cls);
+  bind_loss(m, cls);
   bind_random(m, cls);
   bind_autograd(m);
 }

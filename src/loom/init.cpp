@@ -10,6 +10,11 @@ void define_shape_ops(Registry& r);
 void define_elementwise_ops(Registry& r);
 void define_reduce_ops(Registry& r);
 void define_linalg_ops(Registry& r);
+void define_index_ops(Registry& r);
+void define_sort_ops(Registry& r);
+void define_nn_ops(Registry& r);
+void define_loss_ops(Registry& r);
+void define_random_ops(Registry& r);
 
 namespace detail {
 
@@ -19,6 +24,11 @@ void initialize_registry(Registry& r) {
   define_elementwise_ops(r);
   define_reduce_ops(r);
   define_linalg_ops(r);
+  define_index_ops(r);
+  define_sort_ops(r);
+  define_nn_ops(r);
+  define_loss_ops(r);
+  define_random_ops(r);
   cpu::register_cpu_backend(r);
   autograd::install_recorder();
 }

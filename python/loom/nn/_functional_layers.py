@@ -1,0 +1,1 @@
+"""Functional layers: convolution, pooling, normalisation, dropout, attention."""

@@ -1,0 +1,1 @@
+"""Functional softmax family and losses."""

@@ -1,0 +1,37 @@
+"""Matrix products."""
+import numpy as np
+import torch
+
+import loom
+from op_db.common import FLOATS, OpInfo, Sample, ints, rand
+
+MATMUL_SHAPES = [((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 4)), ((2, 3), (3, 4)), ((5, 2, 3), (3, 4)),
+                 ((2, 3), (5, 3, 4)), ((2, 1, 2, 3), (4, 3, 2)), ((3,), (2, 3, 4)), ((2, 0), (0, 3)), ((0, 3), (3, 2))]
+
+
+def pairs(shapes):
+    def make(dtype, rng):
+        for sa, sb in shapes:
+            if dtype.is_floating_point:
+                yield Sample((rand(rng, sa), rand(rng, sb)), name=f"{sa}@{sb}")
+            else:
+                yield Sample((ints(rng, sa), ints(rng, sb)), name=f"{sa}@{sb}")
+    return make
+
+
+OPS = [
+    OpInfo("matmul", loom.matmul, torch.matmul, pairs(MATMUL_SHAPES), dtypes=FLOATS + (loom.int64, loom.int32),
+           value_scale=10),
+    OpInfo("mm", loom.mm, torch.mm, pairs([((3, 4), (4, 5)), ((1, 7), (7, 1))]), dtypes=FLOATS, value_scale=10),
+    OpInfo("bmm", loom.bmm, torch.bmm, pairs([((2, 3, 4), (2, 4, 5))]), dtypes=FLOATS, value_scale=10),
+    OpInfo("addmm", lambda i, a, b: loom.addmm(i, a, b, beta=0.5, alpha=2.0),
+           lambda i, a, b: torch.addmm(i, a, b, beta=0.5, alpha=2.0),
+           lambda d, rng: [Sample((rand(rng, (3, 5)), rand(rng, (3, 4)), rand(rng, (4, 5)))),
+                           Sample((rand(rng, (5,)), rand(rng, (3, 4)), rand(rng, (4, 5))))], value_scale=10),
+    OpInfo("linear", loom.linear, torch.nn.functional.linear,
+           lambda d, rng: [Sample((rand(rng, (2, 3, 4)), rand(rng, (5, 4)), rand(rng, (5,)))),
+                           Sample((rand(rng, (4,)), rand(rng, (5, 4))))], value_scale=10),
+    OpInfo("outer", loom.outer, torch.outer, pairs([((3,), (4,))])),
+    OpInfo("dot", loom.dot, torch.dot, pairs([((5,), (5,))]), value_scale=10),
+    OpInfo("matmul_operator", lambda a, b: a @ b, lambda a, b: a @ b, pairs([((2, 3), (3, 2))]), value_scale=10),
+]
