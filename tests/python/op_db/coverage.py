@@ -8,4 +8,6 @@ COVERED_ELSEWHERE = {
     "copy",
     # internal ops of views and in-place autograd: test_autograd.py (in-place on views) and view OpInfos
     "slice", "as_strided_scatter", "expand", "permute",
+    # sampling ops: test_random.py
+    "uniform", "normal", "randint", "randperm", "bernoulli",
 }
