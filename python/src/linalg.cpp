@@ -20,6 +20,14 @@ void bind_linalg(nb::module_& m, nb::class_<Tensor>& cls) {
         nb::arg("input"), nb::arg("weight"), nb::arg("bias").none() = nb::none());
   m.def("outer", &outer, nb::arg("input"), nb::arg("vec2"));
   cls.def("outer", &outer, nb::arg("vec2"));
+  m.def("einsum", [](const std::string& equation, nb::args operands) {
+    std::vector<Tensor> tensors;
+    if (operands.size() == 1 && !nb::isinstance<Tensor>(operands[0]))
+      tensors = nb::cast<std::vector<Tensor>>(operands[0]);
+    else
+      for (nb::handle h : operands) tensors.push_back(nb::cast<Tensor>(h));
+    return einsum(equation, tensors);
+  }, nb::arg("equation"), nb::arg("operands"));
   m.def("dot", &dot, nb::arg("input"), nb::arg("tensor"));
   cls.def("dot", &dot, nb::arg("tensor"));
 }

@@ -1,6 +1,9 @@
 // Matrix product op definitions (mm, bmm are the primitives; the rest are composites).
 #include "loom/ops/linalg.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "loom/ops/elementwise.h"
 #include "loom/ops/promotion.h"
 #include "loom/ops/reduce.h"
@@ -126,6 +129,168 @@ Tensor dot(const Tensor& a, const Tensor& b) {
              "] and src [", b.sizes()[0], "] to have the same number of elements");
   check_matmul_dtypes("dot", a, b);
   return reshape(mm(unsqueeze(a, 0), unsqueeze(b, 1)), {});
+}
+
+namespace {
+
+struct EinsumTerm {
+  std::string letters;  // one letter per dim of the operand, '.' entries expanded by the caller
+};
+
+// Splits "ab,bc->ac" into its inputs and output, expanding "..." into upper-case letters (unused in terms).
+std::vector<std::string> parse_einsum(const std::string& equation, const std::vector<Tensor>& operands,
+                                      std::string& output) {
+  std::string spec;
+  for (char ch : equation)
+    if (ch != ' ') spec += ch;
+  std::string lhs = spec, rhs;
+  bool explicit_output = false;
+  if (auto arrow = spec.find("->"); arrow != std::string::npos) {
+    lhs = spec.substr(0, arrow);
+    rhs = spec.substr(arrow + 2);
+    explicit_output = true;
+  }
+  std::vector<std::string> terms;
+  size_t start = 0;
+  while (true) {
+    size_t comma = lhs.find(',', start);
+    terms.push_back(lhs.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  LOOM_CHECK(terms.size() == operands.size(), Value, "einsum: equation '", equation, "' has ", terms.size(),
+             " operand(s) but ", operands.size(), " tensor(s) were given");
+  LOOM_CHECK(operands.size() == 1 || operands.size() == 2, NotImplemented,
+             "einsum: only one or two operands are supported, got ", operands.size());
+  int64_t ellipsis_dims = 0;
+  for (size_t i = 0; i < terms.size(); ++i) {
+    size_t dots = terms[i].find("...");
+    int64_t named = static_cast<int64_t>(terms[i].size()) - (dots == std::string::npos ? 0 : 3);
+    LOOM_CHECK(dots != std::string::npos ? named <= operands[i].dim() : named == operands[i].dim(), Value,
+               "einsum: term '", terms[i], "' does not match operand ", i, " of shape ", shape_str(operands[i].sizes()));
+    if (dots != std::string::npos) ellipsis_dims = std::max(ellipsis_dims, operands[i].dim() - named);
+  }
+  auto expand_dots = [](std::string term, int64_t count) {
+    size_t dots = term.find("...");
+    if (dots == std::string::npos) return term;
+    std::string letters;
+    for (int64_t k = 0; k < count; ++k) letters += static_cast<char>('A' + k);
+    return term.substr(0, dots) + letters + term.substr(dots + 3);
+  };
+  for (size_t i = 0; i < terms.size(); ++i) {
+    size_t dots = terms[i].find("...");
+    int64_t own = dots == std::string::npos ? 0 : operands[i].dim() - (static_cast<int64_t>(terms[i].size()) - 3);
+    // An operand's ellipsis covers its own trailing share of the broadcast dims.
+    std::string letters;
+    for (int64_t k = ellipsis_dims - own; k < ellipsis_dims; ++k) letters += static_cast<char>('A' + k);
+    if (dots != std::string::npos) terms[i] = terms[i].substr(0, dots) + letters + terms[i].substr(dots + 3);
+    for (char ch : terms[i])
+      LOOM_CHECK(std::isalpha(static_cast<unsigned char>(ch)), Value, "einsum: invalid character '", ch, "' in '", equation, "'");
+    for (size_t a = 0; a < terms[i].size(); ++a)
+      LOOM_CHECK(terms[i].find(terms[i][a], a + 1) == std::string::npos, NotImplemented, "einsum: index '", terms[i][a],
+                 "' repeats within operand ", i, " (diagonals are not supported)");
+  }
+  if (explicit_output) {
+    output = expand_dots(rhs, ellipsis_dims);
+  } else {
+    std::string all = terms[0] + (terms.size() > 1 ? terms[1] : "");
+    for (int64_t k = 0; k < ellipsis_dims; ++k) output += static_cast<char>('A' + k);
+    std::string named;
+    for (char ch : all)
+      if (std::islower(static_cast<unsigned char>(ch)) && std::count(all.begin(), all.end(), ch) == 1) named += ch;
+    std::sort(named.begin(), named.end());
+    output += named;
+  }
+  for (char ch : output)
+    LOOM_CHECK(terms[0].find(ch) != std::string::npos || (terms.size() > 1 && terms[1].find(ch) != std::string::npos),
+               Value, "einsum: output index '", ch, "' does not appear in any input of '", equation, "'");
+  return terms;
+}
+
+// Sums away the dims of `t` (labelled `letters`) whose letters are not in `keep`.
+Tensor sum_unlisted(const Tensor& t, std::string& letters, const std::string& keep) {
+  Dims dims;
+  std::string kept;
+  for (size_t i = 0; i < letters.size(); ++i) {
+    if (keep.find(letters[i]) == std::string::npos) dims.push_back(static_cast<int64_t>(i));
+    else kept += letters[i];
+  }
+  letters = kept;
+  return dims.empty() ? t : sum(t, dims);
+}
+
+// Permutes `t` (labelled `letters`) into the order `order` (a permutation of letters).
+Tensor arrange(const Tensor& t, const std::string& letters, const std::string& order) {
+  std::vector<int64_t> perm;
+  for (char ch : order) perm.push_back(static_cast<int64_t>(letters.find(ch)));
+  return permute(t, perm);
+}
+
+int64_t size_of(const Tensor& t, const std::string& letters, char ch) {
+  size_t at = letters.find(ch);
+  return at == std::string::npos ? 1 : t.sizes()[at];
+}
+
+}  // namespace
+
+Tensor einsum(const std::string& equation, const std::vector<Tensor>& operands) {
+  std::string output;
+  std::vector<std::string> terms = parse_einsum(equation, operands, output);
+  if (operands.size() == 1) {
+    std::string letters = terms[0];
+    Tensor reduced = sum_unlisted(operands[0], letters, output);
+    return arrange(reduced, letters, output);
+  }
+  std::string la = terms[0], lb = terms[1];
+  // Letters only in one operand and not in the output can be summed right away.
+  Tensor a = sum_unlisted(operands[0], la, lb + output);
+  Tensor b = sum_unlisted(operands[1], lb, la + output);
+  std::string batch, left, right, contracted;
+  for (char ch : la) {
+    bool in_b = lb.find(ch) != std::string::npos, in_out = output.find(ch) != std::string::npos;
+    if (in_b && in_out) batch += ch;
+    else if (in_b) contracted += ch;
+    else left += ch;
+  }
+  for (char ch : lb)
+    if (la.find(ch) == std::string::npos) right += ch;
+  // a -> (batch..., left..., contracted...), b -> (batch..., contracted..., right...), then one bmm.
+  Tensor a_arranged = arrange(a, la, batch + left + contracted);
+  Tensor b_arranged = arrange(b, lb, batch + contracted + right);
+  Shape batch_shape;
+  int64_t batch_count = 1, rows = 1, inner = 1, cols = 1;
+  for (char ch : batch) {
+    int64_t sa = size_of(a, la, ch), sb = size_of(b, lb, ch);
+    LOOM_CHECK(sa == sb || sa == 1 || sb == 1, Value, "einsum: index '", ch, "' has size ", sa, " in operand 0 but ",
+               sb, " in operand 1");
+    batch_shape.push_back(std::max(sa, sb));
+    batch_count *= batch_shape.back();
+  }
+  for (char ch : contracted) {
+    int64_t sa = size_of(a, la, ch), sb = size_of(b, lb, ch);
+    LOOM_CHECK(sa == sb, Value, "einsum: contracted index '", ch, "' has size ", sa, " in operand 0 but ", sb,
+               " in operand 1");
+    inner *= sa;
+  }
+  Shape left_shape, right_shape;
+  for (char ch : left) {
+    left_shape.push_back(size_of(a, la, ch));
+    rows *= left_shape.back();
+  }
+  for (char ch : right) {
+    right_shape.push_back(size_of(b, lb, ch));
+    cols *= right_shape.back();
+  }
+  Shape full_a = batch_shape, full_b = batch_shape;
+  full_a.insert(full_a.end(), a_arranged.sizes().begin() + batch.size(), a_arranged.sizes().end());
+  full_b.insert(full_b.end(), b_arranged.sizes().begin() + batch.size(), b_arranged.sizes().end());
+  Tensor a3 = reshape(expand(a_arranged, full_a), {batch_count, rows, inner});
+  Tensor b3 = reshape(expand(b_arranged, full_b), {batch_count, inner, cols});
+  Tensor product = bmm(a3, b3);
+  Shape result_shape = batch_shape;
+  result_shape.insert(result_shape.end(), left_shape.begin(), left_shape.end());
+  result_shape.insert(result_shape.end(), right_shape.begin(), right_shape.end());
+  return arrange(reshape(product, result_shape), batch + left + right, output);
 }
 
 }  // namespace loom

@@ -1,5 +1,8 @@
 // Matrix products: matmul (PyTorch's 1-D/2-D/batched broadcasting rules), mm, bmm, addmm, linear, outer.
 #pragma once
+#include <string>
+#include <vector>
+
 #include "loom/core/tensor.h"
 
 namespace loom {
@@ -16,5 +19,9 @@ Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 Tensor outer(const Tensor& a, const Tensor& b);
 Tensor dot(const Tensor& a, const Tensor& b);
+// Einstein summation over one or two operands ("ij,jk->ik", "bhqd,bhkd->bhqk", "i,j->ij", "ii->" is not
+// supported: an index may appear once per operand). Without "->", the output is the alphabetical list of
+// indices that appear exactly once, as in NumPy. "..." broadcasts leading dims.
+Tensor einsum(const std::string& equation, const std::vector<Tensor>& operands);
 
 }  // namespace loom
