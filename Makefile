@@ -4,13 +4,13 @@ PYTHON ?= python3
 JOBS ?= 2
 CMAKE_BUILD := build/cmake
 
-.PHONY: demo test setup setup-test build install cpp-build cpp-test py-test bench clean
+.PHONY: demo test setup setup-test install cpp-build cpp-test package-test py-test clean
 
 demo: setup install
 	$(PYTHON) examples/python/mlp_demo.py
 
 test: setup-test install cpp-build
-	$(MAKE) cpp-test py-test
+	$(MAKE) cpp-test package-test py-test
 
 setup:
 	bash scripts/setup.sh
@@ -24,11 +24,18 @@ install:
 
 # libloom, its GoogleTest suite and the C++ examples, built directly with CMake.
 cpp-build:
-	cmake -S . -B $(CMAKE_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_PYTHON=OFF
+	cmake -S . -B $(CMAKE_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_PYTHON=OFF -DLOOM_BUILD_TESTS=ON -DLOOM_BUILD_EXAMPLES=ON
 	cmake --build $(CMAKE_BUILD) -j $(JOBS)
 
 cpp-test:
-	ctest --test-dir $(CMAKE_BUILD) --output-on-failure -j $(JOBS)
+	ctest --test-dir $(CMAKE_BUILD) --output-on-failure --no-tests=error -j $(JOBS)
+
+# Installs libloom into build/install and builds a separate project against it with find_package(Loom).
+package-test:
+	cmake --install $(CMAKE_BUILD) --prefix build/install > /dev/null
+	cmake -S tests/package -B build/package -G Ninja -DCMAKE_PREFIX_PATH=$(CURDIR)/build/install > /dev/null
+	cmake --build build/package
+	LD_LIBRARY_PATH=$(CURDIR)/build/install/lib build/package/consumer
 
 py-test:
 	$(PYTHON) -m pytest -q tests/python
