@@ -16,9 +16,7 @@ std::vector<int64_t> dims_arg(nb::handle dim) {
   return dims;
 }
 
-namespace {
-
-// torch.return_types-like named tuples: (values, indices), (var/std, mean).
+// torch.return_types-like named tuples: (values, indices). Also used by sort.cpp.
 nb::object named_pair(const char* type_name, const char* first, const char* second, const Tensor& a, const Tensor& b) {
   static nb::dict* types = new nb::dict();  // leaked on purpose: lives until interpreter exit
   nb::str key(type_name);
@@ -28,6 +26,8 @@ nb::object named_pair(const char* type_name, const char* first, const char* seco
   }
   return (*types)[key](nb::cast(a), nb::cast(b));
 }
+
+namespace {
 
 nb::object max_any(const char* op, const Tensor& t, nb::handle dim, bool keepdim, nb::handle other) {
   bool is_max = op[1] == 'a';

@@ -18,3 +18,4 @@
 #include "loom/ops/reduce.h"
 #include "loom/ops/registry.h"
 #include "loom/ops/shape.h"
+#include "loom/ops/sort.h"

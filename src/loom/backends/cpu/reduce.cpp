@@ -40,6 +40,16 @@ ReductionLayout reduction_layout(const Tensor& input, const Dims& dims) {
   return l;
 }
 
+DimLayout dim_layout(const Tensor& input, int64_t dim) {
+  DimLayout l{contiguous(input)};
+  for (int64_t i = 0; i < input.dim(); ++i) {
+    if (i < dim) l.outer *= input.sizes()[i];
+    else if (i == dim) l.reduced = input.sizes()[i];
+    else l.inner *= input.sizes()[i];
+  }
+  return l;
+}
+
 namespace {
 
 std::vector<Tensor> sum_kernel(const KernelContext& c) {
@@ -117,35 +127,6 @@ std::vector<Tensor> logical_kernel(const KernelContext& c) {
       reduce_layout<T, bool, bool>(l, out.data<bool>(), IsAll, fold, [](bool acc, int64_t) { return acc; });
   });
   return {out};
-}
-
-// A contiguous tensor seen as [outer, R, inner] around one dim (a 0-d tensor is [1, 1, 1]).
-struct DimLayout {
-  Tensor data;
-  int64_t outer = 1, reduced = 1, inner = 1;
-};
-
-DimLayout dim_layout(const Tensor& input, int64_t dim) {
-  DimLayout l{contiguous(input)};
-  for (int64_t i = 0; i < input.dim(); ++i) {
-    if (i < dim) l.outer *= input.sizes()[i];
-    else if (i == dim) l.reduced = input.sizes()[i];
-    else l.inner *= input.sizes()[i];
-  }
-  return l;
-}
-
-// Calls fn(line, first, stride) for every line along the dim: element r of the line is at first + r * stride,
-// and `line` (= o * inner + i) indexes the reduced output.
-template <class Fn>
-void for_each_line(const DimLayout& l, Fn fn) {
-  int64_t lines = l.outer * l.inner;
-  parallel_for(0, lines, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(l.reduced, 1)), [&](int64_t b, int64_t e) {
-    for (int64_t line = b; line < e; ++line) {
-      int64_t o = line / l.inner, i = line % l.inner;
-      fn(line, o * l.reduced * l.inner + i, l.inner);
-    }
-  });
 }
 
 template <bool IsMax>
