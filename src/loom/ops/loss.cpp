@@ -103,12 +103,11 @@ Tensor one_hot_mask(const Tensor& target, int64_t C, int64_t ignore_index, Devic
   return logical_and(hit, unsqueeze(ne(target, Scalar(ignore_index)), -1));
 }
 
-}  // namespace
-
-Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
+// nll_loss, with errors naming `op` (cross_entropy reaches it with log-probabilities).
+Tensor nll_impl(const char* op, const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
                 const std::string& reduction) {
-  check_reduction(reduction, "nll_loss");
-  int64_t C = check_class_target(input, target, weight, ignore_index, "nll_loss");
+  check_reduction(reduction, op);
+  int64_t C = check_class_target(input, target, weight, ignore_index, op);
   Tensor x = classes_last(input);
   Tensor hit = one_hot_mask(target, C, ignore_index, input.device());
   Tensor zero = zeros({}, x.dtype(), x.device());
@@ -119,6 +118,13 @@ Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
   if (reduction == "none") return loss;
   if (reduction == "sum") return sum(loss);
   return div(sum(loss), sum(w));
+}
+
+}  // namespace
+
+Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
+                const std::string& reduction) {
+  return nll_impl("nll_loss", input, target, weight, ignore_index, reduction);
 }
 
 Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
@@ -156,7 +162,7 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
     return div(neg(sum(terms)), Scalar(static_cast<double>(input.numel() / std::max<int64_t>(C, 1))));
   }
 
-  Tensor nll = nll_loss(logp, target, weight, ignore_index, reduction);
+  Tensor nll = nll_impl(op, logp, target, weight, ignore_index, reduction);
   if (label_smoothing == 0.0) return nll;
   // Smoothing term: -sum_c w_c logp_c per target (0 where ignored), reduced like nll_loss.
   Tensor smooth = neg(sum(class_weight.defined() ? mul(logp, class_weight) : logp, {cdim}));

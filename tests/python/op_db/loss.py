@@ -10,7 +10,7 @@ import loom.nn.functional as LF
 from op_db.common import FLOATS, OpInfo, Sample, rand
 
 REDUCTIONS = ("mean", "sum", "none")
-LOSS_DTYPES = (loom.float32, loom.float64, loom.bfloat16)
+LOSS_DTYPES = FLOATS
 
 
 def fn(name):
