@@ -150,6 +150,38 @@ void bind_reduce(nb::module_& m, nb::class_<Tensor>& cls) {
     m.def(name, fn, nb::arg("input"), nb::arg("dim"), nb::kw_only(), nb::arg("dtype").none() = nb::none());
     cls.def(name, fn, nb::arg("dim"), nb::kw_only(), nb::arg("dtype").none() = nb::none());
   }
+  using PairScanFn = std::pair<Tensor, Tensor> (*)(const Tensor&, int64_t);
+  for (auto [name, fn] : {std::pair<const char*, PairScanFn>{"cummax", &cummax}, {"cummin", &cummin}}) {
+    auto f = [name, fn](const Tensor& t, int64_t dim) {
+      auto [values, indices] = fn(t, dim);
+      return named_pair(name, "values", "indices", values, indices);
+    };
+    m.def(name, f, nb::arg("input"), nb::arg("dim"));
+    cls.def(name, f, nb::arg("dim"));
+  }
+  auto aminmax_fn = [](const Tensor& t, nb::handle dim, bool keepdim) {
+    auto [lo, hi] = aminmax(t, dims_arg(dim), keepdim);
+    return named_pair("aminmax", "min", "max", lo, hi);
+  };
+  m.def("aminmax", aminmax_fn, nb::arg("input"), nb::kw_only(), nb::arg("dim").none() = nb::none(),
+        nb::arg("keepdim") = false);
+  cls.def("aminmax", aminmax_fn, nb::kw_only(), nb::arg("dim").none() = nb::none(), nb::arg("keepdim") = false);
+  auto nansum_fn = [](const Tensor& t, nb::handle dim, bool keepdim, std::optional<DType> dtype) {
+    return nansum(t, dims_arg(dim), keepdim, dtype);
+  };
+  auto nanmean_fn = [](const Tensor& t, nb::handle dim, bool keepdim, std::optional<DType> dtype) {
+    return nanmean(t, dims_arg(dim), keepdim, dtype);
+  };
+  for (auto [name, fn] : {std::pair{"nansum", +nansum_fn}, {"nanmean", +nanmean_fn}}) {
+    m.def(name, fn, nb::arg("input"), nb::arg("dim").none() = nb::none(), nb::arg("keepdim") = false, nb::kw_only(),
+          nb::arg("dtype").none() = nb::none());
+    cls.def(name, fn, nb::arg("dim").none() = nb::none(), nb::arg("keepdim") = false, nb::kw_only(),
+            nb::arg("dtype").none() = nb::none());
+  }
+  auto count_fn = [](const Tensor& t, nb::handle dim) { return count_nonzero(t, dims_arg(dim)); };
+  m.def("count_nonzero", count_fn, nb::arg("input"), nb::arg("dim").none() = nb::none());
+  cls.def("count_nonzero", count_fn, nb::arg("dim").none() = nb::none());
+
   for (auto [name, fn] : {std::pair<const char*, ScanFn>{"softmax", &softmax}, {"log_softmax", &log_softmax}}) {
     m.def(name, fn, nb::arg("input"), nb::arg("dim"), nb::arg("dtype").none() = nb::none());
     cls.def(name, fn, nb::arg("dim"), nb::arg("dtype").none() = nb::none());

@@ -24,6 +24,22 @@ void bind_sort(nb::module_& m, nb::class_<Tensor>& cls) {
   m.def("topk", topk_fn, nb::arg("input"), nb::arg("k"), nb::arg("dim") = -1, nb::arg("largest") = true,
         nb::arg("sorted") = true);
   cls.def("topk", topk_fn, nb::arg("k"), nb::arg("dim") = -1, nb::arg("largest") = true, nb::arg("sorted") = true);
+  auto kthvalue_fn = [](const Tensor& t, int64_t k, int64_t dim, bool keepdim) {
+    auto [values, indices] = kthvalue(t, k, dim, keepdim);
+    return named_pair("kthvalue", "values", "indices", values, indices);
+  };
+  m.def("kthvalue", kthvalue_fn, nb::arg("input"), nb::arg("k"), nb::arg("dim") = -1, nb::arg("keepdim") = false);
+  cls.def("kthvalue", kthvalue_fn, nb::arg("k"), nb::arg("dim") = -1, nb::arg("keepdim") = false);
+  for (const char* name : {"median", "nanmedian"}) {
+    bool ignore_nan = name[0] == 'n';
+    auto f = [name, ignore_nan](const Tensor& t, std::optional<int64_t> dim, bool keepdim) -> nb::object {
+      if (!dim) return nb::cast(ignore_nan ? nanmedian(t) : median(t));
+      auto [values, indices] = ignore_nan ? nanmedian(t, *dim, keepdim) : median(t, *dim, keepdim);
+      return named_pair(name, "values", "indices", values, indices);
+    };
+    m.def(name, f, nb::arg("input"), nb::arg("dim").none() = nb::none(), nb::arg("keepdim") = false);
+    cls.def(name, f, nb::arg("dim").none() = nb::none(), nb::arg("keepdim") = false);
+  }
 }
 
 }  // namespace loom::python

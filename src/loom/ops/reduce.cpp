@@ -10,6 +10,7 @@
 #include "loom/ops/promotion.h"
 #include "loom/ops/registry.h"
 #include "loom/ops/shape.h"
+#include "loom/ops/sort.h"
 
 namespace loom {
 
@@ -145,6 +146,17 @@ std::vector<Tensor> cumprod_backward(BackwardContext& c) {
   return {div(reverse_cumsum(mul(g, c.outputs[0]), c.attrs.get<int64_t>("dim")), x)};
 }
 
+// cummax/cummin: each output came from the input at its index.
+std::vector<Tensor> cumulative_extreme_backward(BackwardContext& c) {
+  const Shape& in = c.input_meta[0].sizes;
+  if (in.empty()) return {reshape(c.grad(0), in)};
+  return {detail::sort_scatter(c.grad(0), c.outputs[1], c.attrs.get<int64_t>("dim"), in)};
+}
+
+std::vector<TensorMeta> infer_cumulative_extreme(const std::vector<Tensor>& in, const Attrs&) {
+  return {TensorMeta{in[0].sizes(), in[0].dtype(), in[0].device()}, TensorMeta{in[0].sizes(), DType::Int64, in[0].device()}};
+}
+
 std::vector<Tensor> softmax_backward(BackwardContext& c) {
   const Tensor& y = c.outputs[0];
   Tensor g = c.grad();
@@ -177,6 +189,11 @@ void define_reduce_ops(Registry& r) {
   // cumsum/cumprod: attrs dim (normalized), dtype (output).
   r.define({.name = "cumsum", .infer = infer_scan, .backward = cumsum_backward, .saved_inputs = 0});
   r.define({.name = "cumprod", .infer = infer_scan, .backward = cumprod_backward, .saves_outputs = true});
+  // cummax/cummin: attrs dim (normalized). Outputs (values, indices).
+  r.define({.name = "cummax", .infer = infer_cumulative_extreme, .backward = cumulative_extreme_backward,
+            .saved_inputs = 0, .saves_outputs = true});
+  r.define({.name = "cummin", .infer = infer_cumulative_extreme, .backward = cumulative_extreme_backward,
+            .saved_inputs = 0, .saves_outputs = true});
   // softmax/log_softmax: attrs dim (normalized), op.
   r.define({.name = "softmax", .infer = infer_softmax, .backward = softmax_backward, .saved_inputs = 0,
             .saves_outputs = true});
@@ -354,6 +371,35 @@ Tensor logsumexp(const Tensor& t, const Dims& dims, bool keepdim) {
 
 Tensor cumsum(const Tensor& t, int64_t dim, std::optional<DType> dtype) { return scan("cumsum", t, dim, dtype); }
 Tensor cumprod(const Tensor& t, int64_t dim, std::optional<DType> dtype) { return scan("cumprod", t, dim, dtype); }
+
+std::pair<Tensor, Tensor> cummax(const Tensor& t, int64_t dim) {
+  std::vector<Tensor> out = dispatch(LOOM_OP("cummax"), {t}, Attrs().set("dim", normalize_dim(dim, t.dim(), "cummax")));
+  return {out[0], out[1]};
+}
+std::pair<Tensor, Tensor> cummin(const Tensor& t, int64_t dim) {
+  std::vector<Tensor> out = dispatch(LOOM_OP("cummin"), {t}, Attrs().set("dim", normalize_dim(dim, t.dim(), "cummin")));
+  return {out[0], out[1]};
+}
+
+std::pair<Tensor, Tensor> aminmax(const Tensor& t, const Dims& dims, bool keepdim) {
+  return {extreme("amin", t, dims, keepdim), extreme("amax", t, dims, keepdim)};
+}
+
+Tensor nansum(const Tensor& t, const Dims& dims, bool keepdim, std::optional<DType> dtype) {
+  Tensor x = is_floating(t.dtype()) ? where(isnan(t), Scalar(0.0), t) : t;
+  return sum(x, dims, keepdim, dtype);
+}
+
+Tensor nanmean(const Tensor& t, const Dims& dims, bool keepdim, std::optional<DType> dtype) {
+  DType out = dtype.value_or(t.dtype());
+  LOOM_CHECK(is_floating(out), Type, "nanmean(): expected input to have floating point dtype but got ",
+             dtype_name(t.dtype()), " (shape ", shape_str(t.sizes()), ")");
+  Tensor x = t.dtype() == out ? t : to_dtype(t, out);
+  Tensor count = sum(logical_not(isnan(x)), dims, keepdim, out);
+  return div(nansum(x, dims, keepdim), count);
+}
+
+Tensor count_nonzero(const Tensor& t, const Dims& dims) { return sum(ne(t, Scalar(int64_t(0))), dims, false, DType::Int64); }
 
 Tensor softmax(const Tensor& t, int64_t dim, std::optional<DType> dtype) { return softmax_like("softmax", t, dim, dtype); }
 Tensor log_softmax(const Tensor& t, int64_t dim, std::optional<DType> dtype) {

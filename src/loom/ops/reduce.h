@@ -48,6 +48,17 @@ Tensor logsumexp(const Tensor& t, const Dims& dims, bool keepdim = false);
 // cumprod's gradient uses a division by the input: exact for nonzero inputs only.
 Tensor cumsum(const Tensor& t, int64_t dim, std::optional<DType> dtype = std::nullopt);
 Tensor cumprod(const Tensor& t, int64_t dim, std::optional<DType> dtype = std::nullopt);
+// Running max/min along `dim` with the index where it was reached (ties and NaNs take the latest index, as in
+// PyTorch). The gradient flows to those indices.
+std::pair<Tensor, Tensor> cummax(const Tensor& t, int64_t dim);
+std::pair<Tensor, Tensor> cummin(const Tensor& t, int64_t dim);
+// (amin, amax) in one call.
+std::pair<Tensor, Tensor> aminmax(const Tensor& t, const Dims& dims = {}, bool keepdim = false);
+// Sum / mean treating NaN as zero / as absent. nanmean takes floating inputs only.
+Tensor nansum(const Tensor& t, const Dims& dims = {}, bool keepdim = false, std::optional<DType> dtype = std::nullopt);
+Tensor nanmean(const Tensor& t, const Dims& dims = {}, bool keepdim = false, std::optional<DType> dtype = std::nullopt);
+// The number of nonzero elements (int64).
+Tensor count_nonzero(const Tensor& t, const Dims& dims = {});
 // softmax / log_softmax along `dim` (fused, stable kernel); `dtype` casts the input first. Floating only.
 Tensor softmax(const Tensor& t, int64_t dim, std::optional<DType> dtype = std::nullopt);
 Tensor log_softmax(const Tensor& t, int64_t dim, std::optional<DType> dtype = std::nullopt);

@@ -17,6 +17,15 @@ Tensor argsort(const Tensor& t, int64_t dim = -1, bool descending = false, bool 
 // when `sorted` is false, which PyTorch allows). Raises IndexError unless 0 <= k <= size of dim.
 std::pair<Tensor, Tensor> topk(const Tensor& t, int64_t k, int64_t dim = -1, bool largest = true, bool sorted = true);
 
+// The k-th smallest element (1-based k) along `dim` and its index (NaN counts as the largest).
+std::pair<Tensor, Tensor> kthvalue(const Tensor& t, int64_t k, int64_t dim = -1, bool keepdim = false);
+// The lower median: of all elements (NaN when the tensor is empty or holds a NaN), or along `dim` with its index
+// (NaN and the index of the first NaN when the line holds one). nanmedian ignores NaNs (NaN for all-NaN lines).
+Tensor median(const Tensor& t);
+std::pair<Tensor, Tensor> median(const Tensor& t, int64_t dim, bool keepdim = false);
+Tensor nanmedian(const Tensor& t);
+std::pair<Tensor, Tensor> nanmedian(const Tensor& t, int64_t dim, bool keepdim = false);
+
 namespace detail {
 // Adds src[..., j, ...] into a zero tensor of shape `sizes` at position index[..., j, ...] along `dim` (the
 // adjoint of picking elements along a dim; index and src have the same shape). Used by the backward of sort/topk.

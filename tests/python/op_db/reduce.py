@@ -142,6 +142,25 @@ def softmax_inf_samples(dtype, rng):
                  name="-inf")
 
 
+def nan_samples(dtype, rng):
+    x = rand(rng, (3, 5))
+    x[0, 1] = x[2, 0] = x[2, 4] = np.nan
+    yield Sample((x,), name="nan all")
+    yield Sample((x,), {"dim": 1}, name="nan dim 1")
+    yield Sample((x,), {"dim": 0, "keepdim": True}, name="nan dim 0")
+
+
+def cumulative_nan_samples(dtype, rng):
+    x = np.array([[1.0, 3.0, 3.0, 2.0, np.nan, 5.0, np.nan], [3.0, 1.0, 1.0, 0.0, 4.0, 4.0, 9.0]])
+    yield Sample((x, 1), name="nan and ties")
+
+
+def aminmax_samples(dtype, rng):
+    for sample in extreme_samples(dtype, rng):
+        if not isinstance(sample.kwargs.get("dim", 0), tuple):  # torch.aminmax takes one int dim
+            yield sample
+
+
 def with_torch_dtype(fn):
     """Calls fn, translating a loom dtype kwarg into torch's."""
     from op_db.common import TORCH_DTYPE
@@ -197,6 +216,23 @@ OPS = [
     OpInfo("cumsum", loom.cumsum, with_torch_dtype(torch.cumsum), scan_samples(), dtypes=ALL, value_scale=10),
     OpInfo("cumprod", loom.cumprod, with_torch_dtype(torch.cumprod), scan_samples(away_from_zero), dtypes=ALL,
            value_scale=10),
+    OpInfo("cummax", loom.cummax, torch.cummax,
+           lambda d, rng: (Sample((values_for(d, rng, shape), dim), name=f"{shape} dim={dim}")
+                           for shape, dim, _ in SHAPES_AND_DIM), dtypes=ALL),
+    OpInfo("cummin", loom.cummin, torch.cummin,
+           lambda d, rng: (Sample((values_for(d, rng, shape), dim), name=f"{shape} dim={dim}")
+                           for shape, dim, _ in SHAPES_AND_DIM), dtypes=ALL),
+    OpInfo("cummax_nan", loom.cummax, torch.cummax, cumulative_nan_samples, dtypes=FLOATS, grad=False),
+    OpInfo("cummin_nan", loom.cummin, torch.cummin, cumulative_nan_samples, dtypes=FLOATS, grad=False),
+    OpInfo("aminmax", lambda x, **kw: loom.aminmax(x, **kw), lambda x, **kw: torch.aminmax(x, **kw),
+           aminmax_samples, dtypes=ALL),
+    OpInfo("nansum", loom.nansum, torch.nansum, reduce_samples, dtypes=NUMERIC, value_scale=10),
+    OpInfo("nansum_nan", loom.nansum, torch.nansum, nan_samples, dtypes=FLOATS, value_scale=10),
+    OpInfo("nanmean", loom.nanmean, torch.nanmean, reduce_samples, dtypes=FLOATS, value_scale=10),
+    OpInfo("nanmean_nan", loom.nanmean, torch.nanmean, nan_samples, dtypes=FLOATS, value_scale=10),
+    OpInfo("count_nonzero", loom.count_nonzero, torch.count_nonzero,
+           lambda d, rng: (Sample(s.args, {"dim": s.kwargs["dim"]} if "dim" in s.kwargs else {}, name=s.name)
+                           for s in reduce_samples(d, rng)), dtypes=ALL, grad=False),
     OpInfo("softmax", loom.softmax, with_torch_dtype(torch.softmax), softmax_samples, dtypes=FLOATS),
     OpInfo("log_softmax", loom.log_softmax, with_torch_dtype(torch.log_softmax), softmax_samples, dtypes=FLOATS),
     OpInfo("softmax_inf", lambda x, dim: (x.softmax(dim), x.log_softmax(dim)),

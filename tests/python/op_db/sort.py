@@ -51,6 +51,32 @@ def topk_samples(dtype, rng):
         yield Sample((x, k), {"dim": dim, "largest": False}, name=f"{shape} dim={dim} k={k} smallest")
 
 
+def median_samples(dtype, rng):
+    for shape, dim in SHAPES_AND_DIM:
+        if 0 in shape:
+            continue
+        x = distinct(dtype, rng, shape)
+        yield Sample((x,), {"dim": dim}, name=f"{shape} dim={dim}")
+        yield Sample((x,), {"dim": dim, "keepdim": True}, name=f"{shape} dim={dim} keepdim")
+    yield Sample((distinct(dtype, rng, (4, 6)),), name="all even")
+    yield Sample((distinct(dtype, rng, (3, 3)),), name="all odd")
+
+
+def median_nan_samples(dtype, rng):
+    x = distinct(dtype, rng, (4, 5))
+    x[0, 1] = x[0, 3] = x[2, 2] = np.nan
+    yield Sample((x,), {"dim": 1}, name="nan dim 1")
+    yield Sample((x,), {"dim": 0, "keepdim": True}, name="nan dim 0")
+    yield Sample((x,), name="nan all")
+
+
+def kthvalue_samples(dtype, rng):
+    for shape, dim, k in [((7,), -1, 3), ((3, 5), 1, 1), ((3, 5), 0, 3), ((2, 3, 4), 2, 4), ((), 0, 1)]:
+        x = distinct(dtype, rng, shape)
+        yield Sample((x, k), {"dim": dim}, name=f"{shape} dim={dim} k={k}")
+        yield Sample((x, k), {"dim": dim, "keepdim": True}, name=f"{shape} dim={dim} k={k} keepdim")
+
+
 def topk_unsorted(fn, sort):
     """topk(sorted=False): the order is unspecified, so both sides are compared after sorting the values."""
     def call(x, k, **kw):
@@ -79,6 +105,11 @@ OPS = [
            lambda x, **kw: torch.topk(x, 3, kw["dim"]), nan_samples, dtypes=FLOATS, grad=False),
     OpInfo("topk_unsorted", topk_unsorted(loom.topk, loom.sort), topk_unsorted(torch.topk, torch.sort), topk_samples,
            dtypes=(loom.float32, loom.int64), grad=False),
+    OpInfo("kthvalue", loom.kthvalue, torch.kthvalue, kthvalue_samples, dtypes=NUMERIC),
+    OpInfo("median", loom.median, torch.median, median_samples, dtypes=NUMERIC),
+    OpInfo("nanmedian", loom.nanmedian, torch.nanmedian, median_samples, dtypes=NUMERIC),
+    OpInfo("median_nan", loom.median, torch.median, median_nan_samples, dtypes=FLOATS, grad=False),
+    OpInfo("nanmedian_nan", loom.nanmedian, torch.nanmedian, median_nan_samples, dtypes=FLOATS),
     OpInfo("sort_double_backward", lambda x: double_backward(loom, x), lambda x: double_backward(torch, x),
            lambda d, rng: [Sample((distinct(d, rng, (3, 5)),))], dtypes=(loom.float32, loom.float64)),
 ]

@@ -177,6 +177,35 @@ std::vector<Tensor> scan_kernel(const KernelContext& c) {
   return {out};
 }
 
+// Running extreme with the index where it was reached: ties and NaNs take the latest index (PyTorch's rule).
+template <bool IsMax>
+std::vector<Tensor> cumulative_extreme_kernel(const KernelContext& c) {
+  Tensor values = c.alloc(0), indices = c.alloc(1);
+  DimLayout l = dim_layout(c.inputs[0], c.attrs.get<int64_t>("dim"));
+  visit_dtype(values.dtype(), [&]<class T>() {
+    using M = opmath_t<T>;
+    const T* x = l.data.data<T>();
+    T* v = values.data<T>();
+    int64_t* idx = indices.data<int64_t>();
+    for_each_line(l, [&](int64_t, int64_t first, int64_t stride) {
+      M best{};
+      int64_t best_index = 0;
+      for (int64_t r = 0; r < l.reduced; ++r) {
+        int64_t at = first + r * stride;
+        M value = M(x[at]);
+        bool take = r == 0 || is_nan(value) || (!is_nan(best) && (IsMax ? value >= best : value <= best));
+        if (take) {
+          best = value;
+          best_index = r;
+        }
+        v[at] = T(best);
+        idx[at] = best_index;
+      }
+    });
+  });
+  return {values, indices};
+}
+
 // y = exp(x - max) / sum(exp(x - max)), or its log: x - max - log(sum(exp(x - max))).
 template <bool IsLog>
 std::vector<Tensor> softmax_kernel(const KernelContext& c) {
@@ -226,6 +255,8 @@ void register_reduce_kernels(Registry& r) {
   r.set_kernel("any", cpu, logical_kernel<false>);
   r.set_kernel("cumsum", cpu, scan_kernel<true>);
   r.set_kernel("cumprod", cpu, scan_kernel<false>);
+  r.set_kernel("cummax", cpu, cumulative_extreme_kernel<true>);
+  r.set_kernel("cummin", cpu, cumulative_extreme_kernel<false>);
   r.set_kernel("softmax", cpu, softmax_kernel<false>);
   r.set_kernel("log_softmax", cpu, softmax_kernel<true>);
 }
