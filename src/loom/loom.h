@@ -13,6 +13,7 @@
 #include "loom/core/tensor.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
+#include "loom/ops/index.h"
 #include "loom/ops/linalg.h"
 #include "loom/ops/promotion.h"
 #include "loom/ops/reduce.h"
