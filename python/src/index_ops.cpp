@@ -139,6 +139,10 @@ void bind_index_ops(nb::module_& m, nb::class_<Tensor>& cls) {
   cls.def("roll", &roll_any, nb::arg("shifts"), nb::arg("dims").none() = nb::none());
   cls.def("repeat", [](const Tensor& t, nb::args sizes) { return repeat(t, shape_from_args(sizes, "repeat")); },
           nb::arg("sizes"));
+  m.def("tile", [](const Tensor& t, nb::handle dims) { return tile(t, int_list(dims, "tile")); }, nb::arg("input"),
+        nb::arg("dims"));
+  cls.def("tile", [](const Tensor& t, nb::args dims) { return tile(t, shape_from_args(dims, "tile")); },
+          nb::arg("dims"));
   m.def("tril", &tril, nb::arg("input"), nb::arg("diagonal") = 0);
   cls.def("tril", &tril, nb::arg("diagonal") = 0);
   m.def("triu", &triu, nb::arg("input"), nb::arg("diagonal") = 0);

@@ -90,6 +90,19 @@ std::vector<TensorIndex> convert(nb::handle index) {
   return out;
 }
 
+// A tuple/list of index tensors (None entries index every position of their dim).
+std::vector<Tensor> index_tensors(nb::handle indices) {
+  LOOM_CHECK(PyTuple_Check(indices.ptr()) || PyList_Check(indices.ptr()), Type,
+             "index_put: indices must be a tuple or list of tensors, got '", nb::inst_name(indices).c_str(), "'");
+  std::vector<Tensor> out;
+  for (nb::handle h : indices) {
+    if (h.is_none()) out.emplace_back();
+    else if (nb::isinstance<Tensor>(h)) out.push_back(nb::cast<Tensor>(h));
+    else fail(ErrorKind::Type, "index_put: indices must be tensors, got '", nb::inst_name(h).c_str(), "'");
+  }
+  return out;
+}
+
 }  // namespace
 
 void bind_indexing(nb::module_& m, nb::class_<Tensor>& cls) {
@@ -112,6 +125,19 @@ void bind_indexing(nb::module_& m, nb::class_<Tensor>& cls) {
     Tensor v = nb::cast<Tensor>(nb::module_::import_("loom._C").attr("tensor")(value));
     index_put_(t, indices, v);
   }, nb::arg("index").none(), nb::arg("value").none());
+
+  auto put = [](const Tensor& t, nb::handle indices, const Tensor& values, bool accumulate) {
+    return index_put(t, index_tensors(indices), values, accumulate);
+  };
+  m.def("index_put", put, nb::arg("input"), nb::arg("indices"), nb::arg("values"), nb::arg("accumulate") = false);
+  cls.def("index_put", put, nb::arg("indices"), nb::arg("values"), nb::arg("accumulate") = false);
+  cls.def("index_put_", [](Tensor& t, nb::handle indices, const Tensor& values, bool accumulate) -> Tensor& {
+    return index_put_(t, index_tensors(indices), values, accumulate);
+  }, nb::arg("indices"), nb::arg("values"), nb::arg("accumulate") = false, nb::rv_policy::reference);
+  m.def("take", &take, nb::arg("input"), nb::arg("index"));
+  cls.def("take", &take, nb::arg("index"));
+  m.def("take_along_dim", &take_along_dim, nb::arg("input"), nb::arg("indices"), nb::arg("dim").none() = nb::none());
+  cls.def("take_along_dim", &take_along_dim, nb::arg("indices"), nb::arg("dim").none() = nb::none());
 }
 
 }  // namespace loom::python

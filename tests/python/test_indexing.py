@@ -43,7 +43,7 @@ GETITEM = [
     (S, (slice(None), mask((5,)))), (S, (Ellipsis, mask((3,)))), (S, True), (S, False), (S, T(True)), (S, T(False)),
     (S, T(np.zeros(0, dtype=np.int64))), (S, T([1, 2], dtype=np.int32)), (S, T(2)), (S, (T([0, 3]), mask((5,)))),
     ((0, 3), slice(None)), ((0, 3), (slice(None), T([0, 2]))), ((3,), mask((3,), seed=5)), ((), None), ((), Ellipsis),
-    ((), True), ((2, 3), [[0, 1], [1, 2]]), ((2, 3, 4, 5), (T([0, 1]), slice(None), slice(None), T([1, 2]))),
+    ((), True), ((2, 3), ([0, 1], [1, 2])), ((2, 3, 4, 5), (T([0, 1]), slice(None), slice(None), T([1, 2]))),
     ((2, 3, 4, 5), (slice(None), T([[0], [2]]), T([1, 3]), slice(1, 3))),
 ]
 

@@ -469,6 +469,12 @@ Tensor repeat(const Tensor& self, const std::vector<int64_t>& sizes) {
   return reshape(contiguous(expand(x, expanded)), out);
 }
 
+Tensor tile(const Tensor& self, const std::vector<int64_t>& dims) {
+  std::vector<int64_t> sizes(std::max<int64_t>(0, self.dim() - static_cast<int64_t>(dims.size())), 1);
+  sizes.insert(sizes.end(), dims.begin(), dims.end());
+  return repeat(self, sizes);
+}
+
 namespace {
 // mask[i][j] = (j - i) compared with diagonal, over the last two dims.
 Tensor triangle_mask(const Tensor& self, int64_t diagonal, bool lower, const char* op) {

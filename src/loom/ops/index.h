@@ -65,6 +65,8 @@ Tensor flip(const Tensor& self, const std::vector<int64_t>& dims);
 Tensor roll(const Tensor& self, const std::vector<int64_t>& shifts, const std::vector<int64_t>& dims = {});
 // Tiles the tensor: sizes has at least self.dim() entries (extra leading ones add dims), as Tensor.repeat.
 Tensor repeat(const Tensor& self, const std::vector<int64_t>& sizes);
+// torch.tile: repeat with dims padded by leading ones when shorter than self.dim().
+Tensor tile(const Tensor& self, const std::vector<int64_t>& dims);
 // Lower/upper triangle of the last two dims: elements with col - row <= diagonal (tril), >= diagonal (triu).
 Tensor tril(const Tensor& self, int64_t diagonal = 0);
 Tensor triu(const Tensor& self, int64_t diagonal = 0);

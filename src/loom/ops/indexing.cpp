@@ -257,6 +257,55 @@ Tensor index(const Tensor& self, const std::vector<TensorIndex>& indices) {
   return identity(order) ? front : permute(front, order);
 }
 
+namespace {
+
+// The view of `a` with value (broadcast to the indexing result, cast to the view's dtype) written at the
+// advanced indices, or added there when `accumulate`; out of place.
+Tensor put_advanced(const Analysis& a, const Tensor& value, bool accumulate, const char* op) {
+  const Tensor& target = a.view;
+  Advanced adv = prepare(a, op);
+  Tensor v = value.dtype() == target.dtype() ? value : to_dtype(value, target.dtype());
+  Shape front = front_shape(a, adv);
+  std::vector<int64_t> order = result_order(a, adv, static_cast<int64_t>(front.size()));
+  Shape result_shape;
+  for (int64_t d : order) result_shape.push_back(front[d]);
+  v = strip_leading_ones(v, static_cast<int64_t>(result_shape.size()));
+  Shape b = broadcast_shapes(result_shape, v.sizes(), op);
+  LOOM_CHECK(b == result_shape, Value, op, ": shape mismatch: value tensor of shape ", shape_str(value.sizes()),
+             " cannot be broadcast to indexing result of shape ", shape_str(result_shape));
+  if (v.sizes() != result_shape) v = expand(v, result_shape);
+  auto put = [accumulate](const Tensor& t, int64_t dim, const Tensor& index, const Tensor& source) {
+    return accumulate ? index_add(t, dim, index, source) : index_copy(t, dim, index, source);
+  };
+  if (a.dims.size() == 1) {
+    int64_t dim = a.dims[0];
+    Shape src(target.sizes().begin(), target.sizes().begin() + dim);
+    src.push_back(adv.linear.numel());
+    src.insert(src.end(), target.sizes().begin() + dim + 1, target.sizes().end());
+    return put(target, dim, adv.linear, reshape(v, src));
+  }
+  Tensor front_v = identity(order) ? v : permute(v, inverse(order));
+  Shape flat = flat_shape(a, adv);
+  Shape src = flat;
+  src[0] = adv.linear.numel();
+  Tensor flat_target = reshape(permute(target, adv.perm), flat);
+  Tensor written = put(flat_target, 0, adv.linear, reshape(front_v, src));
+  return permute(reshape(written, adv.permuted), inverse(adv.perm));
+}
+
+std::vector<TensorIndex> tensor_indices(const std::vector<Tensor>& indices, const char* op) {
+  std::vector<TensorIndex> out;
+  bool any = false;
+  for (const Tensor& t : indices) {
+    out.push_back(t.defined() ? TensorIndex::make_tensor(t) : TensorIndex::make_slice(std::nullopt, std::nullopt));
+    any = any || t.defined();
+  }
+  LOOM_CHECK(any, Index, op, ": expected at least one index tensor");
+  return out;
+}
+
+}  // namespace
+
 Tensor& index_put_(Tensor& self, const std::vector<TensorIndex>& indices, const Tensor& value) {
   const char* op = "__setitem__";
   Analysis a = analyze(self, indices, op);
@@ -270,38 +319,44 @@ Tensor& index_put_(Tensor& self, const std::vector<TensorIndex>& indices, const 
     if (v.sizes() != target.sizes()) v = expand(v, target.sizes());
     return write_back(self, a, v, op);
   }
-  Advanced adv = prepare(a, op);
-  Tensor v = value.dtype() == target.dtype() ? value : to_dtype(value, target.dtype());
-  Shape front = front_shape(a, adv);
-  std::vector<int64_t> order = result_order(a, adv, static_cast<int64_t>(front.size()));
-  Shape result_shape;
-  for (int64_t d : order) result_shape.push_back(front[d]);
-  v = strip_leading_ones(v, static_cast<int64_t>(result_shape.size()));
-  Shape b = broadcast_shapes(result_shape, v.sizes(), op);
-  LOOM_CHECK(b == result_shape, Value, op, ": shape mismatch: value tensor of shape ", shape_str(value.sizes()),
-             " cannot be broadcast to indexing result of shape ", shape_str(result_shape));
-  if (v.sizes() != result_shape) v = expand(v, result_shape);
-  Tensor updated;
-  if (a.dims.size() == 1) {
-    int64_t dim = a.dims[0];
-    Shape src(target.sizes().begin(), target.sizes().begin() + dim);
-    src.push_back(adv.linear.numel());
-    src.insert(src.end(), target.sizes().begin() + dim + 1, target.sizes().end());
-    updated = index_copy(target, dim, adv.linear, reshape(v, src));
-  } else {
-    Tensor front_v = identity(order) ? v : permute(v, inverse(order));
-    Shape flat = flat_shape(a, adv);
-    Shape src = flat;
-    src[0] = adv.linear.numel();
-    Tensor flat_target = reshape(permute(target, adv.perm), flat);
-    Tensor written = index_copy(flat_target, 0, adv.linear, reshape(front_v, src));
-    updated = permute(reshape(written, adv.permuted), inverse(adv.perm));
-  }
-  return write_back(self, a, updated, op);
+  return write_back(self, a, put_advanced(a, value, false, op), op);
 }
 
 Tensor& index_put_(Tensor& self, const std::vector<TensorIndex>& indices, Scalar value) {
   return index_put_(self, indices, full({}, value, self.dtype(), self.device()));
+}
+
+Tensor index_put(const Tensor& self, const std::vector<Tensor>& indices, const Tensor& values, bool accumulate) {
+  const char* op = "index_put";
+  Analysis a = analyze(self, tensor_indices(indices, op), op);
+  // Undefined entries are full slices, so the view has self's geometry and the update is all of self.
+  return put_advanced(a, values, accumulate, op);
+}
+
+Tensor& index_put_(Tensor& self, const std::vector<Tensor>& indices, const Tensor& values, bool accumulate) {
+  return detail::commit_inplace(self, index_put(self, indices, values, accumulate), "index_put_");
+}
+
+Tensor take(const Tensor& self, const Tensor& index) {
+  Tensor flat = reshape(self, {-1});
+  Tensor wrapped = detail::wrap_index(index, flat.numel(), 0, "take");
+  return reshape(index_select(flat, 0, reshape(wrapped, {-1})), index.sizes());
+}
+
+Tensor take_along_dim(const Tensor& self, const Tensor& indices, std::optional<int64_t> dim) {
+  if (!dim) return gather(reshape(self, {-1}), 0, reshape(indices, {-1}));
+  LOOM_CHECK(self.dim() == indices.dim(), Value, "take_along_dim: input ", shape_str(self.sizes()), " and indices ",
+             shape_str(indices.sizes()), " should have the same number of dimensions");
+  int64_t d = normalize_dim(*dim, self.dim(), "take_along_dim");
+  Shape self_shape = self.sizes(), index_shape = indices.sizes();
+  for (int64_t k = 0; k < self.dim(); ++k) {
+    if (k == d) continue;
+    int64_t s = broadcast_shapes({self_shape[k]}, {index_shape[k]}, "take_along_dim")[0];
+    self_shape[k] = index_shape[k] = s;
+  }
+  Tensor x = self.sizes() == self_shape ? self : expand(self, self_shape);
+  Tensor i = indices.sizes() == index_shape ? indices : expand(indices, index_shape);
+  return gather(x, d, i);
 }
 
 }  // namespace loom

@@ -40,4 +40,13 @@ Tensor index(const Tensor& self, const std::vector<TensorIndex>& indices);
 Tensor& index_put_(Tensor& self, const std::vector<TensorIndex>& indices, const Tensor& value);
 Tensor& index_put_(Tensor& self, const std::vector<TensorIndex>& indices, Scalar value);
 
+// torch.index_put: out-of-place; indices is one tensor (or undefined = every position) per leading dim;
+// with accumulate, repeated positions add up (index_add), otherwise one of the writes wins.
+Tensor index_put(const Tensor& self, const std::vector<Tensor>& indices, const Tensor& values, bool accumulate = false);
+Tensor& index_put_(Tensor& self, const std::vector<Tensor>& indices, const Tensor& values, bool accumulate = false);
+// Elements of self viewed as 1-D at `index` (negative indices count from the end); shape of index.
+Tensor take(const Tensor& self, const Tensor& index);
+// gather with self and indices broadcast outside `dim`; without dim, on the flattened tensors.
+Tensor take_along_dim(const Tensor& self, const Tensor& indices, std::optional<int64_t> dim = std::nullopt);
+
 }  // namespace loom

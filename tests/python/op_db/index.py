@@ -184,6 +184,38 @@ def pad_samples(dtype, rng):
         yield Sample((values(dtype, rng, (2, 3)),), {"pad": (1, 1), "value": 1.5}, name="value")
 
 
+def index_put_samples(unique):
+    def gen(dtype, rng):
+        rows = rng.permutation(5)[:3] if unique else index(rng, 5, (4,))
+        yield Sample((values(dtype, rng, (5, 3)), rows.astype(np.int64), values(dtype, rng, (len(rows), 3))),
+                     keep_dtype=(1,), name="rows")
+        cols = rng.permutation(3)[:2] if unique else index(rng, 3, (2,))
+        yield Sample((values(dtype, rng, (5, 3)), np.array([4, 0]), values(dtype, rng, (2,)), cols.astype(np.int64)),
+                     keep_dtype=(1, 3), name="pairs")
+        yield Sample((values(dtype, rng, (5, 3)), np.array([1, -1]), values(dtype, rng, (3,))), keep_dtype=(1,),
+                     name="broadcast value")
+    return gen
+
+
+def put_fn(lib, accumulate):
+    def fn(x, i, v, j=None):
+        indices = (i,) if j is None else (i, j)
+        return lib.index_put(x, indices, v, accumulate=accumulate)
+    return fn
+
+
+def take_samples(dtype, rng):
+    yield Sample((values(dtype, rng, (3, 4)), index(rng, 12, (2, 5)) - 6), keep_dtype=(1,))
+    yield Sample((values(dtype, rng, (5,)), np.array(3)), keep_dtype=(1,), name="0-d index")
+    yield Sample((values(dtype, rng, (3, 4)), np.zeros((0,), dtype=np.int64)), keep_dtype=(1,), name="empty")
+
+
+def take_along_dim_samples(dtype, rng):
+    yield Sample((values(dtype, rng, (3, 4)), index(rng, 4, (3, 2))), {"dim": 1}, keep_dtype=(1,))
+    yield Sample((values(dtype, rng, (3, 4)), index(rng, 3, (5, 1))), {"dim": 0}, keep_dtype=(1,), name="broadcast")
+    yield Sample((values(dtype, rng, (3, 4)), index(rng, 12, (6,))), {}, keep_dtype=(1,), name="flat")
+
+
 OPS = [
     OpInfo("cat", lambda *xs, dim: loom.cat(xs, dim), lambda *xs, dim: torch.cat(xs, dim), cat_samples, dtypes=ALL),
     OpInfo("cat_promote", lambda *xs: loom.cat(xs), lambda *xs: torch.cat(xs), cat_promote_samples, dtypes=ALL),
@@ -229,6 +261,14 @@ OPS = [
     OpInfo("repeat", lambda x, sizes: x.repeat(*sizes), lambda x, sizes: x.repeat(*sizes),
            one(((2, 3), {"sizes": (2, 2)}), ((3,), {"sizes": (2, 1, 3)}), ((2, 3), {"sizes": (0, 1)}),
                ((), {"sizes": (3,)})), dtypes=ALL),
+    OpInfo("tile", lambda x, dims: loom.tile(x, dims), lambda x, dims: torch.tile(x, dims),
+           one(((2, 3), {"dims": (2,)}), ((2, 3), {"dims": (2, 1, 2)}), ((3,), {"dims": (0,)})), dtypes=ALL),
+    OpInfo("index_put", put_fn(loom, False), put_fn(torch, False), index_put_samples(unique=True), dtypes=ALL),
+    OpInfo("index_put_accumulate", put_fn(loom, True), put_fn(torch, True), index_put_samples(unique=False),
+           dtypes=ALL),
+    OpInfo("take", lambda x, i: loom.take(x, i), lambda x, i: torch.take(x, i), take_samples, dtypes=ALL),
+    OpInfo("take_along_dim", lambda x, i, **kw: loom.take_along_dim(x, i, **kw),
+           lambda x, i, **kw: torch.take_along_dim(x, i, **kw), take_along_dim_samples, dtypes=ALL),
     OpInfo("tril", lambda x, **kw: loom.tril(x, **kw), lambda x, **kw: torch.tril(x, **kw),
            one(((4, 4), {}), ((3, 5), {"diagonal": 1}), ((2, 4, 3), {"diagonal": -1}), ((0, 3), {})), dtypes=ALL),
     OpInfo("triu", lambda x, **kw: x.triu(**kw), lambda x, **kw: x.triu(**kw),
