@@ -316,3 +316,61 @@ def test_nonzero_as_tuple_and_masked_select_grad():
     np.testing.assert_allclose(lx.grad.numpy(), tx.grad.numpy())
     for a, e in zip(loom.nonzero(loom.tensor(x) > 0, as_tuple=True), torch.nonzero(torch.tensor(x) > 0, as_tuple=True)):
         np.testing.assert_array_equal(a.numpy(), e.numpy())
+
+
+# ---- random index combinations against torch ----
+
+def random_index(rng, shape):
+    parts, d, nd, used_ellipsis = [], 0, len(shape), False
+    for _ in range(rng.integers(1, nd + 2)):
+        k = rng.integers(0, 8)
+        if d >= nd and k not in (2, 3):
+            k = 2
+        if k == 0:
+            parts.append(int(rng.integers(-shape[d], shape[d])))
+        elif k == 1:
+            a, b = sorted(rng.integers(-shape[d] - 1, shape[d] + 2, size=2))
+            parts.append(slice(int(a), int(b), int(rng.integers(1, 3))))
+        elif k == 2:
+            parts.append(None)
+        elif k == 3 and not used_ellipsis:
+            parts.append(Ellipsis)
+            used_ellipsis, d = True, nd
+        elif k in (4, 5):
+            parts.append(T(rng.integers(-shape[d], shape[d], size=tuple(rng.integers(1, 3, size=rng.integers(0, 3))))))
+        elif k == 6:
+            parts.append(T(rng.random(shape[d]) < 0.5))
+        else:
+            parts.append(slice(None))
+        if k not in (2, 3):
+            d += 1
+    return tuple(parts)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_index_combinations(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(100):
+        shape = tuple(int(s) for s in rng.integers(1, 5, size=rng.integers(1, 5)))
+        index = random_index(rng, shape)
+        x = rng.uniform(-1, 1, size=shape)
+        tx = torch.tensor(x, requires_grad=True)
+        lx = loom.tensor(x).requires_grad_()
+        try:
+            to = tx[convert(index, "torch")]
+        except (IndexError, ValueError, RuntimeError):
+            with pytest.raises((IndexError, ValueError)):
+                lx[convert(index, "loom")]
+            continue
+        lo = lx[convert(index, "loom")]
+        assert tuple(lo.shape) == tuple(to.shape), (shape, index)
+        np.testing.assert_array_equal(lo.detach().numpy(), to.detach().numpy())
+        cot = rng.uniform(-1, 1, size=tuple(to.shape))
+        (to * torch.tensor(cot)).sum().backward()
+        (lo * loom.tensor(cot)).sum().backward()
+        np.testing.assert_allclose(lx.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+        value = rng.uniform(-1, 1, size=tuple(to.shape))
+        tb, lb = torch.tensor(x), loom.tensor(x)
+        tb[convert(index, "torch")] = torch.tensor(value)
+        lb[convert(index, "loom")] = loom.tensor(value)
+        np.testing.assert_array_equal(lb.numpy(), tb.numpy())

@@ -45,6 +45,18 @@ Analysis analyze(const Tensor& self, const std::vector<TensorIndex>& indices, co
   LOOM_CHECK(consumed <= self.dim(), Index, op, ": too many indices for tensor of dimension ", self.dim(),
              " (shape ", shape_str(self.sizes()), ")");
 
+  // A 0-d integer tensor indexes like a Python int (a view), as in PyTorch.
+  std::vector<TensorIndex> converted;
+  const std::vector<TensorIndex>* list = &indices;
+  for (size_t i = 0; i < indices.size(); ++i) {
+    const TensorIndex& ix = indices[i];
+    if (ix.kind == Kind::Tensor && ix.tensor.dim() == 0 && is_integral(ix.tensor.dtype()) && !is_mask(ix.tensor)) {
+      if (converted.empty()) converted = indices;
+      converted[i] = TensorIndex::make_integer(ix.tensor.item().to_int());
+      list = &converted;
+    }
+  }
+
   Analysis a;
   Tensor r = self;
   int64_t d = 0;  // the dim of `r` the next index applies to
@@ -67,7 +79,7 @@ Analysis analyze(const Tensor& self, const std::vector<TensorIndex>& indices, co
     add_advanced(d, value ? zeros({1}, DType::Int64, self.device()) : empty({0}, DType::Int64, self.device()));
     ++d;
   };
-  for (const TensorIndex& ix : indices) {
+  for (const TensorIndex& ix : *list) {
     switch (ix.kind) {
       case Kind::Integer: {
         int64_t size = r.sizes()[d];
