@@ -13,6 +13,8 @@
 #include "loom/core/tensor.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
+#include "loom/ops/index.h"
+#include "loom/ops/indexing.h"
 #include "loom/ops/linalg.h"
 #include "loom/ops/loss.h"
 #include "loom/ops/promotion.h"
