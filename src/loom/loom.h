@@ -14,6 +14,7 @@
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/linalg.h"
+#include "loom/ops/nn.h"
 #include "loom/ops/promotion.h"
 #include "loom/ops/reduce.h"
 #include "loom/ops/registry.h"
