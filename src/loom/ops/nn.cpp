@@ -52,6 +52,13 @@ void check_floating(const char* op, const Tensor& t, const char* what) {
              dtype_name(t.dtype()));
 }
 
+// "2, 3" for error messages.
+std::string dims_str(const Shape& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out;
+}
+
 DType compute_dtype(DType d) { return d == DType::Float16 || d == DType::BFloat16 ? DType::Float32 : d; }
 Tensor upcast(const Tensor& t) {
   return t.defined() && t.dtype() != compute_dtype(t.dtype()) ? to_dtype(t, compute_dtype(t.dtype())) : t;
@@ -195,10 +202,38 @@ std::vector<TensorMeta> infer_max_pool2d_backward(const std::vector<Tensor>& in,
   return {TensorMeta{{g.sizes()[0], g.sizes()[1], size[0], size[1]}, g.dtype(), g.device()}};
 }
 
+std::vector<TensorMeta> infer_max_pool2d_gather(const std::vector<Tensor>& in, const Attrs&) {
+  const Tensor &x = in[0], &indices = in[1];
+  LOOM_CHECK(x.dim() == 4 && indices.dim() == 4 && x.sizes()[0] == indices.sizes()[0] &&
+                 x.sizes()[1] == indices.sizes()[1],
+             Value, "max_pool2d_gather: expected 4-D input and indices with equal (N, C), got ", shape_str(x.sizes()),
+             " and ", shape_str(indices.sizes()));
+  LOOM_CHECK(indices.dtype() == DType::Int64, Type, "max_pool2d_gather: expected int64 indices, got ",
+             dtype_name(indices.dtype()));
+  check_floating("max_pool2d_gather", x, "input");
+  return {TensorMeta{indices.sizes(), x.dtype(), x.device()}};
+}
+
+Tensor max_pool2d_gather(const Tensor& x, const Tensor& indices) {
+  return dispatch1(LOOM_OP("max_pool2d_gather"), {x, indices});
+}
+
+Tensor max_pool2d_scatter(const Tensor& grad, const Tensor& indices, const Shape& input_size) {
+  return dispatch1(LOOM_OP("max_pool2d_backward"), {grad, indices},
+                   Attrs().set("input_size", Shape{input_size[2], input_size[3]}));
+}
+
+// max_pool2d_backward and max_pool2d_gather are each other's adjoints (scatter-add / gather at the argmax).
+std::vector<Tensor> max_pool2d_backward_grad(BackwardContext& c) {
+  return {max_pool2d_gather(c.grad(), c.inputs[1]), Tensor()};
+}
+
+std::vector<Tensor> max_pool2d_gather_grad(BackwardContext& c) {
+  return {max_pool2d_scatter(c.grad(), c.inputs[1], c.input_meta[0].sizes), Tensor()};
+}
+
 std::vector<Tensor> max_pool2d_grad(BackwardContext& c) {
-  const Shape& in = c.input_meta[0].sizes;
-  return {dispatch1(LOOM_OP("max_pool2d_backward"), {c.grad(0), c.outputs[1]},
-                    Attrs().set("input_size", Shape{in[2], in[3]}))};
+  return {max_pool2d_scatter(c.grad(0), c.outputs[1], c.input_meta[0].sizes)};
 }
 
 }  // namespace
@@ -212,7 +247,11 @@ void define_nn_ops(Registry& r) {
   r.define({.name = "max_pool2d", .infer = infer_max_pool2d, .backward = max_pool2d_grad, .saved_inputs = 0,
             .saves_outputs = true});
   // Inputs (grad_output, indices); attr input_size {H, W}. Scatters gradients to the argmax positions.
-  r.define({.name = "max_pool2d_backward", .infer = infer_max_pool2d_backward, .nondiff_inputs = 0b10});
+  r.define({.name = "max_pool2d_backward", .infer = infer_max_pool2d_backward, .backward = max_pool2d_backward_grad,
+            .saved_inputs = 0b10, .nondiff_inputs = 0b10});
+  // Inputs (input, indices): out[n, c, q] = input[n, c, indices[n, c, q]] (its double backward).
+  r.define({.name = "max_pool2d_gather", .infer = infer_max_pool2d_gather, .backward = max_pool2d_gather_grad,
+            .saved_inputs = 0b10, .nondiff_inputs = 0b10});
 }
 
 // ================= im2col / col2im =================
@@ -278,7 +317,7 @@ Tensor conv_core(const char* op, const Tensor& x, const Tensor& w, const Tensor&
              " must be divisible by groups (", groups, ")");
   LOOM_CHECK(O > 0 && kh > 0 && kw > 0, Value, op, ": weight of shape ", shape_str(shown_weight), " must be non-empty");
   if (bias.defined()) {
-    LOOM_CHECK(bias.dim() == 1 && bias.sizes()[0] == O, Value, op, ": expected bias of shape (", O, "), got ",
+    LOOM_CHECK(bias.dim() == 1 && bias.sizes()[0] == O, Value, op, ": expected bias of shape ", shape_str({O}), ", got ",
                shape_str(bias.sizes()));
     LOOM_CHECK(bias.dtype() == x.dtype(), Type, op, ": bias (", dtype_name(bias.dtype()), ") and input (",
                dtype_name(x.dtype()), ") must have the same dtype");
@@ -473,7 +512,7 @@ Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tens
   bool matches = k >= 1 && k <= input.dim() &&
                  std::equal(normalized_shape.begin(), normalized_shape.end(), input.sizes().end() - k);
   LOOM_CHECK(matches, Value, "layer_norm: given normalized_shape=", shape_str(normalized_shape),
-             ", expected input with shape (*, ", shape_str(normalized_shape).substr(1), ", but got input of shape ",
+             ", expected input with shape (*, ", dims_str(normalized_shape), "), but got input of shape ",
              shape_str(input.sizes()));
   check_affine("layer_norm", weight, "weight", normalized_shape, input);
   check_affine("layer_norm", bias, "bias", normalized_shape, input);
@@ -491,7 +530,7 @@ Tensor rms_norm(const Tensor& input, const Shape& normalized_shape, const Tensor
   bool matches = k >= 1 && k <= input.dim() &&
                  std::equal(normalized_shape.begin(), normalized_shape.end(), input.sizes().end() - k);
   LOOM_CHECK(matches, Value, "rms_norm: given normalized_shape=", shape_str(normalized_shape),
-             ", expected input with shape (*, ", shape_str(normalized_shape).substr(1), ", but got input of shape ",
+             ", expected input with shape (*, ", dims_str(normalized_shape), "), but got input of shape ",
              shape_str(input.sizes()));
   check_affine("rms_norm", weight, "weight", normalized_shape, input);
   double epsilon = 0.0;

@@ -183,6 +183,31 @@ std::vector<Tensor> max_pool2d_backward_kernel(const KernelContext& c) {
   return {out};
 }
 
+// out[n, c, q] = x[n, c, indices[n, c, q]]: the adjoint of max_pool2d_backward (used for double backward).
+std::vector<Tensor> max_pool2d_gather_kernel(const KernelContext& c) {
+  Tensor x = contiguous(c.inputs[0]);
+  Tensor indices = contiguous(c.inputs[1]);
+  Tensor out = c.alloc(0);
+  if (out.numel() == 0) return {out};
+  int64_t NC = x.sizes()[0] * x.sizes()[1], HW = x.sizes()[2] * x.sizes()[3];
+  int64_t per_plane = indices.sizes()[2] * indices.sizes()[3];
+  visit_floating(out.dtype(), "max_pool2d_gather", [&]<class T>() {
+    const T* in = x.data<T>();
+    const int64_t* idx = indices.data<int64_t>();
+    T* o = out.data<T>();
+    parallel_for(0, NC, grain_for(per_plane), [&](int64_t lo, int64_t hi) {
+      for (int64_t nc = lo; nc < hi; ++nc)
+        for (int64_t q = 0; q < per_plane; ++q) {
+          int64_t index = idx[nc * per_plane + q];
+          LOOM_CHECK(index >= 0 && index < HW, Index, "max_pool2d_gather: index ", index,
+                     " is out of range for an input plane of ", HW, " elements");
+          o[nc * per_plane + q] = in[nc * HW + index];
+        }
+    });
+  });
+  return {out};
+}
+
 }  // namespace
 
 void register_nn_kernels(Registry& r) {
@@ -190,6 +215,7 @@ void register_nn_kernels(Registry& r) {
   r.set_kernel("col2im", DeviceType::CPU, col2im_kernel);
   r.set_kernel("max_pool2d", DeviceType::CPU, max_pool2d_kernel);
   r.set_kernel("max_pool2d_backward", DeviceType::CPU, max_pool2d_backward_kernel);
+  r.set_kernel("max_pool2d_gather", DeviceType::CPU, max_pool2d_gather_kernel);
 }
 
 }  // namespace loom::cpu
