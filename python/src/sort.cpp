@@ -1,8 +1,29 @@
-// Bindings for this family are filled in by its op family (see docs/ops.md).
+// sort, argsort, topk as functions and methods; results are (values, indices) named tuples like torch's.
 #include "convert.h"
 
 namespace loom::python {
 
-void bind_sort(nb::module_& m, nb::class_<Tensor>& cls) {}
+nb::object named_pair(const char* type_name, const char* first, const char* second, const Tensor& a, const Tensor& b);
+
+void bind_sort(nb::module_& m, nb::class_<Tensor>& cls) {
+  auto sort_fn = [](const Tensor& t, int64_t dim, bool descending, bool stable) {
+    auto [values, indices] = sort(t, dim, descending, stable);
+    return named_pair("sort", "values", "indices", values, indices);
+  };
+  m.def("sort", sort_fn, nb::arg("input"), nb::arg("dim") = -1, nb::arg("descending") = false, nb::kw_only(),
+        nb::arg("stable") = false);
+  cls.def("sort", sort_fn, nb::arg("dim") = -1, nb::arg("descending") = false, nb::kw_only(), nb::arg("stable") = false);
+  m.def("argsort", &argsort, nb::arg("input"), nb::arg("dim") = -1, nb::arg("descending") = false, nb::kw_only(),
+        nb::arg("stable") = false);
+  cls.def("argsort", &argsort, nb::arg("dim") = -1, nb::arg("descending") = false, nb::kw_only(),
+          nb::arg("stable") = false);
+  auto topk_fn = [](const Tensor& t, int64_t k, int64_t dim, bool largest, bool sorted) {
+    auto [values, indices] = topk(t, k, dim, largest, sorted);
+    return named_pair("topk", "values", "indices", values, indices);
+  };
+  m.def("topk", topk_fn, nb::arg("input"), nb::arg("k"), nb::arg("dim") = -1, nb::arg("largest") = true,
+        nb::arg("sorted") = true);
+  cls.def("topk", topk_fn, nb::arg("k"), nb::arg("dim") = -1, nb::arg("largest") = true, nb::arg("sorted") = true);
+}
 
 }  // namespace loom::python

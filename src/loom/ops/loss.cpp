@@ -1,8 +1,282 @@
-// Op definitions of the loss family (see ops/loss.h).
+// Loss functions (see ops/loss.h): composites of elementwise, reduction and softmax ops. The target class is
+// picked with a one-hot mask eq(target, arange(C)) instead of a gather, so every step is an existing op.
+#include "loom/ops/loss.h"
+
+#include "loom/ops/creation.h"
+#include "loom/ops/elementwise.h"
+#include "loom/ops/reduce.h"
 #include "loom/ops/registry.h"
+#include "loom/ops/shape.h"
 
 namespace loom {
 
-void define_loss_ops(Registry& r) {}
+void define_loss_ops(Registry&) {}  // every loss is a composite: no registry ops of its own
+
+namespace {
+
+void check_reduction(const std::string& reduction, const char* op, bool allow_batchmean = false) {
+  LOOM_CHECK(reduction == "mean" || reduction == "sum" || reduction == "none" ||
+                 (allow_batchmean && reduction == "batchmean"),
+             Value, op, ": reduction must be one of 'none', 'mean', 'sum'", allow_batchmean ? ", 'batchmean'" : "",
+             ", got '", reduction, "'");
+}
+
+Tensor reduce_loss(const Tensor& loss, const std::string& reduction) {
+  if (reduction == "none") return loss;
+  if (reduction == "sum") return sum(loss);
+  return mean(loss);
+}
+
+void check_floating(const Tensor& t, const char* op, const char* what) {
+  LOOM_CHECK(is_floating(t.dtype()), Type, op, ": expected a floating point ", what, ", got ", dtype_name(t.dtype()),
+             " (shape ", shape_str(t.sizes()), ")");
+}
+
+// Shapes of input and target that broadcast; both floating.
+void check_pair(const Tensor& input, const Tensor& target, const char* op) {
+  check_floating(input, op, "input");
+  check_floating(target, op, "target");
+  broadcast_shapes(input.sizes(), target.sizes(), op);
+}
+
+void check_weight_like_input(const Tensor& weight, const Tensor& input, const char* op) {
+  if (!weight.defined()) return;
+  LOOM_CHECK(weight.sizes() == input.sizes(), Value, op, ": weight shape ", shape_str(weight.sizes()),
+             " must match the input shape ", shape_str(input.sizes()));
+}
+
+// Elementwise loss times weight, then reduced; "mean" divides by sum(weight) when weight_normalized.
+Tensor weighted_reduce(const Tensor& loss, const Tensor& weight, const std::string& reduction, bool weight_normalized) {
+  if (!weight.defined()) return reduce_loss(loss, reduction);
+  Tensor weighted = mul(loss, weight);
+  if (reduction == "mean" && weight_normalized) return div(sum(weighted), sum(weight));
+  return reduce_loss(weighted, reduction);
+}
+
+// The class dim of nll/cross-entropy inputs: 1, or 0 for an unbatched (C) input.
+int64_t class_dim(const Tensor& input) { return input.dim() == 1 ? 0 : 1; }
+
+// Validates class-index targets against input (N, C, d1...) / (C) and returns C.
+int64_t check_class_target(const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
+                           const char* op) {
+  check_floating(input, op, "input");
+  LOOM_CHECK(input.dim() >= 1, Value, op, ": input must have at least 1 dim (C) or (N, C, ...), got shape ",
+             shape_str(input.sizes()));
+  LOOM_CHECK(is_integral(target.dtype()), Type, op, ": expected class-index targets of an integer dtype (int64), got ",
+             dtype_name(target.dtype()), " (input shape ", shape_str(input.sizes()), ", target shape ",
+             shape_str(target.sizes()), ")");
+  const int64_t C = input.sizes()[class_dim(input)];
+  Shape expected = input.sizes();
+  expected.erase(expected.begin() + class_dim(input));
+  if (input.dim() >= 2 && target.dim() >= 1 && target.sizes()[0] != input.sizes()[0])
+    fail(ErrorKind::Value, op, ": Expected input batch_size (", input.sizes()[0], ") to match target batch_size (",
+         target.sizes()[0], ") (input shape ", shape_str(input.sizes()), ", target shape ", shape_str(target.sizes()), ")");
+  LOOM_CHECK(target.sizes() == expected, Value, op, ": target shape ", shape_str(target.sizes()),
+             " does not match input shape ", shape_str(input.sizes()), " (expected target shape ", shape_str(expected), ")");
+  if (weight.defined()) {
+    check_floating(weight, op, "weight");
+    LOOM_CHECK(weight.dim() == 1 && weight.sizes()[0] == C, Value, op, ": weight must have shape (", C,
+               ") for ", C, " classes, got ", shape_str(weight.sizes()));
+  }
+  if (target.numel() > 0) {
+    Tensor counted = ne(target, Scalar(ignore_index));
+    Tensor bad = logical_and(counted, logical_or(lt(target, Scalar(int64_t(0))), ge(target, Scalar(C))));
+    if (any(bad).item().to_bool()) {
+      Tensor first = argmax(to_dtype(bad, DType::Int64));
+      Tensor flat = to_dtype(reshape(target, {-1}), DType::Int64);
+      int64_t at = first.item().to_int();
+      fail(ErrorKind::Index, op, ": Target ", select(flat, 0, at).item().to_int(), " is out of bounds for ", C,
+           " classes (input shape ", shape_str(input.sizes()), ")");
+    }
+  }
+  return C;
+}
+
+// Moves the class dim last: (N, C, d1...) -> (N, d1..., C); (C) stays.
+Tensor classes_last(const Tensor& t) { return t.dim() <= 2 ? t : movedim(t, 1, -1); }
+
+// One-hot (N, d1..., C) bool mask of the target classes; ignored targets give all-false rows.
+Tensor one_hot_mask(const Tensor& target, int64_t C, int64_t ignore_index, Device device) {
+  Tensor classes = arange(Scalar(int64_t(0)), Scalar(C), Scalar(int64_t(1)), DType::Int64, device);
+  Tensor hit = eq(unsqueeze(target, -1), classes);
+  if (ignore_index < 0 || ignore_index >= C) return hit;
+  return logical_and(hit, unsqueeze(ne(target, Scalar(ignore_index)), -1));
+}
+
+// nll_loss, with errors naming `op` (cross_entropy reaches it with log-probabilities).
+Tensor nll_impl(const char* op, const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
+                const std::string& reduction) {
+  check_reduction(reduction, op);
+  int64_t C = check_class_target(input, target, weight, ignore_index, op);
+  Tensor x = classes_last(input);
+  Tensor hit = one_hot_mask(target, C, ignore_index, input.device());
+  Tensor zero = zeros({}, x.dtype(), x.device());
+  Tensor picked = sum(where(hit, x, zero), {-1});
+  // Per-target weight: weight[target], 0 where ignored.
+  Tensor w = weight.defined() ? sum(where(hit, to_dtype(weight, x.dtype()), zero), {-1}) : to_dtype(any(hit, {-1}), x.dtype());
+  Tensor loss = neg(mul(picked, w));
+  if (reduction == "none") return loss;
+  if (reduction == "sum") return sum(loss);
+  return div(sum(loss), sum(w));
+}
+
+}  // namespace
+
+Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
+                const std::string& reduction) {
+  return nll_impl("nll_loss", input, target, weight, ignore_index, reduction);
+}
+
+Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
+                     const std::string& reduction, double label_smoothing) {
+  const char* op = "cross_entropy";
+  check_reduction(reduction, op);
+  check_floating(input, op, "input");
+  LOOM_CHECK(input.dim() >= 1, Value, op, ": input must have at least 1 dim (C) or (N, C, ...), got shape ",
+             shape_str(input.sizes()));
+  LOOM_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0, Value, op,
+             ": label_smoothing must be between 0.0 and 1.0, got ", label_smoothing);
+  const int64_t cdim = class_dim(input);
+  const int64_t C = input.sizes()[cdim];
+  Tensor logp = log_softmax(input, cdim);
+  // weight (C) shaped to broadcast along the class dim of the input.
+  Tensor class_weight;
+  if (weight.defined()) {
+    check_floating(weight, op, "weight");
+    LOOM_CHECK(weight.dim() == 1 && weight.sizes()[0] == C, Value, op, ": weight must have shape (", C, ") for ", C,
+               " classes, got ", shape_str(weight.sizes()));
+    Shape shape(input.dim(), 1);
+    shape[cdim] = C;
+    class_weight = reshape(to_dtype(weight, input.dtype()), shape);
+  }
+
+  if (is_floating(target.dtype())) {
+    LOOM_CHECK(target.sizes() == input.sizes(), Value, op, ": probability target shape ", shape_str(target.sizes()),
+               " must match the input shape ", shape_str(input.sizes()), " (class-index targets need an integer dtype)");
+    LOOM_CHECK(ignore_index == -100, Value, op, ": ignore_index is not supported for floating point (probability) targets");
+    Tensor t = label_smoothing > 0 ? add(mul(target, Scalar(1.0 - label_smoothing)), Scalar(label_smoothing / C)) : target;
+    Tensor terms = mul(logp, t);
+    if (class_weight.defined()) terms = mul(terms, class_weight);
+    if (reduction == "none") return neg(sum(terms, {cdim}));
+    if (reduction == "sum") return neg(sum(terms));
+    return div(neg(sum(terms)), Scalar(static_cast<double>(input.numel() / std::max<int64_t>(C, 1))));
+  }
+
+  Tensor nll = nll_impl(op, logp, target, weight, ignore_index, reduction);
+  if (label_smoothing == 0.0) return nll;
+  // Smoothing term: -sum_c w_c logp_c per target (0 where ignored), reduced like nll_loss.
+  Tensor smooth = neg(sum(class_weight.defined() ? mul(logp, class_weight) : logp, {cdim}));
+  Tensor counted = ne(target, Scalar(ignore_index));
+  smooth = where(counted, smooth, zeros({}, smooth.dtype(), smooth.device()));
+  Tensor smooth_reduced;
+  if (reduction == "none") smooth_reduced = smooth;
+  else if (reduction == "sum") smooth_reduced = sum(smooth);
+  else {
+    Tensor denominator;
+    if (weight.defined()) {
+      Tensor hit = one_hot_mask(target, C, ignore_index, input.device());
+      denominator = sum(where(hit, to_dtype(weight, input.dtype()), zeros({}, input.dtype(), input.device())));
+    } else {
+      denominator = sum(counted, {}, false, input.dtype());
+    }
+    smooth_reduced = div(sum(smooth), denominator);
+  }
+  return add(mul(nll, Scalar(1.0 - label_smoothing)), mul(smooth_reduced, Scalar(label_smoothing / C)));
+}
+
+Tensor mse_loss(const Tensor& input, const Tensor& target, const std::string& reduction, const Tensor& weight) {
+  check_reduction(reduction, "mse_loss");
+  check_pair(input, target, "mse_loss");
+  check_weight_like_input(weight, input, "mse_loss");
+  Tensor diff = sub(input, target);
+  return weighted_reduce(mul(diff, diff), weight, reduction, true);
+}
+
+Tensor l1_loss(const Tensor& input, const Tensor& target, const std::string& reduction, const Tensor& weight) {
+  check_reduction(reduction, "l1_loss");
+  check_pair(input, target, "l1_loss");
+  check_weight_like_input(weight, input, "l1_loss");
+  return weighted_reduce(abs(sub(input, target)), weight, reduction, true);
+}
+
+Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const std::string& reduction, double beta) {
+  check_reduction(reduction, "smooth_l1_loss");
+  check_pair(input, target, "smooth_l1_loss");
+  LOOM_CHECK(beta >= 0, Value, "smooth_l1_loss: beta must be non-negative, got ", beta);
+  if (beta == 0.0) return l1_loss(input, target, reduction);
+  Tensor diff = sub(input, target);
+  Tensor z = abs(diff);
+  Tensor loss = where(lt(z, Scalar(beta)), mul(mul(diff, diff), Scalar(0.5 / beta)), sub(z, Scalar(0.5 * beta)));
+  return reduce_loss(loss, reduction);
+}
+
+Tensor huber_loss(const Tensor& input, const Tensor& target, const std::string& reduction, double delta,
+                  const Tensor& weight) {
+  check_reduction(reduction, "huber_loss");
+  check_pair(input, target, "huber_loss");
+  check_weight_like_input(weight, input, "huber_loss");
+  LOOM_CHECK(delta > 0, Value, "huber_loss: delta must be positive, got ", delta);
+  Tensor diff = sub(input, target);
+  Tensor z = abs(diff);
+  Tensor loss = where(lt(z, Scalar(delta)), mul(mul(diff, diff), Scalar(0.5)), mul(sub(z, Scalar(0.5 * delta)), Scalar(delta)));
+  return weighted_reduce(loss, weight, reduction, false);
+}
+
+Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
+                            const std::string& reduction) {
+  const char* op = "binary_cross_entropy";
+  check_reduction(reduction, op);
+  check_floating(input, op, "input");
+  check_floating(target, op, "target");
+  LOOM_CHECK(target.sizes() == input.sizes(), Value, op, ": target shape ", shape_str(target.sizes()),
+             " must match the input shape ", shape_str(input.sizes()));
+  if (input.numel() > 0)
+    LOOM_CHECK(all(logical_and(ge(input, Scalar(0.0)), le(input, Scalar(1.0)))).item().to_bool(), Runtime, op,
+               ": all elements of input should be between 0 and 1");
+  if (weight.defined()) broadcast_shapes(weight.sizes(), input.sizes(), op);
+  // log clamped at -100 as PyTorch does, so a 0 or 1 input gives a finite loss.
+  Tensor log_x = clamp(log(input), Scalar(-100.0), std::nullopt);
+  Tensor log_1mx = clamp(log(rsub(input, Scalar(1.0))), Scalar(-100.0), std::nullopt);
+  Tensor loss = neg(add(mul(target, log_x), mul(rsub(target, Scalar(1.0)), log_1mx)));
+  if (weight.defined()) loss = mul(loss, weight);
+  return reduce_loss(loss, reduction);
+}
+
+Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target, const Tensor& weight,
+                                        const std::string& reduction, const Tensor& pos_weight) {
+  const char* op = "binary_cross_entropy_with_logits";
+  check_reduction(reduction, op);
+  check_floating(input, op, "input");
+  check_floating(target, op, "target");
+  LOOM_CHECK(target.sizes() == input.sizes(), Value, op, ": Target size ", shape_str(target.sizes()),
+             " must be the same as input size ", shape_str(input.sizes()));
+  if (weight.defined()) broadcast_shapes(weight.sizes(), input.sizes(), op);
+  if (pos_weight.defined()) broadcast_shapes(pos_weight.sizes(), input.sizes(), op);
+  // softplus(-x) = log(1 + exp(-x)) without overflow; its gradient is -sigmoid(-x) everywhere.
+  Tensor log_sigmoid_neg = softplus(neg(input));
+  Tensor scale = pos_weight.defined() ? add(mul(sub(pos_weight, Scalar(1.0)), target), Scalar(1.0)) : Tensor();
+  Tensor loss = add(mul(rsub(target, Scalar(1.0)), input), scale.defined() ? mul(scale, log_sigmoid_neg) : log_sigmoid_neg);
+  if (weight.defined()) loss = mul(loss, weight);
+  return reduce_loss(loss, reduction);
+}
+
+Tensor kl_div(const Tensor& input, const Tensor& target, const std::string& reduction, bool log_target) {
+  const char* op = "kl_div";
+  check_reduction(reduction, op, true);
+  check_pair(input, target, op);
+  Tensor loss;
+  if (log_target) {
+    loss = mul(exp(target), sub(target, input));
+  } else {
+    // xlogy(t, t) - t * input, with 0 log 0 = 0.
+    Tensor safe = where(eq(target, Scalar(0.0)), Scalar(1.0), target);
+    loss = sub(mul(target, log(safe)), mul(target, input));
+  }
+  if (reduction == "batchmean") {
+    Tensor total = sum(loss);
+    return input.dim() == 0 ? total : div(total, Scalar(static_cast<double>(input.sizes()[0])));
+  }
+  return reduce_loss(loss, reduction);
+}
 
 }  // namespace loom

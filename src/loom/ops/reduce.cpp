@@ -2,7 +2,10 @@
 #include "loom/ops/reduce.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
+#include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/promotion.h"
 #include "loom/ops/registry.h"
@@ -44,11 +47,141 @@ std::vector<Tensor> sum_backward(BackwardContext& c) {
   return {expand(g, in)};
 }
 
+// Raises like PyTorch when a reduced dim is empty (there is no identity for max/min).
+void check_nonempty_dims(const Tensor& t, const Dims& dims, const char* op) {
+  for (int64_t d : dims)
+    LOOM_CHECK(t.sizes()[d] != 0, Index, op, "(): Expected reduction dim ", d,
+               " to have non-zero size (input shape ", shape_str(t.sizes()), ")");
+}
+
+std::vector<TensorMeta> infer_extreme(const std::vector<Tensor>& in, const Attrs& a) {
+  const Dims& dims = a.get<Dims>("dims");
+  check_nonempty_dims(in[0], dims, a.get<std::string>("op").c_str());
+  return {TensorMeta{detail::reduced_shape(in[0].sizes(), dims, a.get<bool>("keepdim")), in[0].dtype(), in[0].device()}};
+}
+
+std::vector<TensorMeta> infer_logical(const std::vector<Tensor>& in, const Attrs& a) {
+  DType out = in[0].dtype() == DType::UInt8 ? DType::UInt8 : DType::Bool;
+  return {TensorMeta{detail::reduced_shape(in[0].sizes(), a.get<Dims>("dims"), a.get<bool>("keepdim")), out, in[0].device()}};
+}
+
+// max_dim/min_dim: (values, int64 indices) along one dim.
+std::vector<TensorMeta> infer_arg_extreme(const std::vector<Tensor>& in, const Attrs& a) {
+  int64_t dim = a.get<int64_t>("dim");
+  const Tensor& t = in[0];
+  Dims dims = t.dim() == 0 ? Dims{} : Dims{dim};
+  check_nonempty_dims(t, dims, a.get<std::string>("op").c_str());
+  Shape shape = detail::reduced_shape(t.sizes(), dims, a.get<bool>("keepdim"));
+  return {TensorMeta{shape, t.dtype(), t.device()}, TensorMeta{shape, DType::Int64, t.device()}};
+}
+
+std::vector<TensorMeta> infer_scan(const std::vector<Tensor>& in, const Attrs& a) {
+  return {TensorMeta{in[0].sizes(), a.get<DType>("dtype"), in[0].device()}};
+}
+
+std::vector<TensorMeta> infer_softmax(const std::vector<Tensor>& in, const Attrs& a) {
+  LOOM_CHECK(is_floating(in[0].dtype()), Type, a.get<std::string>("op"), ": expected a floating point input, got ",
+             dtype_name(in[0].dtype()), " (shape ", shape_str(in[0].sizes()), "); pass dtype= to cast");
+  return {TensorMeta{in[0].sizes(), in[0].dtype(), in[0].device()}};
+}
+
+Tensor unsqueezed_grad(const BackwardContext& c) {
+  return detail::unsqueeze_reduced(c.grad(), c.input_meta[0].sizes, c.attrs.get<Dims>("dims"), c.attrs.get<bool>("keepdim"));
+}
+
+std::vector<Tensor> prod_backward(BackwardContext& c) {
+  const Dims& dims = c.attrs.get<Dims>("dims");
+  Tensor g = unsqueezed_grad(c);
+  Tensor x = c.inputs[0].dtype() == g.dtype() ? c.inputs[0] : to_dtype(c.inputs[0], g.dtype());
+  Tensor out = detail::unsqueeze_reduced(c.outputs[0], x.sizes(), dims, c.attrs.get<bool>("keepdim"));
+  // d prod / d x_i = prod_{j != i} x_j: out / x_i where x_i != 0; the product of the other (nonzero)
+  // elements where x_i is the only zero; 0 where there are several zeros.
+  Tensor is_zero = eq(x, Scalar(0.0));
+  Tensor safe = where(is_zero, Scalar(1.0), x);
+  Tensor others = prod(safe, dims, true);
+  Tensor single_zero = eq(sum(is_zero, dims, true), Scalar(int64_t(1)));
+  Tensor at_zero = where(single_zero, others, Scalar(0.0));
+  return {mul(g, where(is_zero, at_zero, div(out, safe)))};
+}
+
+std::vector<Tensor> extreme_backward(BackwardContext& c) {
+  const Dims& dims = c.attrs.get<Dims>("dims");
+  Tensor g = unsqueezed_grad(c);
+  Tensor out = detail::unsqueeze_reduced(c.outputs[0], c.input_meta[0].sizes, dims, c.attrs.get<bool>("keepdim"));
+  // Ties share the gradient evenly, like PyTorch's amax/amin.
+  Tensor mask = to_dtype(eq(c.inputs[0], out), g.dtype());
+  return {mul(g, div(mask, sum(mask, dims, true)))};
+}
+
+std::vector<Tensor> arg_extreme_backward(BackwardContext& c) {
+  const Shape& in = c.input_meta[0].sizes;
+  Tensor g = c.grad(0);
+  if (in.empty()) return {reshape(g, in)};
+  int64_t dim = c.attrs.get<int64_t>("dim");
+  bool keepdim = c.attrs.get<bool>("keepdim");
+  Tensor index = keepdim ? c.outputs[1] : unsqueeze(c.outputs[1], dim);
+  if (!keepdim) g = unsqueeze(g, dim);
+  Shape positions_shape(in.size(), 1);
+  positions_shape[dim] = in[dim];
+  Tensor positions = reshape(arange(Scalar(int64_t(0)), Scalar(in[dim]), Scalar(int64_t(1)), DType::Int64, g.device()),
+                             positions_shape);
+  // One-hot of the index along dim, the shape of the input: the gradient goes to the selected element only.
+  return {where(eq(positions, index), expand(g, in), zeros({}, g.dtype(), g.device()))};
+}
+
+// Sum of g from position i to the end along dim (the adjoint of an inclusive scan).
+Tensor reverse_cumsum(const Tensor& g, int64_t dim) {
+  return add(sub(sum(g, {dim}, true), cumsum(g, dim)), g);
+}
+
+std::vector<Tensor> cumsum_backward(BackwardContext& c) {
+  return {reverse_cumsum(c.grad(), c.attrs.get<int64_t>("dim"))};
+}
+
+std::vector<Tensor> cumprod_backward(BackwardContext& c) {
+  // Valid for nonzero inputs: d out_j / d x_i = out_j / x_i for j >= i.
+  Tensor g = c.grad();
+  Tensor x = c.inputs[0].dtype() == g.dtype() ? c.inputs[0] : to_dtype(c.inputs[0], g.dtype());
+  return {div(reverse_cumsum(mul(g, c.outputs[0]), c.attrs.get<int64_t>("dim")), x)};
+}
+
+std::vector<Tensor> softmax_backward(BackwardContext& c) {
+  const Tensor& y = c.outputs[0];
+  Tensor g = c.grad();
+  return {mul(y, sub(g, sum(mul(g, y), {c.attrs.get<int64_t>("dim")}, true)))};
+}
+
+std::vector<Tensor> log_softmax_backward(BackwardContext& c) {
+  const Tensor& y = c.outputs[0];
+  Tensor g = c.grad();
+  return {sub(g, mul(exp(y), sum(g, {c.attrs.get<int64_t>("dim")}, true)))};
+}
+
 }  // namespace
 
 void define_reduce_ops(Registry& r) {
   // sum: attrs dims (normalized, sorted; all dims listed when reducing everything), keepdim, dtype (output).
   r.define({.name = "sum", .infer = infer_sum, .backward = sum_backward, .saved_inputs = 0});
+  // prod: attrs as sum.
+  r.define({.name = "prod", .infer = infer_sum, .backward = prod_backward, .saves_outputs = true});
+  // amax/amin: attrs dims, keepdim, op (name for errors).
+  r.define({.name = "amax", .infer = infer_extreme, .backward = extreme_backward, .saves_outputs = true});
+  r.define({.name = "amin", .infer = infer_extreme, .backward = extreme_backward, .saves_outputs = true});
+  // max_dim/min_dim: attrs dim (normalized), keepdim, op. Outputs (values, indices).
+  r.define({.name = "max_dim", .infer = infer_arg_extreme, .backward = arg_extreme_backward, .saved_inputs = 0,
+            .saves_outputs = true});
+  r.define({.name = "min_dim", .infer = infer_arg_extreme, .backward = arg_extreme_backward, .saved_inputs = 0,
+            .saves_outputs = true});
+  r.define({.name = "all", .infer = infer_logical});
+  r.define({.name = "any", .infer = infer_logical});
+  // cumsum/cumprod: attrs dim (normalized), dtype (output).
+  r.define({.name = "cumsum", .infer = infer_scan, .backward = cumsum_backward, .saved_inputs = 0});
+  r.define({.name = "cumprod", .infer = infer_scan, .backward = cumprod_backward, .saves_outputs = true});
+  // softmax/log_softmax: attrs dim (normalized), op.
+  r.define({.name = "softmax", .infer = infer_softmax, .backward = softmax_backward, .saved_inputs = 0,
+            .saves_outputs = true});
+  r.define({.name = "log_softmax", .infer = infer_softmax, .backward = log_softmax_backward, .saved_inputs = 0,
+            .saves_outputs = true});
 }
 
 Tensor sum(const Tensor& t, const Dims& dims, bool keepdim, std::optional<DType> dtype) {
@@ -66,6 +199,165 @@ Tensor mean(const Tensor& t, const Dims& dims, bool keepdim, std::optional<DType
   for (int64_t d : normalized) count *= t.sizes()[d];
   Tensor total = sum(t, normalized, keepdim, out);
   return div(total, Scalar(static_cast<double>(count)));
+}
+
+namespace {
+
+DType integer_to_long(const Tensor& t, std::optional<DType> dtype) {
+  return dtype.value_or(is_floating(t.dtype()) ? t.dtype() : DType::Int64);
+}
+
+Tensor extreme(const char* op, const Tensor& t, const Dims& dims, bool keepdim) {
+  Dims normalized = normalize_dims(dims, t.dim(), op);
+  return dispatch1(Registry::instance().op(op), {t},
+                   Attrs().set("dims", normalized).set("keepdim", keepdim).set("op", std::string(op)));
+}
+
+std::pair<Tensor, Tensor> arg_extreme(const char* op, const char* label, const Tensor& t, int64_t dim, bool keepdim) {
+  int64_t d = normalize_dim(dim, t.dim(), label);
+  std::vector<Tensor> out = dispatch(Registry::instance().op(op), {t},
+                                     Attrs().set("dim", d).set("keepdim", keepdim).set("op", std::string(label)));
+  return {out[0], out[1]};
+}
+
+Tensor arg_index(const char* op, const char* label, const Tensor& t, std::optional<int64_t> dim, bool keepdim) {
+  LOOM_CHECK(t.dtype() != DType::Bool, Runtime, label, "(): does not support bool input");
+  if (dim) return arg_extreme(op, label, t, *dim, keepdim).second;
+  LOOM_CHECK(t.numel() != 0, Index, label, "(): Expected reduction dim to be specified for input.numel() == 0 (input shape ",
+             shape_str(t.sizes()), ")");
+  Tensor index = arg_extreme(op, label, reshape(t, {-1}), 0, false).second;
+  return keepdim ? reshape(index, Shape(t.dim(), 1)) : index;
+}
+
+Tensor scan(const char* op, const Tensor& t, int64_t dim, std::optional<DType> dtype) {
+  int64_t d = normalize_dim(dim, t.dim(), op);
+  DType out = integer_to_long(t, dtype);
+  Tensor input = t.dtype() == out ? t : to_dtype(t, out);
+  return dispatch1(Registry::instance().op(op), {input}, Attrs().set("dim", d).set("dtype", out));
+}
+
+Tensor softmax_like(const char* op, const Tensor& t, int64_t dim, std::optional<DType> dtype) {
+  int64_t d = normalize_dim(dim, t.dim(), op);
+  Tensor input = dtype && *dtype != t.dtype() ? to_dtype(t, *dtype) : t;
+  return dispatch1(Registry::instance().op(op), {input}, Attrs().set("dim", d).set("op", std::string(op)));
+}
+
+int64_t reduced_count(const Tensor& t, const Dims& normalized) {
+  int64_t count = 1;
+  for (int64_t d : normalized) count *= t.sizes()[d];
+  return count;
+}
+
+void check_floating(const Tensor& t, const char* op) {
+  LOOM_CHECK(is_floating(t.dtype()), Type, op, ": expected a floating point input, got ", dtype_name(t.dtype()),
+             " (shape ", shape_str(t.sizes()), ")");
+}
+
+// sqrt-like root that has a zero (not NaN) gradient where its argument is 0, as PyTorch's norm backward.
+Tensor safe_root(const Tensor& s, double inverse_power) {
+  Tensor is_zero = eq(s, Scalar(0.0));
+  Tensor safe = where(is_zero, Scalar(1.0), s);
+  Tensor root = inverse_power == 0.5 ? sqrt(safe) : pow(safe, Scalar(inverse_power));
+  return where(is_zero, Scalar(0.0), root);
+}
+
+}  // namespace
+
+Tensor prod(const Tensor& t, const Dims& dims, bool keepdim, std::optional<DType> dtype) {
+  Dims normalized = normalize_dims(dims, t.dim(), "prod");
+  DType out = integer_to_long(t, dtype);
+  Tensor input = t.dtype() == out ? t : to_dtype(t, out);
+  return dispatch1(LOOM_OP("prod"), {input}, Attrs().set("dims", normalized).set("keepdim", keepdim).set("dtype", out));
+}
+
+Tensor amax(const Tensor& t, const Dims& dims, bool keepdim) { return extreme("amax", t, dims, keepdim); }
+Tensor amin(const Tensor& t, const Dims& dims, bool keepdim) { return extreme("amin", t, dims, keepdim); }
+
+Tensor max(const Tensor& t) {
+  LOOM_CHECK(t.numel() != 0, Runtime, "max(): Expected reduction dim to be specified for input.numel() == 0 (input shape ",
+             shape_str(t.sizes()), "). Specify the reduction dim with the 'dim' argument.");
+  return amax(t);
+}
+Tensor min(const Tensor& t) {
+  LOOM_CHECK(t.numel() != 0, Runtime, "min(): Expected reduction dim to be specified for input.numel() == 0 (input shape ",
+             shape_str(t.sizes()), "). Specify the reduction dim with the 'dim' argument.");
+  return amin(t);
+}
+std::pair<Tensor, Tensor> max(const Tensor& t, int64_t dim, bool keepdim) {
+  return arg_extreme("max_dim", "max", t, dim, keepdim);
+}
+std::pair<Tensor, Tensor> min(const Tensor& t, int64_t dim, bool keepdim) {
+  return arg_extreme("min_dim", "min", t, dim, keepdim);
+}
+Tensor argmax(const Tensor& t, std::optional<int64_t> dim, bool keepdim) {
+  return arg_index("max_dim", "argmax", t, dim, keepdim);
+}
+Tensor argmin(const Tensor& t, std::optional<int64_t> dim, bool keepdim) {
+  return arg_index("min_dim", "argmin", t, dim, keepdim);
+}
+
+Tensor all(const Tensor& t, const Dims& dims, bool keepdim) {
+  Dims normalized = normalize_dims(dims, t.dim(), "all");
+  return dispatch1(LOOM_OP("all"), {t}, Attrs().set("dims", normalized).set("keepdim", keepdim));
+}
+Tensor any(const Tensor& t, const Dims& dims, bool keepdim) {
+  Dims normalized = normalize_dims(dims, t.dim(), "any");
+  return dispatch1(LOOM_OP("any"), {t}, Attrs().set("dims", normalized).set("keepdim", keepdim));
+}
+
+std::pair<Tensor, Tensor> var_mean(const Tensor& t, const Dims& dims, double correction, bool keepdim) {
+  LOOM_CHECK(is_floating(t.dtype()), Type, "var: std and var only support floating point dtypes, got ",
+             dtype_name(t.dtype()), " (shape ", shape_str(t.sizes()), ")");
+  Dims normalized = normalize_dims(dims, t.dim(), "var");
+  double count = static_cast<double>(reduced_count(t, normalized));
+  Tensor mu = mean(t, normalized, true);
+  Tensor diff = sub(t, mu);
+  Tensor variance = div(sum(mul(diff, diff), normalized, keepdim), Scalar(std::max(0.0, count - correction)));
+  return {variance, keepdim ? mu : reshape(mu, detail::reduced_shape(t.sizes(), normalized, false))};
+}
+Tensor var(const Tensor& t, const Dims& dims, double correction, bool keepdim) {
+  return var_mean(t, dims, correction, keepdim).first;
+}
+std::pair<Tensor, Tensor> std_mean(const Tensor& t, const Dims& dims, double correction, bool keepdim) {
+  auto [variance, mu] = var_mean(t, dims, correction, keepdim);
+  return {sqrt(variance), mu};
+}
+Tensor std(const Tensor& t, const Dims& dims, double correction, bool keepdim) {
+  return sqrt(var(t, dims, correction, keepdim));
+}
+
+Tensor norm(const Tensor& t, double p, const Dims& dims, bool keepdim, std::optional<DType> dtype) {
+  Tensor x = dtype && *dtype != t.dtype() ? to_dtype(t, *dtype) : t;
+  check_floating(x, "norm");
+  Dims normalized = normalize_dims(dims, x.dim(), "norm");
+  if (std::isinf(p)) {
+    LOOM_CHECK(reduced_count(x, normalized) != 0 || x.numel() != 0, Runtime,
+               "norm: the infinity norm of an empty tensor is not defined (shape ", shape_str(x.sizes()), ")");
+    return p > 0 ? amax(abs(x), normalized, keepdim) : amin(abs(x), normalized, keepdim);
+  }
+  if (p == 0) return to_dtype(sum(ne(x, Scalar(0.0)), normalized, keepdim), x.dtype());
+  if (p == 1) return sum(abs(x), normalized, keepdim);
+  if (p == 2) return safe_root(sum(mul(x, x), normalized, keepdim), 0.5);
+  return safe_root(sum(pow(abs(x), Scalar(p)), normalized, keepdim), 1.0 / p);
+}
+
+Tensor logsumexp(const Tensor& t, const Dims& dims, bool keepdim) {
+  Tensor x = is_floating(t.dtype()) ? t : to_dtype(t, default_float_dtype());
+  Dims normalized = normalize_dims(dims, x.dim(), "logsumexp");
+  if (reduced_count(x, normalized) == 0) return log(sum(exp(x), normalized, keepdim));
+  // Subtract the (constant) max so exp cannot overflow; infinite maxima are left alone.
+  Tensor m = amax(x.detach(), normalized, true);
+  m = where(isinf(m), Scalar(0.0), m);
+  Tensor result = add(log(sum(exp(sub(x, m)), normalized, true)), m);
+  return keepdim ? result : reshape(result, detail::reduced_shape(x.sizes(), normalized, false));
+}
+
+Tensor cumsum(const Tensor& t, int64_t dim, std::optional<DType> dtype) { return scan("cumsum", t, dim, dtype); }
+Tensor cumprod(const Tensor& t, int64_t dim, std::optional<DType> dtype) { return scan("cumprod", t, dim, dtype); }
+
+Tensor softmax(const Tensor& t, int64_t dim, std::optional<DType> dtype) { return softmax_like("softmax", t, dim, dtype); }
+Tensor log_softmax(const Tensor& t, int64_t dim, std::optional<DType> dtype) {
+  return softmax_like("log_softmax", t, dim, dtype);
 }
 
 Tensor sum_to(const Tensor& t, const Shape& shape) {

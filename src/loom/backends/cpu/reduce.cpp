@@ -3,6 +3,8 @@
 #include "loom/backends/cpu/reduce.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "loom/backends/cpu/dispatch_dtype.h"
 #include "loom/ops/reduce.h"
@@ -38,6 +40,16 @@ ReductionLayout reduction_layout(const Tensor& input, const Dims& dims) {
   return l;
 }
 
+DimLayout dim_layout(const Tensor& input, int64_t dim) {
+  DimLayout l{contiguous(input)};
+  for (int64_t i = 0; i < input.dim(); ++i) {
+    if (i < dim) l.outer *= input.sizes()[i];
+    else if (i == dim) l.reduced = input.sizes()[i];
+    else l.inner *= input.sizes()[i];
+  }
+  return l;
+}
+
 namespace {
 
 std::vector<Tensor> sum_kernel(const KernelContext& c) {
@@ -55,8 +67,167 @@ std::vector<Tensor> sum_kernel(const KernelContext& c) {
   return {out};
 }
 
+// The wide accumulator of a sum/product in dtype T: double for floats, int64 for integers, bool for bool.
+template <class T>
+using wide_t = std::conditional_t<std::is_floating_point_v<opmath_t<T>>, double,
+                                  std::conditional_t<std::is_same_v<T, bool>, bool, int64_t>>;
+
+std::vector<Tensor> prod_kernel(const KernelContext& c) {
+  Tensor out = c.alloc(0);
+  Tensor in = c.inputs[0].dtype() == out.dtype() ? c.inputs[0] : to_dtype(c.inputs[0], out.dtype());
+  ReductionLayout l = reduction_layout(in, c.attrs.get<Dims>("dims"));
+  visit_dtype(out.dtype(), [&]<class T>() {
+    using Acc = wide_t<T>;
+    reduce_layout<T, T, Acc>(
+        l, out.data<T>(), Acc(1), [](Acc acc, T x) { return static_cast<Acc>(acc * static_cast<Acc>(opmath_t<T>(x))); },
+        [](Acc acc, int64_t) { return T(static_cast<opmath_t<T>>(acc)); });
+  });
+  return {out};
+}
+
+template <class M>
+bool is_nan(M x) {
+  if constexpr (std::is_floating_point_v<M>) return std::isnan(x);
+  else return false;
+}
+
+// x beats the current extreme: NaN beats everything (and stays), then strictly greater (max) or smaller (min).
+template <bool IsMax, class M>
+bool beats(M x, M current) {
+  if (is_nan(current)) return false;
+  if (is_nan(x)) return true;
+  if constexpr (IsMax) return x > current;
+  else return x < current;
+}
+
+template <bool IsMax>
+std::vector<Tensor> extreme_kernel(const KernelContext& c) {
+  Tensor out = c.alloc(0);
+  ReductionLayout l = reduction_layout(c.inputs[0], c.attrs.get<Dims>("dims"));
+  visit_dtype(out.dtype(), [&]<class T>() {
+    using M = opmath_t<T>;
+    M init = IsMax ? std::numeric_limits<M>::lowest() : std::numeric_limits<M>::max();
+    if constexpr (std::is_floating_point_v<M>) init = IsMax ? -std::numeric_limits<M>::infinity() : std::numeric_limits<M>::infinity();
+    reduce_layout<T, T, M>(
+        l, out.data<T>(), init, [](M acc, T x) { return beats<IsMax>(M(x), acc) ? M(x) : acc; },
+        [](M acc, int64_t) { return T(acc); });
+  });
+  return {out};
+}
+
+template <bool IsAll>
+std::vector<Tensor> logical_kernel(const KernelContext& c) {
+  Tensor out = c.alloc(0);
+  ReductionLayout l = reduction_layout(c.inputs[0], c.attrs.get<Dims>("dims"));
+  visit_dtype(c.inputs[0].dtype(), [&]<class T>() {
+    auto fold = [](bool acc, T x) { return IsAll ? (acc && static_cast<bool>(x)) : (acc || static_cast<bool>(x)); };
+    if (out.dtype() == DType::UInt8)
+      reduce_layout<T, uint8_t, bool>(l, out.data<uint8_t>(), IsAll, fold, [](bool acc, int64_t) { return uint8_t(acc); });
+    else
+      reduce_layout<T, bool, bool>(l, out.data<bool>(), IsAll, fold, [](bool acc, int64_t) { return acc; });
+  });
+  return {out};
+}
+
+template <bool IsMax>
+std::vector<Tensor> arg_extreme_kernel(const KernelContext& c) {
+  Tensor values = c.alloc(0), indices = c.alloc(1);
+  DimLayout l = dim_layout(c.inputs[0], c.attrs.get<int64_t>("dim"));
+  visit_dtype(values.dtype(), [&]<class T>() {
+    using M = opmath_t<T>;
+    const T* x = l.data.data<T>();
+    T* v = values.data<T>();
+    int64_t* idx = indices.data<int64_t>();
+    for_each_line(l, [&](int64_t line, int64_t first, int64_t stride) {
+      M best = M(x[first]);
+      int64_t best_index = 0;
+      for (int64_t r = 1; r < l.reduced; ++r) {
+        M value = M(x[first + r * stride]);
+        if (beats<IsMax>(value, best)) {
+          best = value;
+          best_index = r;
+        }
+      }
+      v[line] = T(best);
+      idx[line] = best_index;
+    });
+  });
+  return {values, indices};
+}
+
+template <bool IsSum>
+std::vector<Tensor> scan_kernel(const KernelContext& c) {
+  Tensor out = c.alloc(0);
+  DimLayout l = dim_layout(c.inputs[0], c.attrs.get<int64_t>("dim"));
+  visit_dtype(out.dtype(), [&]<class T>() {
+    using Acc = wide_t<T>;
+    const T* x = l.data.data<T>();
+    T* y = out.data<T>();
+    for_each_line(l, [&](int64_t, int64_t first, int64_t stride) {
+      Acc acc = IsSum ? Acc(0) : Acc(1);
+      for (int64_t r = 0; r < l.reduced; ++r) {
+        int64_t at = first + r * stride;
+        Acc value = static_cast<Acc>(opmath_t<T>(x[at]));
+        if constexpr (IsSum) acc = static_cast<Acc>(acc + value);
+        else acc = static_cast<Acc>(acc * value);
+        y[at] = T(static_cast<opmath_t<T>>(acc));
+      }
+    });
+  });
+  return {out};
+}
+
+// y = exp(x - max) / sum(exp(x - max)), or its log: x - max - log(sum(exp(x - max))).
+template <bool IsLog>
+std::vector<Tensor> softmax_kernel(const KernelContext& c) {
+  Tensor out = c.alloc(0);
+  DimLayout l = dim_layout(c.inputs[0], c.attrs.get<int64_t>("dim"));
+  visit_floating(out.dtype(), IsLog ? "log_softmax" : "softmax", [&]<class T>() {
+    using M = opmath_t<T>;
+    const T* x = l.data.data<T>();
+    T* y = out.data<T>();
+    for_each_line(l, [&](int64_t, int64_t first, int64_t stride) {
+      M max_value = -std::numeric_limits<M>::infinity();
+      for (int64_t r = 0; r < l.reduced; ++r) {
+        M value = M(x[first + r * stride]);
+        if (beats<true>(value, max_value)) max_value = value;
+      }
+      if (std::isinf(max_value)) max_value = 0;  // all -inf (or +inf): let the arithmetic give NaN/0 like torch
+      double total = 0;
+      for (int64_t r = 0; r < l.reduced; ++r) {
+        M shifted = M(x[first + r * stride]) - max_value;
+        M e = std::exp(shifted);
+        total += e;
+        if constexpr (!IsLog) y[first + r * stride] = T(e);
+      }
+      if constexpr (IsLog) {
+        M log_total = static_cast<M>(std::log(total));
+        for (int64_t r = 0; r < l.reduced; ++r) y[first + r * stride] = T(M(x[first + r * stride]) - max_value - log_total);
+      } else {
+        M scale = static_cast<M>(1.0 / total);
+        for (int64_t r = 0; r < l.reduced; ++r) y[first + r * stride] = T(M(y[first + r * stride]) * scale);
+      }
+    });
+  });
+  return {out};
+}
+
 }  // namespace
 
-void register_reduce_kernels(Registry& r) { r.set_kernel("sum", DeviceType::CPU, sum_kernel); }
+void register_reduce_kernels(Registry& r) {
+  constexpr DeviceType cpu = DeviceType::CPU;
+  r.set_kernel("sum", cpu, sum_kernel);
+  r.set_kernel("prod", cpu, prod_kernel);
+  r.set_kernel("amax", cpu, extreme_kernel<true>);
+  r.set_kernel("amin", cpu, extreme_kernel<false>);
+  r.set_kernel("max_dim", cpu, arg_extreme_kernel<true>);
+  r.set_kernel("min_dim", cpu, arg_extreme_kernel<false>);
+  r.set_kernel("all", cpu, logical_kernel<true>);
+  r.set_kernel("any", cpu, logical_kernel<false>);
+  r.set_kernel("cumsum", cpu, scan_kernel<true>);
+  r.set_kernel("cumprod", cpu, scan_kernel<false>);
+  r.set_kernel("softmax", cpu, softmax_kernel<false>);
+  r.set_kernel("log_softmax", cpu, softmax_kernel<true>);
+}
 
 }  // namespace loom::cpu

@@ -1,5 +1,6 @@
 // The shared CPU reduction driver: a reduction seen as [outer, R, inner], reduced over R.
 #pragma once
+#include <algorithm>
 #include <vector>
 
 #include "loom/core/parallel.h"
@@ -45,6 +46,27 @@ void reduce_layout(const ReductionLayout& l, Out* out, Acc init, Fold fold, Fini
       }
       for (int64_t i = 0; i < n; ++i) out[o * inner + i0 + i] = finish(acc[i], R);
       pos += n;
+    }
+  });
+}
+
+// A contiguous tensor seen as [outer, R, inner] around one dim (a 0-d tensor is [1, 1, 1]): scans, softmax,
+// sort and arg-reductions work line by line along that dim.
+struct DimLayout {
+  Tensor data;
+  int64_t outer = 1, reduced = 1, inner = 1;
+};
+DimLayout dim_layout(const Tensor& input, int64_t dim);
+
+// Calls fn(line, first, stride) for every line along the dim, in parallel: element r of the line is at
+// first + r * stride of the [outer, R, inner] data, and `line` (= o * inner + i) indexes an [outer, inner] output.
+template <class Fn>
+void for_each_line(const DimLayout& l, Fn fn) {
+  int64_t lines = l.outer * l.inner;
+  parallel_for(0, lines, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(l.reduced, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t line = b; line < e; ++line) {
+      int64_t o = line / l.inner, i = line % l.inner;
+      fn(line, o * l.reduced * l.inner + i, l.inner);
     }
   });
 }

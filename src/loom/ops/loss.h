@@ -1,0 +1,45 @@
+// Loss functions with PyTorch's semantics (torch.nn.functional), as composites of loom ops so their gradients
+// come from the ops they are made of. `reduction` is "mean" (default), "sum" or "none" (kl_div also takes
+// "batchmean"). Errors name the loss, the shapes and the dtypes of the offending arguments.
+#pragma once
+#include <string>
+
+#include "loom/core/tensor.h"
+
+namespace loom {
+
+// Cross entropy of logits `input` against `target`:
+// - class indices: input (N, C, d1...) or (C), target (N, d1...) or () of an integer dtype; targets equal to
+//   `ignore_index` contribute nothing (and are left out of the mean's denominator); `weight` (C) rescales classes
+//   and "mean" divides by the summed weights of the counted targets.
+// - class probabilities: a floating target of the input's shape (ignore_index must stay -100).
+// `label_smoothing` in [0, 1] mixes the target with the uniform distribution over C classes.
+Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight = Tensor(),
+                     int64_t ignore_index = -100, const std::string& reduction = "mean", double label_smoothing = 0.0);
+// Negative log likelihood of log-probabilities `input` at class-index `target` (same layouts as cross_entropy).
+Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight = Tensor(), int64_t ignore_index = -100,
+                const std::string& reduction = "mean");
+// Elementwise losses: input and target broadcast; an optional `weight` of the input's shape multiplies the
+// elementwise loss, and then "mean" divides by sum(weight) (mse, l1) or by the element count (huber).
+Tensor mse_loss(const Tensor& input, const Tensor& target, const std::string& reduction = "mean",
+                const Tensor& weight = Tensor());
+Tensor l1_loss(const Tensor& input, const Tensor& target, const std::string& reduction = "mean",
+               const Tensor& weight = Tensor());
+// 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (l1_loss when beta == 0).
+Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const std::string& reduction = "mean",
+                      double beta = 1.0);
+// 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta).
+Tensor huber_loss(const Tensor& input, const Tensor& target, const std::string& reduction = "mean", double delta = 1.0,
+                  const Tensor& weight = Tensor());
+// -weight (t log x + (1 - t) log(1 - x)) with the logs clamped at -100; input probabilities in [0, 1] and a
+// target of the same shape.
+Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight = Tensor(),
+                            const std::string& reduction = "mean");
+// Binary cross entropy of logits, computed stably: (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x).
+// `pos_weight` broadcasts against the last (class) dim; `weight` against the input.
+Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target, const Tensor& weight = Tensor(),
+                                        const std::string& reduction = "mean", const Tensor& pos_weight = Tensor());
+// KL divergence with log-probabilities `input`: target (log t - input) * t, or exp(t) (t - input) when log_target.
+Tensor kl_div(const Tensor& input, const Tensor& target, const std::string& reduction = "mean", bool log_target = false);
+
+}  // namespace loom
