@@ -17,6 +17,7 @@
 #include "loom/ops/indexing.h"
 #include "loom/ops/linalg.h"
 #include "loom/ops/loss.h"
+#include "loom/ops/nn.h"
 #include "loom/ops/promotion.h"
 #include "loom/ops/random.h"
 #include "loom/ops/reduce.h"
