@@ -240,10 +240,11 @@ std::vector<Tensor> as_strided_kernel(const KernelContext& c) {
 }
 std::vector<Tensor> as_strided_backward(BackwardContext& c) {
   // Exact when the input is laid out contiguously from its offset (the only way loom itself uses it).
-  const Tensor& in = c.inputs[0];
+  // Only the input's storage offset is needed, kept as an attribute: saving the input itself would make a
+  // later in-place write to the same storage (an in-place op on a view) invalidate this node.
   return {scatter_into_zeros(c.input_meta[0], c.grad(),
                              {c.attrs.get<Shape>("sizes"), c.attrs.get<Shape>("strides"),
-                              c.attrs.get<int64_t>("offset") - in.offset()})};
+                              c.attrs.get<int64_t>("offset") - c.attrs.get<int64_t>("input_offset")})};
 }
 
 // ---- as_strided_scatter ----
@@ -303,7 +304,8 @@ void define_shape_ops(Registry& r) {
   r.define({.name = "expand", .infer = infer_expand, .backward = expand_backward, .saved_inputs = 0, .is_view = true});
   r.define({.name = "slice", .infer = infer_slice, .backward = slice_backward, .saved_inputs = 0, .is_view = true});
   r.define({.name = "select", .infer = infer_select, .backward = select_backward, .saved_inputs = 0, .is_view = true});
-  r.define({.name = "as_strided", .infer = infer_as_strided, .backward = as_strided_backward, .is_view = true});
+  r.define({.name = "as_strided", .infer = infer_as_strided, .backward = as_strided_backward, .saved_inputs = 0,
+            .is_view = true});
   r.define({.name = "as_strided_scatter", .infer = infer_as_strided_scatter, .backward = as_strided_scatter_backward,
             .saved_inputs = 0});
   r.define({.name = "clone", .infer = infer_same, .backward = identity_backward, .saved_inputs = 0});
@@ -325,7 +327,8 @@ void define_shape_ops(Registry& r) {
 
 Tensor as_strided(const Tensor& t, const Shape& sizes, const Shape& strides, std::optional<int64_t> offset) {
   return dispatch1(LOOM_OP("as_strided"), {t},
-                   Attrs().set("sizes", sizes).set("strides", strides).set("offset", offset.value_or(t.offset())));
+                   Attrs().set("sizes", sizes).set("strides", strides).set("offset", offset.value_or(t.offset()))
+                       .set("input_offset", t.offset()));
 }
 
 Tensor as_strided_scatter(const Tensor& base, const Tensor& src, const Shape& sizes, const Shape& strides,
@@ -564,6 +567,7 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
     self.bump_version();
     return self;
   }
+  autograd::protect_saved_from_inplace(value, self);
   if (!self.is_view()) {
     copy_data(self, value);
     self.bump_version();
