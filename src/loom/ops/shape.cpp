@@ -194,7 +194,7 @@ std::vector<Tensor> slice_kernel(const KernelContext& c) {
   const Tensor& t = c.inputs[0];
   int64_t dim = c.attrs.get<int64_t>("dim"), start = c.attrs.get<int64_t>("start"), step = c.attrs.get<int64_t>("step");
   Shape strides = t.strides();
-  int64_t offset = t.offset() + (c.outputs[0].sizes[dim] > 0 ? start * strides[dim] : 0);
+  int64_t offset = t.offset() + start * strides[dim];  // also for empty slices, as PyTorch
   strides[dim] *= step;
   return {Tensor::make_view(t, c.outputs[0].sizes, strides, offset)};
 }
@@ -496,8 +496,11 @@ std::vector<Tensor> chunk(const Tensor& t, int64_t chunks, int64_t dim) {
   LOOM_CHECK(t.dim() > 0, Index, "chunk: cannot chunk a 0-d tensor");
   int64_t d = normalize_dim(dim, t.dim(), "chunk");
   int64_t size = t.sizes()[d];
-  int64_t each = (size + chunks - 1) / chunks;
-  return split(t, std::max<int64_t>(each, size == 0 ? 0 : 1), d);
+  if (size == 0) {  // `chunks` empty pieces, as PyTorch
+    LOOM_CHECK(chunks <= (int64_t{1} << 20), Value, "chunk: ", chunks, " chunks of an empty dimension is too many");
+    return split_with_sizes(t, std::vector<int64_t>(chunks, 0), d);
+  }
+  return split(t, (size + chunks - 1) / chunks, d);
 }
 
 std::vector<Tensor> unbind(const Tensor& t, int64_t dim) {
