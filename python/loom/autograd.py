@@ -84,3 +84,36 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if retain_graph is None:
         retain_graph = create_graph
     return _C._grad(outputs, inputs, grads, retain_graph, create_graph, allow_unused)
+
+
+class RemovableHandle:
+    """Returned by Tensor.register_hook: ``handle.remove()`` unregisters the hook (also a context manager)."""
+
+    def __init__(self, tensor, hook_id):
+        self._tensor = tensor
+        self.id = hook_id
+
+    def remove(self):
+        if self._tensor is not None:
+            self._tensor._remove_hook(self.id)
+            self._tensor = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+        return False
+
+
+_register_hook_id = _C.Tensor.register_hook
+
+
+def _register_hook(self, hook):
+    """Registers a backward hook: hook(grad) may return a replacement gradient. Returns a RemovableHandle."""
+    if not callable(hook):
+        raise TypeError(f"register_hook: expected a callable, got {type(hook).__name__}")
+    return RemovableHandle(self, _register_hook_id(self, hook))
+
+
+_C.Tensor.register_hook = _register_hook

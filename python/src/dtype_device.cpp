@@ -21,6 +21,16 @@ void bind_dtype_device(nb::module_& m) {
   }
   m.def("promote_types", &promote_types, nb::arg("type1"), nb::arg("type2"),
         "The smallest dtype both convert to, as torch.promote_types.");
+  m.def("result_type", [](nb::handle a, nb::handle b) {
+    auto arg = [](nb::handle h) -> Tensor {
+      if (nb::isinstance<Tensor>(h)) return nb::cast<Tensor>(h);
+      Scalar s;
+      if (!nb::try_cast<Scalar>(h, s))
+        fail(ErrorKind::Type, "result_type: expected a tensor or a number, got '", nb::inst_name(h).c_str(), "'");
+      return wrapped_scalar(s);
+    };
+    return result_type({arg(a), arg(b)});
+  }, nb::arg("tensor1"), nb::arg("tensor2"), "The dtype an arithmetic op on the two arguments returns, as torch.result_type.");
   m.def("get_default_dtype", &default_float_dtype);
   m.def("set_default_dtype", &set_default_float_dtype, nb::arg("dtype"));
   m.def("dtype_from_name", &dtype_from_name, nb::arg("name"));

@@ -187,7 +187,10 @@ void bind_interop(nb::module_& m, nb::class_<Tensor>& cls) {
       Flattened f;
       Shape current;
       flatten(data, 0, f, current);
-      DType inferred = f.kind == Kind::Float ? default_float_dtype() : f.kind == Kind::Int ? DType::Int64 : DType::Bool;
+      // An empty list has no elements to infer from: the default float dtype, as torch.tensor([]).
+      DType inferred = f.kind == Kind::Float || f.values.empty() ? default_float_dtype()
+                       : f.kind == Kind::Int                     ? DType::Int64
+                                                                 : DType::Bool;
       DType target = dtype.value_or(inferred);
       if (f.kind == Kind::Float && !is_floating(target)) {
         for (const Scalar& s : f.values)

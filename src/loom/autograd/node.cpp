@@ -1,6 +1,7 @@
 #include "loom/autograd/node.h"
 
 #include <atomic>
+#include <unordered_set>
 
 #include "loom/autograd/grad_mode.h"
 #include "loom/ops/creation.h"
@@ -74,6 +75,48 @@ Tensor SavedTensor::unpack(const std::string& op_name, bool with_history) const 
   m.output_nr = output_nr_;
   m.requires_grad = true;
   return restored;
+}
+
+void SavedTensor::snapshot_if_aliases(const Storage* storage, uint64_t version) {
+  if (!data_.defined() || data_.storage().get() != storage || version_ != version) return;
+  // A differentiable copy of a saved input keeps its history for create_graph; outputs are saved detached.
+  data_ = is_output_ ? clone(data_).detach() : clone(data_);
+  version_ = data_.version();
+}
+
+void protect_saved_from_inplace(const Tensor& result, const Tensor& self) {
+  const AutogradMeta* m = meta_if(result);
+  if (!m || !m->grad_fn) return;
+  const AutogradMeta* self_meta = meta_if(self);
+  const Node* self_producer = self_meta ? self_meta->grad_fn.get() : nullptr;
+  if (m->grad_fn.get() == self_producer) return;  // nothing new was recorded
+  const Storage* storage = self.storage().get();
+  uint64_t version = self.version();
+  // Only the nodes recorded while computing `result` matter: they are the newest ones, found walking back
+  // from result's node. The walk stops at self's own producer and is bounded so long histories stay cheap.
+  constexpr uint64_t kWindow = 64;
+  uint64_t newest = m->grad_fn->sequence_nr;
+  uint64_t oldest = newest >= kWindow ? newest - kWindow : 0;
+  if (self_producer && self_producer->sequence_nr > oldest) oldest = self_producer->sequence_nr;
+  std::vector<Node*> stack{m->grad_fn.get()};
+  std::unordered_set<Node*> seen{m->grad_fn.get()};
+  NoGradGuard no_grad_for_outputs;  // re-enabled below for inputs
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    if (auto* op = dynamic_cast<OpNode*>(n)) {
+      {
+        EnableGradGuard grad_on(true);
+        for (SavedTensor& s : op->saved_inputs) s.snapshot_if_aliases(storage, version);
+      }
+      for (SavedTensor& s : op->saved_outputs) s.snapshot_if_aliases(storage, version);
+    }
+    for (const Edge& e : n->next_edges) {
+      Node* next = e.node.get();
+      if (!next || next == self_producer || next->sequence_nr <= oldest) continue;
+      if (seen.insert(next).second) stack.push_back(next);
+    }
+  }
 }
 
 // ---- OpNode ----

@@ -58,6 +58,9 @@ class SavedTensor {
   Tensor unpack(const std::string& op_name, bool with_history) const;
   void reset() { data_ = Tensor(); }
   bool defined() const { return data_.defined(); }
+  // If the saved tensor lives in `storage` and is still at `version`, replaces it with a copy so that an
+  // in-place write about to happen to that storage does not invalidate it.
+  void snapshot_if_aliases(const Storage* storage, uint64_t version);
 
  private:
   Tensor data_;
@@ -109,6 +112,12 @@ Edge gradient_edge(const Tensor& tensor);
 // Called by the engine after backward: whether create_graph is in effect for saved-tensor unpacking.
 bool creating_graph();
 void set_creating_graph(bool value);
+
+// An in-place op computes `result` out of place and then overwrites `self`: the nodes recorded while computing
+// `result` (e.g. mul_'s mul, which saves self) must keep the value self had before the write, as PyTorch's
+// in-place formulas keep `original_self`. Copies those saved tensors; nodes recorded before are left alone, so
+// reading a tensor modified after it was saved still raises.
+void protect_saved_from_inplace(const Tensor& result, const Tensor& self);
 
 // Installs the recorder into the dispatcher (done by loom/init.cpp).
 void install_recorder();

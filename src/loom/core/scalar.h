@@ -24,7 +24,12 @@ class Scalar {
   bool is_float() const { return kind_ == Kind::Float; }
 
   double to_double() const { return kind_ == Kind::Float ? d_ : static_cast<double>(i_); }
-  int64_t to_int() const { return kind_ == Kind::Float ? static_cast<int64_t>(d_) : i_; }
+  // Floats truncate toward zero; NaN and out-of-range values saturate (a plain cast would be undefined).
+  int64_t to_int() const {
+    if (kind_ != Kind::Float) return i_;
+    if (d_ >= -9223372036854775808.0 && d_ < 9223372036854775808.0) return static_cast<int64_t>(d_);
+    return d_ > 0 ? INT64_MAX : INT64_MIN;
+  }
   bool to_bool() const { return kind_ == Kind::Float ? d_ != 0.0 : i_ != 0; }
 
   template <class T>

@@ -25,11 +25,33 @@ std::vector<TensorMeta> infer_fill(const std::vector<Tensor>& in, const Attrs&) 
   return {TensorMeta{in[0].sizes(), in[0].dtype(), in[0].device()}};
 }
 
+// PyTorch's rule (c10::overflows): a value must fit the dtype's range; a float going to an integer dtype is
+// truncated; bool takes anything; float16/bfloat16 overflow to inf; unsigned types also take -max..-1 (wrapping).
 void check_value_fits(Scalar value, DType dtype, const char* op) {
-  if (is_floating(dtype) || !value.is_float()) return;
+  if (dtype == DType::Bool || dtype == DType::Float64 || dtype == DType::Float16 || dtype == DType::BFloat16) return;
   double v = value.to_double();
-  LOOM_CHECK(std::isfinite(v) && std::floor(v) == v, Type, op, ": value ", value.str(),
-             " cannot be converted to dtype ", dtype_name(dtype), " without overflow or loss");
+  bool ok = true;
+  if (dtype == DType::Float32) {
+    ok = !std::isfinite(v) || std::fabs(v) <= 3.4028234663852886e38;
+  } else {
+    double lo = 0, hi = 0;
+    switch (dtype) {
+      case DType::UInt8: lo = -255, hi = 255; break;
+      case DType::Int8: lo = -128, hi = 127; break;
+      case DType::Int16: lo = -32768, hi = 32767; break;
+      case DType::Int32: lo = -2147483648.0, hi = 2147483647.0; break;
+      default: lo = -9223372036854775808.0, hi = 9223372036854775807.0; break;
+    }
+    if (value.is_float()) {
+      double tv = std::trunc(v);
+      ok = std::isfinite(v) && tv >= lo && (dtype == DType::Int64 ? tv < hi : tv <= hi);
+    } else if (!value.is_bool()) {
+      int64_t iv = value.to_int();
+      ok = dtype == DType::Int64 || (iv >= static_cast<int64_t>(lo) && iv <= static_cast<int64_t>(hi));
+    }
+  }
+  LOOM_CHECK(ok, Value, op, ": value ", value.str(), " cannot be converted to dtype ", dtype_name(dtype),
+             " without overflow");
 }
 
 }  // namespace
@@ -94,6 +116,7 @@ Tensor arange(Scalar start, Scalar end, Scalar step, std::optional<DType> dtype,
 
 Tensor linspace(double start, double end, int64_t steps, DType dtype, Device device) {
   LOOM_CHECK(steps >= 0, Value, "linspace: number of steps must be non-negative, got ", steps);
+  if (steps == 1) end = start;  // a single point is `start`, as in PyTorch
   return dispatch1(LOOM_OP("linspace"), {},
                    Attrs().set("start", start).set("end", end).set("count", steps).set("dtype", dtype).set("device", device));
 }

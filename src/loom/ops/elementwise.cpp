@@ -44,6 +44,16 @@ std::vector<TensorMeta> infer_no_bool(const std::vector<Tensor>& in, const Attrs
   return {TensorMeta{broadcast_all(in, Name), dtype, first_device(in)}};
 }
 
+constexpr char kSubName[] = "sub";
+// sub: like PyTorch, refuses a bool operand even when the other promotes the result (True - x, mask - 1).
+std::vector<TensorMeta> infer_sub(const std::vector<Tensor>& in, const Attrs& a) {
+  for (const Tensor& t : in)
+    LOOM_CHECK(!t.defined() || t.dtype() != DType::Bool, Type, "sub: subtraction with a bool operand is not "
+               "supported (shapes ", shape_str(in[0].sizes()), " and ", shape_str(in[1].sizes()),
+               "); use logical_not() / logical_xor() instead");
+  return infer_no_bool<kSubName>(in, a);
+}
+
 template <const char* Name>
 std::vector<TensorMeta> infer_float_binary(const std::vector<Tensor>& in, const Attrs&) {
   return {TensorMeta{broadcast_all(in, Name), float_result(result_type(in)), first_device(in)}};
@@ -287,7 +297,7 @@ LOOM_NAME(kRound, "rounding"); LOOM_NAME(kRelu, "relu"); LOOM_NAME(kPred, "predi
 
 void define_elementwise_ops(Registry& r) {
   r.define({.name = "add", .infer = infer_arith<kAdd>, .backward = add_backward, .saved_inputs = kNone});
-  r.define({.name = "sub", .infer = infer_no_bool<kSub>, .backward = sub_backward, .saved_inputs = kNone});
+  r.define({.name = "sub", .infer = infer_sub, .backward = sub_backward, .saved_inputs = kNone});
   r.define({.name = "mul", .infer = infer_arith<kMul>, .backward = mul_backward, .saved_inputs = kBoth});
   r.define({.name = "div", .infer = infer_div, .backward = div_backward, .saved_inputs = kBoth});
   r.define({.name = "remainder", .infer = infer_no_bool<kRemainder>, .backward = remainder_backward});

@@ -194,7 +194,7 @@ std::vector<Tensor> slice_kernel(const KernelContext& c) {
   const Tensor& t = c.inputs[0];
   int64_t dim = c.attrs.get<int64_t>("dim"), start = c.attrs.get<int64_t>("start"), step = c.attrs.get<int64_t>("step");
   Shape strides = t.strides();
-  int64_t offset = t.offset() + (c.outputs[0].sizes[dim] > 0 ? start * strides[dim] : 0);
+  int64_t offset = t.offset() + start * strides[dim];  // also for empty slices, as PyTorch
   strides[dim] *= step;
   return {Tensor::make_view(t, c.outputs[0].sizes, strides, offset)};
 }
@@ -240,10 +240,11 @@ std::vector<Tensor> as_strided_kernel(const KernelContext& c) {
 }
 std::vector<Tensor> as_strided_backward(BackwardContext& c) {
   // Exact when the input is laid out contiguously from its offset (the only way loom itself uses it).
-  const Tensor& in = c.inputs[0];
+  // Only the input's storage offset is needed, kept as an attribute: saving the input itself would make a
+  // later in-place write to the same storage (an in-place op on a view) invalidate this node.
   return {scatter_into_zeros(c.input_meta[0], c.grad(),
                              {c.attrs.get<Shape>("sizes"), c.attrs.get<Shape>("strides"),
-                              c.attrs.get<int64_t>("offset") - in.offset()})};
+                              c.attrs.get<int64_t>("offset") - c.attrs.get<int64_t>("input_offset")})};
 }
 
 // ---- as_strided_scatter ----
@@ -303,7 +304,8 @@ void define_shape_ops(Registry& r) {
   r.define({.name = "expand", .infer = infer_expand, .backward = expand_backward, .saved_inputs = 0, .is_view = true});
   r.define({.name = "slice", .infer = infer_slice, .backward = slice_backward, .saved_inputs = 0, .is_view = true});
   r.define({.name = "select", .infer = infer_select, .backward = select_backward, .saved_inputs = 0, .is_view = true});
-  r.define({.name = "as_strided", .infer = infer_as_strided, .backward = as_strided_backward, .is_view = true});
+  r.define({.name = "as_strided", .infer = infer_as_strided, .backward = as_strided_backward, .saved_inputs = 0,
+            .is_view = true});
   r.define({.name = "as_strided_scatter", .infer = infer_as_strided_scatter, .backward = as_strided_scatter_backward,
             .saved_inputs = 0});
   r.define({.name = "clone", .infer = infer_same, .backward = identity_backward, .saved_inputs = 0});
@@ -325,7 +327,8 @@ void define_shape_ops(Registry& r) {
 
 Tensor as_strided(const Tensor& t, const Shape& sizes, const Shape& strides, std::optional<int64_t> offset) {
   return dispatch1(LOOM_OP("as_strided"), {t},
-                   Attrs().set("sizes", sizes).set("strides", strides).set("offset", offset.value_or(t.offset())));
+                   Attrs().set("sizes", sizes).set("strides", strides).set("offset", offset.value_or(t.offset()))
+                       .set("input_offset", t.offset()));
 }
 
 Tensor as_strided_scatter(const Tensor& base, const Tensor& src, const Shape& sizes, const Shape& strides,
@@ -493,8 +496,11 @@ std::vector<Tensor> chunk(const Tensor& t, int64_t chunks, int64_t dim) {
   LOOM_CHECK(t.dim() > 0, Index, "chunk: cannot chunk a 0-d tensor");
   int64_t d = normalize_dim(dim, t.dim(), "chunk");
   int64_t size = t.sizes()[d];
-  int64_t each = (size + chunks - 1) / chunks;
-  return split(t, std::max<int64_t>(each, size == 0 ? 0 : 1), d);
+  if (size == 0) {  // `chunks` empty pieces, as PyTorch
+    LOOM_CHECK(chunks <= (int64_t{1} << 20), Value, "chunk: ", chunks, " chunks of an empty dimension is too many");
+    return split_with_sizes(t, std::vector<int64_t>(chunks, 0), d);
+  }
+  return split(t, (size + chunks - 1) / chunks, d);
 }
 
 std::vector<Tensor> unbind(const Tensor& t, int64_t dim) {
@@ -564,6 +570,7 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
     self.bump_version();
     return self;
   }
+  autograd::protect_saved_from_inplace(value, self);
   if (!self.is_view()) {
     copy_data(self, value);
     self.bump_version();
