@@ -19,7 +19,7 @@ def spirals(points_per_class=300, classes=3, noise=0.2, generator=None):
     for c in range(classes):
         angle = loom.linspace(c * 4.0, (c + 1) * 4.0, points_per_class)
         angle = angle + loom.randn(points_per_class, generator=generator) * noise
-        features.append(loom.stack([radius * loom.sin(angle * 2.5), radius * loom.cos(angle * 2.5)], dim=1))
+        features.append(loom.stack([radius * loom.sin(angle), radius * loom.cos(angle)], dim=1))
         labels.append(loom.full((points_per_class,), c, dtype=loom.int64))
     return loom.cat(features), loom.cat(labels)
 
@@ -34,9 +34,9 @@ def init_linear(fan_in, fan_out, generator):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000, help="full-batch gradient steps (default 2000)")
+    parser.add_argument("--steps", type=int, default=1500, help="full-batch gradient steps (default 1500)")
     parser.add_argument("--hidden", type=int, default=128, help="hidden units (default 128)")
-    parser.add_argument("--lr", type=float, default=0.5, help="SGD learning rate (default 0.5)")
+    parser.add_argument("--lr", type=float, default=1.0, help="SGD learning rate (default 1.0)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 

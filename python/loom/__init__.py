@@ -2,8 +2,15 @@
 
 `import loom as torch` runs the common subset of PyTorch code: tensors, autograd, and (later) nn/optim.
 """
-from loom import _C
-from loom._C import Tensor, device, dtype  # noqa: F401
+import os as _os
+
+# OpenMP workers that spin while idle starve each other (and the process) as soon as anything else runs on
+# the machine: measured 40x slower small-op training steps on a busy 2-core machine. Sleep instead; users
+# who own the machine can export OMP_WAIT_POLICY=ACTIVE. Must be set before libgomp loads with _C.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from loom import _C  # noqa: E402
+from loom._C import Tensor, device, dtype  # noqa: F401,E402
 from loom._C import *  # noqa: F401,F403  (ops, creation functions, dtypes)
 from loom import autograd  # noqa: F401
 from loom.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled  # noqa: F401
