@@ -167,6 +167,22 @@ def test_setitem_through_a_view_with_grad():
         np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
 
 
+def test_setitem_into_a_fresh_tensor_records_history():
+    grads, outs = [], []
+    for lib in (loom, torch):
+        w = lib.tensor([1.0, 2.0, 3.0]).requires_grad_()
+        out = lib.zeros(4, 3)
+        out[0] = w * 2
+        out[1:3] = w
+        out[:, 0] = w.sum()
+        out[[3, 2]] = w * w
+        (out * out).sum().backward()
+        outs.append(out.detach().numpy())
+        grads.append(w.grad.numpy())
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
+
+
 def test_setitem_on_leaf_requiring_grad_raises():
     x = loom.zeros(3).requires_grad_()
     with pytest.raises(RuntimeError):
@@ -305,6 +321,22 @@ def test_inplace_index_ops_gradients():
         grads.append((x.grad.numpy(), s.grad.numpy()))
     for a, e in zip(*grads):
         np.testing.assert_allclose(a, e, rtol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:The reduce argument")
+def test_scatter_reduce_add():
+    for src in (None, "tensor"):
+        results = []
+        for lib in (loom, torch):
+            x = lib.zeros(3, 4)
+            index = lib.tensor([[0, 1, 2, 0], [0, 0, 0, 0]])
+            if src is None:
+                results.append(x.scatter(0, index, 2.0, reduce="add").numpy())
+            else:
+                results.append(x.scatter(0, index, lib.ones(2, 4), reduce="add").numpy())
+        np.testing.assert_array_equal(*results)
+    with pytest.raises(NotImplementedError):
+        loom.zeros(3).scatter(0, loom.tensor([0]), 2.0, reduce="multiply")
 
 
 def test_nonzero_as_tuple_and_masked_select_grad():
