@@ -112,19 +112,18 @@ Shape selected_shape(const Shape& self, int64_t dim, int64_t count) {
   return s;
 }
 
-void check_dim_index(const Tensor& self, const Tensor& index, int64_t dim, const char* op) {
+void check_dim_index(const Tensor& self, const Tensor& index, const char* op) {
   check_index_dtype(index, op, true);
   LOOM_CHECK(index.dim() <= 1, Index, op, ": index must be 0-d or 1-D, got shape ", shape_str(index.sizes()));
   if (self.dim() == 0)
     LOOM_CHECK(index.numel() == 1, Index, op, ": index of a 0-d tensor must have one element, got shape ",
                shape_str(index.sizes()));
-  (void)dim;
 }
 
 std::vector<TensorMeta> infer_index_select(const std::vector<Tensor>& in, const Attrs& a) {
   const Tensor &self = in[0], &index = in[1];
   int64_t dim = a.get<int64_t>("dim");
-  check_dim_index(self, index, dim, "index_select");
+  check_dim_index(self, index, "index_select");
   return {TensorMeta{selected_shape(self.sizes(), dim, index.numel()), self.dtype(), self.device()}};
 }
 
@@ -138,7 +137,7 @@ template <const char* Name>
 std::vector<TensorMeta> infer_index_update(const std::vector<Tensor>& in, const Attrs& a) {
   const Tensor &self = in[0], &index = in[1], &source = in[2];
   int64_t dim = a.get<int64_t>("dim");
-  check_dim_index(self, index, dim, Name);
+  check_dim_index(self, index, Name);
   LOOM_CHECK(source.dtype() == self.dtype(), Type, Name, ": self (", dtype_name(self.dtype()), ") and source (",
              dtype_name(source.dtype()), ") must have the same dtype");
   Shape want = selected_shape(self.sizes(), dim, index.numel());
@@ -328,7 +327,7 @@ Tensor index_copy(const Tensor& self, int64_t dim, const Tensor& index, const Te
 
 Tensor index_fill(const Tensor& self, int64_t dim, const Tensor& index, Scalar value) {
   int64_t d = index_dim(self, dim, "index_fill");
-  check_dim_index(self, index, d, "index_fill");
+  check_dim_index(self, index, "index_fill");
   Tensor fill = full(selected_shape(self.sizes(), d, index.numel()), value, self.dtype(), self.device());
   return index_copy(self, d, index, fill);
 }
