@@ -86,6 +86,16 @@ void bind_index_ops(nb::module_& m, nb::class_<Tensor>& cls) {
   m.def("stack", [](nb::handle tensors, int64_t dim) { return stack(tensor_list(tensors, "stack"), dim); },
         nb::arg("tensors"), nb::arg("dim") = 0);
 
+  m.def("hstack", [](nb::handle tensors) { return hstack(tensor_list(tensors, "hstack")); }, nb::arg("tensors"));
+  m.def("vstack", [](nb::handle tensors) { return vstack(tensor_list(tensors, "vstack")); }, nb::arg("tensors"));
+  m.def("meshgrid", [](nb::args tensors, const std::string& indexing) {
+    std::vector<Tensor> in;
+    if (tensors.size() == 1 && !nb::isinstance<Tensor>(tensors[0])) in = tensor_list(tensors[0], "meshgrid");
+    else
+      for (nb::handle h : tensors) in.push_back(nb::cast<Tensor>(h));
+    return meshgrid(in, indexing);
+  }, nb::arg("tensors"), nb::kw_only(), nb::arg("indexing") = "ij");
+
   m.def("index_select", &index_select, nb::arg("input"), nb::arg("dim"), nb::arg("index"));
   cls.def("index_select", &index_select, nb::arg("dim"), nb::arg("index"));
   m.def("index_add", &index_add, nb::arg("input"), nb::arg("dim"), nb::arg("index"), nb::arg("source"), nb::kw_only(),

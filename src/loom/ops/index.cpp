@@ -308,6 +308,40 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
   return cat(parts, d);
 }
 
+Tensor hstack(const std::vector<Tensor>& tensors) {
+  LOOM_CHECK(!tensors.empty(), Value, "hstack: expected a non-empty list of tensors");
+  std::vector<Tensor> parts;
+  for (const Tensor& t : tensors) parts.push_back(t.dim() == 0 ? reshape(t, {1}) : t);
+  return cat(parts, parts[0].dim() == 1 ? 0 : 1);
+}
+
+Tensor vstack(const std::vector<Tensor>& tensors) {
+  LOOM_CHECK(!tensors.empty(), Value, "vstack: expected a non-empty list of tensors");
+  std::vector<Tensor> parts;
+  for (const Tensor& t : tensors) parts.push_back(t.dim() < 2 ? reshape(t, {1, t.dim() == 0 ? 1 : t.sizes()[0]}) : t);
+  return cat(parts, 0);
+}
+
+std::vector<Tensor> meshgrid(const std::vector<Tensor>& tensors, const std::string& indexing) {
+  LOOM_CHECK(indexing == "ij" || indexing == "xy", Value, "meshgrid: indexing must be 'ij' or 'xy', got '", indexing, "'");
+  LOOM_CHECK(!tensors.empty(), Value, "meshgrid: expects a non-empty list of tensors");
+  std::vector<Tensor> in = tensors;
+  for (const Tensor& t : in)
+    LOOM_CHECK(t.dim() <= 1, Value, "meshgrid: expects 0-D or 1-D tensors, got shape ", shape_str(t.sizes()));
+  bool swap = indexing == "xy" && in.size() >= 2;
+  if (swap) std::swap(in[0], in[1]);
+  Shape grid;
+  for (const Tensor& t : in) grid.push_back(t.numel());
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    Shape shape(in.size(), 1);
+    shape[i] = in[i].numel();
+    out.push_back(expand(reshape(in[i], shape), grid));
+  }
+  if (swap) std::swap(out[0], out[1]);  // grids over (y, x, ...) returned in the callers' order
+  return out;
+}
+
 namespace {
 int64_t index_dim(const Tensor& self, int64_t dim, const char* op) { return normalize_dim(dim, self.dim(), op); }
 }  // namespace
