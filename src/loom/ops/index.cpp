@@ -567,6 +567,8 @@ Tensor one_hot(const Tensor& self, int64_t num_classes) {
   LOOM_CHECK(self.dtype() == DType::Int64, Type, "one_hot: is only applicable to index tensor of type int64, got ",
              dtype_name(self.dtype()));
   // The class range is checked on the host (one pass over the indices), as PyTorch does on the CPU.
+  LOOM_CHECK(self.device().type == DeviceType::CPU, NotImplemented, "one_hot: only CPU tensors are supported, got ",
+             self.device().str());
   Tensor flat = contiguous(reshape(self, {-1}));
   int64_t low = 0, high = -1;
   for (int64_t i = 0; i < flat.numel(); ++i) {
