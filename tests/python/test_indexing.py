@@ -408,3 +408,14 @@ def test_random_index_combinations(seed):
         tb[convert(index, "torch")] = torch.tensor(value)
         lb[convert(index, "loom")] = loom.tensor(value)
         np.testing.assert_array_equal(lb.numpy(), tb.numpy())
+
+
+def test_setitem_on_parameters_under_no_grad():
+    w = loom.ones(3, 4).requires_grad_()
+    with loom.no_grad():
+        w[0] = 0
+        w[:, 1] = 5
+        w[w > 4] = 2
+        w[[1, 2], [0, 3]] = -1
+    assert w.is_leaf and w.requires_grad and w.grad_fn is None
+    assert w.tolist() == [[0, 2, 0, 0], [-1, 2, 1, 1], [1, 2, 1, -1]]
