@@ -38,11 +38,21 @@ std::vector<int64_t> int_list(nb::handle value, const char* op) {
   return out;
 }
 
-Tensor scatter_any(const Tensor& self, int64_t dim, const Tensor& index, nb::handle src, nb::handle value) {
-  if (!src.is_none() && nb::isinstance<Tensor>(src)) return scatter(self, dim, index, nb::cast<const Tensor&>(src));
-  nb::handle v = src.is_none() ? value : src;
-  LOOM_CHECK(!v.is_none(), Type, "scatter: expected either src (a tensor) or value (a number)");
-  return scatter(self, dim, index, scalar_arg(v, "scatter"));
+Tensor scatter_any(const Tensor& self, int64_t dim, const Tensor& index, nb::handle src, nb::handle value,
+                   std::optional<std::string> reduce) {
+  LOOM_CHECK(!reduce || *reduce == "add", NotImplemented, "scatter: reduce='", reduce.value_or(""),
+             "' is not supported (only 'add')");
+  Tensor source;
+  if (!src.is_none() && nb::isinstance<Tensor>(src)) {
+    source = nb::cast<const Tensor&>(src);
+  } else {
+    nb::handle v = src.is_none() ? value : src;
+    LOOM_CHECK(!v.is_none(), Type, "scatter: expected either src (a tensor) or value (a number)");
+    Scalar number = scalar_arg(v, "scatter");
+    if (!reduce) return scatter(self, dim, index, number);
+    source = expand(full({}, number, self.dtype(), self.device()), index.sizes());
+  }
+  return reduce ? scatter_add(self, dim, index, source) : scatter(self, dim, index, source);
 }
 
 Tensor masked_fill_any(const Tensor& self, const Tensor& mask, nb::handle value) {
@@ -76,6 +86,16 @@ void bind_index_ops(nb::module_& m, nb::class_<Tensor>& cls) {
   m.def("stack", [](nb::handle tensors, int64_t dim) { return stack(tensor_list(tensors, "stack"), dim); },
         nb::arg("tensors"), nb::arg("dim") = 0);
 
+  m.def("hstack", [](nb::handle tensors) { return hstack(tensor_list(tensors, "hstack")); }, nb::arg("tensors"));
+  m.def("vstack", [](nb::handle tensors) { return vstack(tensor_list(tensors, "vstack")); }, nb::arg("tensors"));
+  m.def("meshgrid", [](nb::args tensors, const std::string& indexing) {
+    std::vector<Tensor> in;
+    if (tensors.size() == 1 && !nb::isinstance<Tensor>(tensors[0])) in = tensor_list(tensors[0], "meshgrid");
+    else
+      for (nb::handle h : tensors) in.push_back(nb::cast<Tensor>(h));
+    return meshgrid(in, indexing);
+  }, nb::arg("tensors"), nb::kw_only(), nb::arg("indexing") = "ij");
+
   m.def("index_select", &index_select, nb::arg("input"), nb::arg("dim"), nb::arg("index"));
   cls.def("index_select", &index_select, nb::arg("dim"), nb::arg("index"));
   m.def("index_add", &index_add, nb::arg("input"), nb::arg("dim"), nb::arg("index"), nb::arg("source"), nb::kw_only(),
@@ -103,13 +123,14 @@ void bind_index_ops(nb::module_& m, nb::class_<Tensor>& cls) {
   m.def("gather", &gather, nb::arg("input"), nb::arg("dim"), nb::arg("index"));
   cls.def("gather", &gather, nb::arg("dim"), nb::arg("index"));
   m.def("scatter", &scatter_any, nb::arg("input"), nb::arg("dim"), nb::arg("index"), nb::arg("src").none() = nb::none(),
-        nb::kw_only(), nb::arg("value").none() = nb::none());
+        nb::kw_only(), nb::arg("value").none() = nb::none(), nb::arg("reduce").none() = nb::none());
   cls.def("scatter", &scatter_any, nb::arg("dim"), nb::arg("index"), nb::arg("src").none() = nb::none(), nb::kw_only(),
-          nb::arg("value").none() = nb::none());
-  cls.def("scatter_", [](Tensor& t, int64_t dim, const Tensor& index, nb::handle src, nb::handle value) -> Tensor& {
-    return detail::commit_inplace(t, scatter_any(t, dim, index, src, value), "scatter_");
+          nb::arg("value").none() = nb::none(), nb::arg("reduce").none() = nb::none());
+  cls.def("scatter_", [](Tensor& t, int64_t dim, const Tensor& index, nb::handle src, nb::handle value,
+                         std::optional<std::string> reduce) -> Tensor& {
+    return detail::commit_inplace(t, scatter_any(t, dim, index, src, value, reduce), "scatter_");
   }, nb::arg("dim"), nb::arg("index"), nb::arg("src").none() = nb::none(), nb::kw_only(),
-     nb::arg("value").none() = nb::none(), nb::rv_policy::reference);
+     nb::arg("value").none() = nb::none(), nb::arg("reduce").none() = nb::none(), nb::rv_policy::reference);
   m.def("scatter_add", &scatter_add, nb::arg("input"), nb::arg("dim"), nb::arg("index"), nb::arg("src"));
   cls.def("scatter_add", &scatter_add, nb::arg("dim"), nb::arg("index"), nb::arg("src"));
   cls.def("scatter_add_", [](Tensor& t, int64_t dim, const Tensor& index, const Tensor& src) -> Tensor& {

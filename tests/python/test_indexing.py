@@ -103,6 +103,8 @@ SETITEM = [
     ((4, 5, 3), (slice(1, 3), T([[0], [4]]), slice(None)), (2, 2, 1, 3)), ((4, 5, 3), (0, T([1, 3])), (2, 3)),
     ((4, 5), T([-1]), (1, 1, 5)), ((4, 5), (None, 1), (5,)), ((4, 5), True, (4, 5)), ((4, 5), [1, 3], "scalar"),
     ((4, 5), mask((4, 5), seed=2), "scalar"), ((4, 5), (slice(None), slice(2, None)), "scalar"),
+    ((4, 5, 3), (slice(None), mask((5, 3))), "scalar"), ((4, 5, 3), (Ellipsis, mask((3,))), (1,)),
+    ((4, 5, 3), (1, mask((5,))), ()),
 ]
 
 
@@ -165,6 +167,22 @@ def test_setitem_through_a_view_with_grad():
         results.append((y.detach().numpy(), b.grad.numpy(), v.grad.numpy()))
     for a, e in zip(results[0], results[1]):
         np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+
+
+def test_setitem_into_a_fresh_tensor_records_history():
+    grads, outs = [], []
+    for lib in (loom, torch):
+        w = lib.tensor([1.0, 2.0, 3.0]).requires_grad_()
+        out = lib.zeros(4, 3)
+        out[0] = w * 2
+        out[1:3] = w
+        out[:, 0] = w.sum()
+        out[[3, 2]] = w * w
+        (out * out).sum().backward()
+        outs.append(out.detach().numpy())
+        grads.append(w.grad.numpy())
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
 
 
 def test_setitem_on_leaf_requiring_grad_raises():
@@ -307,6 +325,22 @@ def test_inplace_index_ops_gradients():
         np.testing.assert_allclose(a, e, rtol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:The reduce argument")
+def test_scatter_reduce_add():
+    for src in (None, "tensor"):
+        results = []
+        for lib in (loom, torch):
+            x = lib.zeros(3, 4)
+            index = lib.tensor([[0, 1, 2, 0], [0, 0, 0, 0]])
+            if src is None:
+                results.append(x.scatter(0, index, 2.0, reduce="add").numpy())
+            else:
+                results.append(x.scatter(0, index, lib.ones(2, 4), reduce="add").numpy())
+        np.testing.assert_array_equal(*results)
+    with pytest.raises(NotImplementedError):
+        loom.zeros(3).scatter(0, loom.tensor([0]), 2.0, reduce="multiply")
+
+
 def test_nonzero_as_tuple_and_masked_select_grad():
     x = data((3, 4))
     lx, tx = loom.tensor(x).requires_grad_(), torch.tensor(x).requires_grad_()
@@ -374,3 +408,14 @@ def test_random_index_combinations(seed):
         tb[convert(index, "torch")] = torch.tensor(value)
         lb[convert(index, "loom")] = loom.tensor(value)
         np.testing.assert_array_equal(lb.numpy(), tb.numpy())
+
+
+def test_setitem_on_parameters_under_no_grad():
+    w = loom.ones(3, 4).requires_grad_()
+    with loom.no_grad():
+        w[0] = 0
+        w[:, 1] = 5
+        w[w > 4] = 2
+        w[[1, 2], [0, 3]] = -1
+    assert w.is_leaf and w.requires_grad and w.grad_fn is None
+    assert w.tolist() == [[0, 2, 0, 0], [-1, 2, 1, 1], [1, 2, 1, -1]]

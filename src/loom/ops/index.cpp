@@ -112,19 +112,18 @@ Shape selected_shape(const Shape& self, int64_t dim, int64_t count) {
   return s;
 }
 
-void check_dim_index(const Tensor& self, const Tensor& index, int64_t dim, const char* op) {
+void check_dim_index(const Tensor& self, const Tensor& index, const char* op) {
   check_index_dtype(index, op, true);
   LOOM_CHECK(index.dim() <= 1, Index, op, ": index must be 0-d or 1-D, got shape ", shape_str(index.sizes()));
   if (self.dim() == 0)
     LOOM_CHECK(index.numel() == 1, Index, op, ": index of a 0-d tensor must have one element, got shape ",
                shape_str(index.sizes()));
-  (void)dim;
 }
 
 std::vector<TensorMeta> infer_index_select(const std::vector<Tensor>& in, const Attrs& a) {
   const Tensor &self = in[0], &index = in[1];
   int64_t dim = a.get<int64_t>("dim");
-  check_dim_index(self, index, dim, "index_select");
+  check_dim_index(self, index, "index_select");
   return {TensorMeta{selected_shape(self.sizes(), dim, index.numel()), self.dtype(), self.device()}};
 }
 
@@ -138,7 +137,7 @@ template <const char* Name>
 std::vector<TensorMeta> infer_index_update(const std::vector<Tensor>& in, const Attrs& a) {
   const Tensor &self = in[0], &index = in[1], &source = in[2];
   int64_t dim = a.get<int64_t>("dim");
-  check_dim_index(self, index, dim, Name);
+  check_dim_index(self, index, Name);
   LOOM_CHECK(source.dtype() == self.dtype(), Type, Name, ": self (", dtype_name(self.dtype()), ") and source (",
              dtype_name(source.dtype()), ") must have the same dtype");
   Shape want = selected_shape(self.sizes(), dim, index.numel());
@@ -309,6 +308,40 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
   return cat(parts, d);
 }
 
+Tensor hstack(const std::vector<Tensor>& tensors) {
+  LOOM_CHECK(!tensors.empty(), Value, "hstack: expected a non-empty list of tensors");
+  std::vector<Tensor> parts;
+  for (const Tensor& t : tensors) parts.push_back(t.dim() == 0 ? reshape(t, {1}) : t);
+  return cat(parts, parts[0].dim() == 1 ? 0 : 1);
+}
+
+Tensor vstack(const std::vector<Tensor>& tensors) {
+  LOOM_CHECK(!tensors.empty(), Value, "vstack: expected a non-empty list of tensors");
+  std::vector<Tensor> parts;
+  for (const Tensor& t : tensors) parts.push_back(t.dim() < 2 ? reshape(t, {1, t.dim() == 0 ? 1 : t.sizes()[0]}) : t);
+  return cat(parts, 0);
+}
+
+std::vector<Tensor> meshgrid(const std::vector<Tensor>& tensors, const std::string& indexing) {
+  LOOM_CHECK(indexing == "ij" || indexing == "xy", Value, "meshgrid: indexing must be 'ij' or 'xy', got '", indexing, "'");
+  LOOM_CHECK(!tensors.empty(), Value, "meshgrid: expects a non-empty list of tensors");
+  std::vector<Tensor> in = tensors;
+  for (const Tensor& t : in)
+    LOOM_CHECK(t.dim() <= 1, Value, "meshgrid: expects 0-D or 1-D tensors, got shape ", shape_str(t.sizes()));
+  bool swap = indexing == "xy" && in.size() >= 2;
+  if (swap) std::swap(in[0], in[1]);
+  Shape grid;
+  for (const Tensor& t : in) grid.push_back(t.numel());
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    Shape shape(in.size(), 1);
+    shape[i] = in[i].numel();
+    out.push_back(expand(reshape(in[i], shape), grid));
+  }
+  if (swap) std::swap(out[0], out[1]);  // grids over (y, x, ...) returned in the callers' order
+  return out;
+}
+
 namespace {
 int64_t index_dim(const Tensor& self, int64_t dim, const char* op) { return normalize_dim(dim, self.dim(), op); }
 }  // namespace
@@ -328,7 +361,7 @@ Tensor index_copy(const Tensor& self, int64_t dim, const Tensor& index, const Te
 
 Tensor index_fill(const Tensor& self, int64_t dim, const Tensor& index, Scalar value) {
   int64_t d = index_dim(self, dim, "index_fill");
-  check_dim_index(self, index, d, "index_fill");
+  check_dim_index(self, index, "index_fill");
   Tensor fill = full(selected_shape(self.sizes(), d, index.numel()), value, self.dtype(), self.device());
   return index_copy(self, d, index, fill);
 }
@@ -534,6 +567,8 @@ Tensor one_hot(const Tensor& self, int64_t num_classes) {
   LOOM_CHECK(self.dtype() == DType::Int64, Type, "one_hot: is only applicable to index tensor of type int64, got ",
              dtype_name(self.dtype()));
   // The class range is checked on the host (one pass over the indices), as PyTorch does on the CPU.
+  LOOM_CHECK(self.device().type == DeviceType::CPU, NotImplemented, "one_hot: only CPU tensors are supported, got ",
+             self.device().str());
   Tensor flat = contiguous(reshape(self, {-1}));
   int64_t low = 0, high = -1;
   for (int64_t i = 0; i < flat.numel(); ++i) {

@@ -4,6 +4,7 @@
 // its dimension raises IndexError naming the op, the index value and the size; kernels never read out of bounds.
 #pragma once
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "loom/core/tensor.h"
@@ -15,6 +16,13 @@ namespace loom {
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
 // Stacks equally shaped tensors along a new dim `dim` (in [-ndim-1, ndim]).
 Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
+
+// cat along dim 1 (dim 0 for 1-D inputs), along dim 0 after promoting inputs to at least 2-D.
+Tensor hstack(const std::vector<Tensor>& tensors);
+Tensor vstack(const std::vector<Tensor>& tensors);
+// Coordinate grids from 1-D (or 0-d) tensors; indexing "ij" (matrix) or "xy" (Cartesian: first two swapped).
+// The results are broadcast views of the inputs.
+std::vector<Tensor> meshgrid(const std::vector<Tensor>& tensors, const std::string& indexing = "ij");
 
 // out = self with dim `dim` replaced by index's elements: out[.., j, ..] = self[.., index[j], ..].
 // index is 0-d or 1-D; negative indices are errors (as in PyTorch). Backward: index_add into zeros.

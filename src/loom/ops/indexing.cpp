@@ -26,11 +26,14 @@ struct Analysis {
   // Where `view` sits inside a contiguous copy of self (for writing it back out of place).
   Shape window_sizes, window_strides;
   int64_t window_offset = 0;
+  // With defer_masks: bool masks not yet turned into index tensors, as (first dim of the view, mask).
+  std::vector<std::pair<int64_t, Tensor>> masks;
 };
 
 bool is_mask(const Tensor& t) { return t.dtype() == DType::Bool || t.dtype() == DType::UInt8; }
 
-Analysis analyze(const Tensor& self, const std::vector<TensorIndex>& indices, const char* op) {
+Analysis analyze(const Tensor& self, const std::vector<TensorIndex>& indices, const char* op,
+                 bool defer_masks = false) {
   int64_t consumed = 0, ellipses = 0;
   for (const TensorIndex& ix : indices) {
     switch (ix.kind) {
@@ -126,6 +129,11 @@ Analysis analyze(const Tensor& self, const std::vector<TensorIndex>& indices, co
                        " at index ", k, " does not match the shape of the indexed tensor ", shape_str(r.sizes()),
                        " at index ", d + k);
           Tensor mask = t.dtype() == DType::Bool ? t : ne(t, Scalar(int64_t(0)));
+          if (defer_masks) {
+            a.masks.emplace_back(d, mask);
+            d += t.dim();
+            break;
+          }
           std::vector<Tensor> columns = nonzero_tuple(mask);
           for (int64_t k = 0; k < t.dim(); ++k) add_advanced(d + k, columns[k]);
           d += t.dim();
@@ -320,7 +328,19 @@ std::vector<TensorIndex> tensor_indices(const std::vector<Tensor>& indices, cons
 
 Tensor& index_put_(Tensor& self, const std::vector<TensorIndex>& indices, const Tensor& value) {
   const char* op = "__setitem__";
-  Analysis a = analyze(self, indices, op);
+  Analysis a = analyze(self, indices, op, /*defer_masks=*/true);
+  if (!a.masks.empty()) {
+    if (a.masks.size() == 1 && a.tensors.empty() && value.numel() == 1) {
+      // x[mask] = number: a masked fill of the view, no index tensors needed.
+      auto [at, mask] = a.masks[0];
+      Shape shape(at, 1);
+      shape.insert(shape.end(), mask.sizes().begin(), mask.sizes().end());
+      shape.resize(a.view.dim(), 1);
+      Tensor v = reshape(value.dtype() == a.view.dtype() ? value : to_dtype(value, a.view.dtype()), {});
+      return write_back(self, a, where(reshape(mask, shape), v, a.view), op);
+    }
+    a = analyze(self, indices, op);
+  }
   Tensor target = a.view;
   if (a.tensors.empty()) {
     Tensor v = strip_leading_ones(value, target.dim());

@@ -19,14 +19,37 @@ struct TensorIndex {
   bool boolean = false;                // Boolean: True adds a size-1 dim, False a size-0 dim
   loom::Tensor tensor;                 // Tensor: an integer index or a bool/uint8 mask
 
-  static TensorIndex make_integer(int64_t i) { return {.kind = Kind::Integer, .integer = i}; }
-  static TensorIndex make_slice(std::optional<int64_t> start, std::optional<int64_t> stop, int64_t step = 1) {
-    return {.kind = Kind::Slice, .start = start, .stop = stop, .step = step};
+  static TensorIndex make_integer(int64_t i) {
+    TensorIndex ix = of(Kind::Integer);
+    ix.integer = i;
+    return ix;
   }
-  static TensorIndex make_none() { return {.kind = Kind::None}; }
-  static TensorIndex make_ellipsis() { return {.kind = Kind::Ellipsis}; }
-  static TensorIndex make_boolean(bool b) { return {.kind = Kind::Boolean, .boolean = b}; }
-  static TensorIndex make_tensor(const loom::Tensor& t) { return {.kind = Kind::Tensor, .tensor = t}; }
+  static TensorIndex make_slice(std::optional<int64_t> start, std::optional<int64_t> stop, int64_t step = 1) {
+    TensorIndex ix = of(Kind::Slice);
+    ix.start = start;
+    ix.stop = stop;
+    ix.step = step;
+    return ix;
+  }
+  static TensorIndex make_none() { return of(Kind::None); }
+  static TensorIndex make_ellipsis() { return of(Kind::Ellipsis); }
+  static TensorIndex make_boolean(bool b) {
+    TensorIndex ix = of(Kind::Boolean);
+    ix.boolean = b;
+    return ix;
+  }
+  static TensorIndex make_tensor(const loom::Tensor& t) {
+    TensorIndex ix = of(Kind::Tensor);
+    ix.tensor = t;
+    return ix;
+  }
+
+ private:
+  static TensorIndex of(Kind kind) {
+    TensorIndex ix;
+    ix.kind = kind;
+    return ix;
+  }
 };
 
 // self[indices]: a view when every index is basic, otherwise a new tensor (differentiable either way).

@@ -58,6 +58,22 @@ def cat_promote_samples(dtype, rng):
     yield Sample((values(dtype, rng, (2, 3)), np.zeros(0, dtype=np.float64)), keep_dtype=(1,), name="legacy empty")
 
 
+def hstack_samples(dtype, rng):
+    for shapes in [[(2, 3), (2, 1)], [(3,), (2,)], [(), (2,)], [(2, 0, 1), (2, 3, 1)]]:
+        yield Sample(tuple(values(dtype, rng, s) for s in shapes), name=str(shapes))
+
+
+def vstack_samples(dtype, rng):
+    for shapes in [[(2, 3), (1, 3)], [(3,), (3,)], [(), ()], [(2, 3, 1), (1, 3, 1)]]:
+        yield Sample(tuple(values(dtype, rng, s) for s in shapes), name=str(shapes))
+
+
+def meshgrid_samples(dtype, rng):
+    for shapes, indexing in [([(3,), (4,)], "ij"), ([(3,), (4,), (2,)], "xy"), ([(3,), (4,)], "xy"), ([(), (2,)], "ij"),
+                             ([(0,), (2,)], "ij")]:
+        yield Sample(tuple(values(dtype, rng, s) for s in shapes), {"indexing": indexing}, name=f"{shapes} {indexing}")
+
+
 def stack_samples(dtype, rng):
     for shape, dim in [((2, 3), 0), ((2, 3), -1), ((2, 3), 1), ((0, 3), 0), ((), 0)]:
         yield Sample(tuple(values(dtype, rng, shape) for _ in range(3)), {"dim": dim}, name=f"{shape} dim={dim}")
@@ -221,6 +237,10 @@ OPS = [
     OpInfo("cat_promote", lambda *xs: loom.cat(xs), lambda *xs: torch.cat(xs), cat_promote_samples, dtypes=ALL),
     OpInfo("stack", lambda *xs, dim: loom.stack(xs, dim), lambda *xs, dim: torch.stack(xs, dim), stack_samples,
            dtypes=ALL),
+    OpInfo("hstack", lambda *xs: loom.hstack(xs), lambda *xs: torch.hstack(xs), hstack_samples, dtypes=ALL),
+    OpInfo("vstack", lambda *xs: loom.vstack(xs), lambda *xs: torch.vstack(xs), vstack_samples, dtypes=ALL),
+    OpInfo("meshgrid", lambda *xs, indexing: loom.meshgrid(*xs, indexing=indexing),
+           lambda *xs, indexing: torch.meshgrid(*xs, indexing=indexing), meshgrid_samples, dtypes=ALL),
     OpInfo("index_select", lambda x, i, dim: loom.index_select(x, dim, i),
            lambda x, i, dim: torch.index_select(x, dim, i), index_select_samples, dtypes=ALL),
     OpInfo("index_add", lambda x, i, s, dim: x.index_add(dim, i, s), lambda x, i, s, dim: x.index_add(dim, i, s),
