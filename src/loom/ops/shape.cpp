@@ -7,6 +7,7 @@
 #include "loom/autograd/grad_mode.h"
 #include "loom/autograd/node.h"
 #include "loom/ops/creation.h"
+#include "loom/ops/elementwise.h"
 #include "loom/ops/reduce.h"
 #include "loom/ops/registry.h"
 
@@ -572,6 +573,9 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
   }
   autograd::protect_saved_from_inplace(value, self);
   if (!self.is_view()) {
+    // Overwritten by a value with no history (x[...] = constant): the old history continues with a zero
+    // gradient, as PyTorch's CopySlices does, so the tensor still requires grad.
+    if (!value.requires_grad()) value = where(ones(self.sizes(), DType::Bool, self.device()), value, self);
     copy_data(self, value);
     self.bump_version();
     adopt_history(self, value);  // the tensor now carries the result's history
