@@ -172,6 +172,18 @@ void bind_nn(nb::module_& m, nb::class_<Tensor>&) {
   m.def(
       "dropout", [](const Tensor& input, double p, bool training) { return dropout(input, p, training); },
       nb::arg("input"), nb::arg("p") = 0.5, nb::arg("training") = true);
+
+  m.def(
+      "scaled_dot_product_attention",
+      [](const Tensor& query, const Tensor& key, const Tensor& value, const std::optional<Tensor>& attn_mask,
+         double dropout_p, bool is_causal, std::optional<double> scale, bool enable_gqa) {
+        return scaled_dot_product_attention(query, key, value, opt(attn_mask), dropout_p, is_causal, scale,
+                                            enable_gqa);
+      },
+      nb::arg("query"), nb::arg("key"), nb::arg("value"), nb::arg("attn_mask").none() = nb::none(),
+      nb::arg("dropout_p") = 0.0, nb::arg("is_causal") = false, nb::kw_only(), nb::arg("scale").none() = nb::none(),
+      nb::arg("enable_gqa") = false,
+      "softmax(query @ key^T * scale + mask) @ value, as torch.nn.functional.scaled_dot_product_attention.");
 }
 
 }  // namespace loom::python

@@ -41,6 +41,17 @@ def test_dropout_inplace():
     assert set(np.unique(x.numpy())) <= {0.0, 2.0}
 
 
+def test_attention_dropout_statistics():
+    # With value = 1 every output is sum(kept weights) / (1 - p): 1 in expectation, 0 for p = 1.
+    loom.manual_seed(1)
+    q, k = loom.randn(64, 8, 4), loom.randn(64, 16, 4)
+    out = F.scaled_dot_product_attention(q, k, loom.ones(64, 16, 3), dropout_p=0.5).numpy()
+    assert abs(out.mean() - 1.0) < 0.05
+    assert not np.allclose(out, 1.0)
+    zeros = F.scaled_dot_product_attention(q, k, loom.ones(64, 16, 3), dropout_p=1.0).numpy()
+    assert np.all(zeros == 0)
+
+
 def test_batch_norm_updates_running_stats_in_place():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5, 3, 4))
@@ -110,6 +121,16 @@ ERRORS = [
     (lambda: F.batch_norm(loom.ones(1, 3), None, None, training=True), ValueError, "more than 1 value"),
     (lambda: F.batch_norm(loom.ones(2, 3), None, None), ValueError, "evaluation mode"),
     (lambda: F.dropout(loom.ones(2, 3), 1.5), ValueError, "between 0 and 1"),
+    (lambda: F.scaled_dot_product_attention(loom.ones(2, 4), loom.ones(3, 5), loom.ones(3, 5)), ValueError,
+     "last dim"),
+    (lambda: F.scaled_dot_product_attention(loom.ones(2, 4), loom.ones(3, 4), loom.ones(2, 5)), ValueError,
+     "same sequence length"),
+    (lambda: F.scaled_dot_product_attention(loom.ones(2, 4), loom.ones(3, 4), loom.ones(3, 4),
+                                            loom.ones(2, 3, dtype=loom.bool), is_causal=True), ValueError, "is_causal"),
+    (lambda: F.scaled_dot_product_attention(loom.ones(2, 4), loom.ones(3, 4), loom.ones(3, 4),
+                                            loom.ones(2, 3, dtype=loom.int64)), TypeError, "attn_mask"),
+    (lambda: F.scaled_dot_product_attention(loom.ones(1, 3, 2, 4), loom.ones(1, 2, 3, 4), loom.ones(1, 2, 3, 4),
+                                            enable_gqa=True), ValueError, "multiple"),
 ]
 
 

@@ -4,6 +4,7 @@ from loom import _C
 __all__ = [
     "conv1d", "conv2d", "unfold", "fold", "max_pool2d", "max_pool2d_with_indices", "avg_pool2d",
     "adaptive_avg_pool2d", "layer_norm", "rms_norm", "group_norm", "batch_norm", "dropout",
+    "scaled_dot_product_attention",
 ]
 
 conv1d = _C.conv1d
@@ -14,6 +15,7 @@ max_pool2d_with_indices = _C.max_pool2d_with_indices
 layer_norm = _C.layer_norm
 rms_norm = _C.rms_norm
 group_norm = _C.group_norm
+scaled_dot_product_attention = _C.scaled_dot_product_attention
 
 
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):

@@ -87,10 +87,12 @@ Tensor dropout(const Tensor& input, double p = 0.5, bool training = true);
 
 // ---- attention ----
 
-// softmax(q @ k^T * scale + mask) @ v over (..., L, E) x (..., S, E) x (..., S, Ev). A bool mask keeps True
-// positions; a float mask is added. scale defaults to 1/sqrt(E).
+// softmax(q @ k^T * scale + mask) @ v over (..., L, E) x (..., S, E) x (..., S, Ev), batch dims broadcast.
+// A bool mask keeps True positions; a float mask is added; is_causal keeps key j <= query i (top-left aligned).
+// scale defaults to 1/sqrt(E). dropout_p drops attention weights. enable_gqa: key/value heads (dim -3) are
+// shared by groups of query heads. A fully masked row gives NaN, as PyTorch's math reference does.
 Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, const Tensor& value,
                                     const Tensor& attn_mask = Tensor(), double dropout_p = 0.0, bool is_causal = false,
-                                    std::optional<double> scale = std::nullopt);
+                                    std::optional<double> scale = std::nullopt, bool enable_gqa = false);
 
 }  // namespace loom

@@ -155,6 +155,25 @@ def dropout_scaling(fn, p):
     return run
 
 
+# ---- attention ----
+
+
+def sdpa_samples(dtype, rng):
+    q, k, v = (2, 3, 4, 5), (2, 3, 6, 5), (2, 3, 6, 7)
+    yield Sample((rand(rng, q), rand(rng, k), rand(rng, v)), name="plain")
+    yield Sample((rand(rng, (4, 5)), rand(rng, (6, 5)), rand(rng, (6, 3))), {"scale": 0.7}, name="2-D, scale")
+    yield Sample((rand(rng, q), rand(rng, k), rand(rng, v)), {"is_causal": True}, name="causal L < S")
+    yield Sample((rand(rng, (2, 6, 5)), rand(rng, (2, 4, 5)), rand(rng, (2, 4, 3))), {"is_causal": True},
+                 name="causal L > S")
+    mask = rng.uniform(size=(4, 6)) > 0.3
+    mask[:, 0] = True  # no fully masked row
+    yield Sample((rand(rng, q), rand(rng, k), rand(rng, v), mask), keep_dtype=(3,), name="bool mask")
+    yield Sample((rand(rng, q), rand(rng, k), rand(rng, v), rand(rng, (3, 1, 6))), name="float mask")
+    yield Sample((rand(rng, (1, 4, 3, 5)), rand(rng, (1, 2, 6, 5)), rand(rng, (1, 2, 6, 4))), {"enable_gqa": True},
+                 name="grouped query heads")
+    yield Sample((rand(rng, (2, 1, 4, 5)), rand(rng, (3, 6, 5)), rand(rng, (3, 6, 2))), name="broadcast batch")
+
+
 def one_sample(shape):
     return lambda dtype, rng: [Sample((rand(rng, shape),))]
 
@@ -181,6 +200,8 @@ OPS = [
            grad_args=(0, 3, 4), value_scale=10),
     OpInfo("batch_norm_no_stats", batch_norm_no_stats(F.batch_norm), batch_norm_no_stats(TF.batch_norm),
            batch_norm_samples, grad_args=(0, 3, 4), value_scale=10),
+    OpInfo("scaled_dot_product_attention", F.scaled_dot_product_attention, TF.scaled_dot_product_attention,
+           sdpa_samples, value_scale=10),
     OpInfo("dropout_eval", lambda x: F.dropout(x, p=0.4, training=False),
            lambda x: TF.dropout(x, p=0.4, training=False), one_sample((3, 4))),
     OpInfo("dropout_p0", lambda x: F.dropout(x, p=0.0), lambda x: TF.dropout(x, p=0.0), one_sample((3, 4))),
