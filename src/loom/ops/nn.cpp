@@ -345,14 +345,11 @@ Tensor conv_core(const char* op, const Tensor& x, const Tensor& w, const Tensor&
   int64_t oh = blocks_along(H, pad4[0], pad4[1], kh, d[0], s[0]);
   int64_t ow = blocks_along(W, pad4[2], pad4[3], kw, d[1], s[1]);
   int64_t K = Cg * kh * kw, L = oh * ow;
-  Tensor out;
-  if (groups == 1) {
-    out = matmul(reshape(w, {O, K}), cols);  // (N, O, L)
-  } else {
-    Tensor grouped = matmul(reshape(w, {groups, O / groups, K}), reshape(cols, {N, groups, K, L}));
-    out = reshape(grouped, {N, O, L});
-  }
-  out = reshape(out, {N, O, oh, ow});
+  // One large product per group (batch folded into columns) rather than N small ones: its backward is then
+  // two large products too. cols (N, g, K, L) -> (g, K, N*L); weight (g, O/g, K); out (g, O/g, N*L).
+  Tensor grouped_cols = reshape(permute(reshape(cols, {N, groups, K, L}), {1, 2, 0, 3}), {groups, K, N * L});
+  Tensor grouped_out = bmm(reshape(w, {groups, O / groups, K}), grouped_cols);
+  Tensor out = reshape(permute(reshape(grouped_out, {groups, O / groups, N, L}), {2, 0, 1, 3}), {N, O, oh, ow});
   if (bias.defined()) out = add(out, reshape(bias, {1, O, 1, 1}));
   return out;
 }
