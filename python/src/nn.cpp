@@ -66,6 +66,31 @@ void bind_nn(nb::module_& m, nb::class_<Tensor>&) {
       nb::arg("input"), nb::arg("weight"), nb::arg("bias").none() = nb::none(), nb::arg("stride") = 1,
       nb::arg("padding") = 0, nb::arg("dilation") = 1, nb::arg("groups") = 1,
       "1-D convolution over (N, C, L) or (C, L).");
+  m.def(
+      "conv_transpose2d",
+      [](const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias, nb::handle stride,
+         nb::handle padding, nb::handle output_padding, int64_t groups, nb::handle dilation) {
+        const char* op = "conv_transpose2d";
+        return conv_transpose2d(input, weight, opt(bias), int_or_ints(stride, op, "stride"),
+                                int_or_ints(padding, op, "padding"), int_or_ints(output_padding, op, "output_padding"),
+                                groups, int_or_ints(dilation, op, "dilation"));
+      },
+      nb::arg("input"), nb::arg("weight"), nb::arg("bias").none() = nb::none(), nb::arg("stride") = 1,
+      nb::arg("padding") = 0, nb::arg("output_padding") = 0, nb::arg("groups") = 1, nb::arg("dilation") = 1,
+      "Transposed 2-D convolution (the adjoint of conv2d); weight (C_in, C_out/groups, kH, kW).");
+  m.def(
+      "conv_transpose1d",
+      [](const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias, nb::handle stride,
+         nb::handle padding, nb::handle output_padding, int64_t groups, nb::handle dilation) {
+        const char* op = "conv_transpose1d";
+        return conv_transpose1d(input, weight, opt(bias), single(int_or_ints(stride, op, "stride"), op, "stride"),
+                                single(int_or_ints(padding, op, "padding"), op, "padding"),
+                                single(int_or_ints(output_padding, op, "output_padding"), op, "output_padding"), groups,
+                                single(int_or_ints(dilation, op, "dilation"), op, "dilation"));
+      },
+      nb::arg("input"), nb::arg("weight"), nb::arg("bias").none() = nb::none(), nb::arg("stride") = 1,
+      nb::arg("padding") = 0, nb::arg("output_padding") = 0, nb::arg("groups") = 1, nb::arg("dilation") = 1,
+      "Transposed 1-D convolution; weight (C_in, C_out/groups, kL).");
   // Private: F.unfold / F.fold (Tensor.unfold is a different op in PyTorch).
   m.def(
       "_nn_unfold",

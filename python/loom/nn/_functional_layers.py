@@ -2,13 +2,15 @@
 from loom import _C
 
 __all__ = [
-    "conv1d", "conv2d", "unfold", "fold", "max_pool2d", "max_pool2d_with_indices", "avg_pool2d",
+    "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "unfold", "fold", "max_pool2d", "max_pool2d_with_indices", "avg_pool2d",
     "adaptive_avg_pool2d", "layer_norm", "rms_norm", "group_norm", "batch_norm", "dropout",
     "scaled_dot_product_attention",
 ]
 
 conv1d = _C.conv1d
 conv2d = _C.conv2d
+conv_transpose1d = _C.conv_transpose1d
+conv_transpose2d = _C.conv_transpose2d
 avg_pool2d = _C.avg_pool2d
 adaptive_avg_pool2d = _C.adaptive_avg_pool2d
 max_pool2d_with_indices = _C.max_pool2d_with_indices

@@ -388,6 +388,88 @@ Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias, int
   return batched ? out : squeeze(out, {0});
 }
 
+namespace {
+
+// x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw): columns W^T x per group, then col2im sums them into place.
+Tensor conv_transpose_core(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias, const Pair& stride,
+                           const Pair& padding, const Pair& output_padding, int64_t groups, const Pair& dilation,
+                           const Shape& shown_input, const Shape& shown_weight) {
+  check_floating(op, x, "input");
+  LOOM_CHECK(x.dtype() == w.dtype(), Type, op, ": input (", dtype_name(x.dtype()), ") and weight (",
+             dtype_name(w.dtype()), ") must have the same dtype");
+  LOOM_CHECK(groups > 0, Value, op, ": groups must be positive, got ", groups);
+  int64_t N = x.sizes()[0], C = x.sizes()[1], H = x.sizes()[2], W = x.sizes()[3];
+  int64_t Cw = w.sizes()[0], Og = w.sizes()[1], kh = w.sizes()[2], kw = w.sizes()[3];
+  LOOM_CHECK(C == Cw, Value, op, ": input of shape ", shape_str(shown_input), " has ", C,
+             " channels, but weight of shape ", shape_str(shown_weight), " expects ", Cw);
+  LOOM_CHECK(C % groups == 0, Value, op, ": in_channels (", C, ") must be divisible by groups (", groups, ")");
+  LOOM_CHECK(Og > 0 && kh > 0 && kw > 0, Value, op, ": weight of shape ", shape_str(shown_weight),
+             " must be non-empty");
+  int64_t O = Og * groups;
+  if (bias.defined()) {
+    LOOM_CHECK(bias.dim() == 1 && bias.sizes()[0] == O, Value, op, ": expected bias of shape ", shape_str({O}),
+               ", got ", shape_str(bias.sizes()));
+    LOOM_CHECK(bias.dtype() == x.dtype(), Type, op, ": bias (", dtype_name(bias.dtype()), ") and input (",
+               dtype_name(x.dtype()), ") must have the same dtype");
+  }
+  Pair s = positive_pair(stride, op, "stride"), d = positive_pair(dilation, op, "dilation");
+  Pair p = non_negative_pair(padding, op, "padding"), op_pad = non_negative_pair(output_padding, op, "output_padding");
+  for (int i = 0; i < 2; ++i) {
+    LOOM_CHECK(op_pad[i] < s[i] || op_pad[i] < d[i], Value, op, ": output padding must be smaller than either ",
+               "stride or dilation, got output_padding ", shape_str(op_pad), ", stride ", shape_str(s),
+               " and dilation ", shape_str(d));
+    LOOM_CHECK(op_pad[i] < s[i], NotImplemented, op, ": output_padding >= stride (allowed by PyTorch when it is ",
+               "below dilation) is not supported, got output_padding ", shape_str(op_pad), " and stride ",
+               shape_str(s));
+  }
+  int64_t out_h = (H - 1) * s[0] - 2 * p[0] + d[0] * (kh - 1) + op_pad[0] + 1;
+  int64_t out_w = (W - 1) * s[1] - 2 * p[1] + d[1] * (kw - 1) + op_pad[1] + 1;
+  LOOM_CHECK(out_h > 0 && out_w > 0, Value, op, ": given input of shape ", shape_str(shown_input), ", weight ",
+             shape_str(shown_weight), " and padding ", shape_str(p), ", the output size (", out_h, " x ", out_w,
+             ") is too small");
+  int64_t Cg = C / groups, K = Og * kh * kw, L = H * W;
+  // x (N, g, Cg, L) -> (g, Cg, N*L); weight (g, Cg, K) -> (g, K, Cg); cols (g, K, N*L) -> (N, g*K, L).
+  Tensor grouped_x = reshape(permute(reshape(x, {N, groups, Cg, L}), {1, 2, 0, 3}), {groups, Cg, N * L});
+  Tensor grouped_w = transpose(reshape(w, {groups, Cg, K}), 1, 2);
+  Tensor cols = reshape(permute(reshape(bmm(grouped_w, grouped_x), {groups, K, N, L}), {2, 0, 1, 3}),
+                        {N, groups * K, L});
+  Tensor out = detail::col2im(cols, {out_h, out_w}, {kh, kw}, d, {p[0], p[0], p[1], p[1]}, s);
+  if (bias.defined()) out = add(out, reshape(bias, {1, O, 1, 1}));
+  return out;
+}
+
+}  // namespace
+
+Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Pair& stride,
+                        const Pair& padding, const Pair& output_padding, int64_t groups, const Pair& dilation) {
+  LOOM_CHECK(input.dim() == 3 || input.dim() == 4, Value,
+             "conv_transpose2d: expected input of shape (N, C, H, W) or (C, H, W), got ", shape_str(input.sizes()));
+  LOOM_CHECK(weight.dim() == 4, Value,
+             "conv_transpose2d: expected weight of shape (in_channels, out_channels/groups, kH, kW), got ",
+             shape_str(weight.sizes()));
+  bool batched = input.dim() == 4;
+  Tensor x = batched ? input : unsqueeze(input, 0);
+  Tensor out = conv_transpose_core("conv_transpose2d", x, weight, bias, stride, padding, output_padding, groups,
+                                   dilation, input.sizes(), weight.sizes());
+  return batched ? out : squeeze(out, {0});
+}
+
+Tensor conv_transpose1d(const Tensor& input, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
+                        int64_t output_padding, int64_t groups, int64_t dilation) {
+  LOOM_CHECK(input.dim() == 2 || input.dim() == 3, Value,
+             "conv_transpose1d: expected input of shape (N, C, L) or (C, L), got ", shape_str(input.sizes()));
+  LOOM_CHECK(weight.dim() == 3, Value,
+             "conv_transpose1d: expected weight of shape (in_channels, out_channels/groups, kL), got ",
+             shape_str(weight.sizes()));
+  bool batched = input.dim() == 3;
+  Tensor x = unsqueeze(batched ? input : unsqueeze(input, 0), 2);  // (N, C, 1, L)
+  // The height dim uses stride 1 (and output_padding 0 < 1), so it stays 1.
+  Tensor out = conv_transpose_core("conv_transpose1d", x, unsqueeze(weight, 2), bias, {1, stride}, {0, padding},
+                                   {0, output_padding}, groups, {1, dilation}, input.sizes(), weight.sizes());
+  out = squeeze(out, {2});
+  return batched ? out : squeeze(out, {0});
+}
+
 // ================= pooling =================
 
 std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& input, const Pair& kernel_size, const Pair& stride,

@@ -48,6 +48,16 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Te
 Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
               const ConvPadding& padding = {}, int64_t dilation = 1, int64_t groups = 1);
 
+// The transpose (adjoint) of conv2d: input (N, C_in, H, W) or unbatched; weight (C_in, C_out/groups, kh, kw).
+// Output size (H-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1. output_padding must be smaller
+// than stride (PyTorch also allows it below dilation; that case raises NotImplementedError here).
+Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
+                        const Pair& stride = {1}, const Pair& padding = {0}, const Pair& output_padding = {0},
+                        int64_t groups = 1, const Pair& dilation = {1});
+// input (N, C_in, L) or (C_in, L); weight (C_in, C_out/groups, k).
+Tensor conv_transpose1d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
+                        int64_t padding = 0, int64_t output_padding = 0, int64_t groups = 1, int64_t dilation = 1);
+
 // ---- pooling ----
 
 // Returns (values, indices); indices are int64 flat positions within each input (H, W) plane, as in PyTorch.

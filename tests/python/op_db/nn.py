@@ -20,6 +20,7 @@ CONV2D_CASES = [
     ((1, 2, 4, 4), (3, 2, 3, 3), True, {"padding": "valid"}),
     ((4, 5, 5), (4, 1, 3, 3), True, {"groups": 4, "padding": 1}),  # unbatched, depthwise
     ((2, 3, 4, 4), (2, 3, 1, 1), True, {}),
+    ((0, 3, 4, 4), (2, 3, 3, 3), True, {"padding": 1}),  # empty batch
 ]
 
 CONV1D_CASES = [
@@ -30,10 +31,27 @@ CONV1D_CASES = [
 ]
 
 
-def conv_samples(cases):
+# weight (C_in, C_out/groups, k...); out channels = weight.shape[1] * groups
+CONV_TRANSPOSE2D_CASES = [
+    ((2, 3, 4, 5), (3, 2, 3, 3), True, {}),
+    ((1, 2, 4, 3), (2, 3, 2, 3), False, {"stride": 2, "padding": 1}),
+    ((1, 4, 3, 4), (4, 2, 3, 2), True, {"stride": (2, 3), "padding": (1, 0), "output_padding": (1, 2), "groups": 2}),
+    ((1, 2, 4, 4), (2, 2, 3, 3), True, {"dilation": 2, "padding": 1, "stride": 2, "output_padding": 1}),
+    ((3, 4, 4), (3, 2, 2, 2), True, {"stride": 2}),  # unbatched
+]
+
+CONV_TRANSPOSE1D_CASES = [
+    ((2, 3, 6), (3, 4, 3), True, {}),
+    ((1, 4, 5), (4, 1, 2), True, {"stride": 3, "padding": 1, "output_padding": 2, "groups": 2}),
+    ((3, 5), (3, 2, 4), False, {"dilation": 2}),  # unbatched
+]
+
+
+def conv_samples(cases, transposed=False):
     def make(dtype, rng):
         for x, w, bias, kwargs in cases:
-            args = (rand(rng, x), rand(rng, w)) + ((rand(rng, (w[0],)),) if bias else ())
+            out_channels = w[1] * kwargs.get("groups", 1) if transposed else w[0]
+            args = (rand(rng, x), rand(rng, w)) + ((rand(rng, (out_channels,)),) if bias else ())
             yield Sample(args, kwargs, name=f"{x}*{w} {kwargs}")
     return make
 
@@ -69,6 +87,7 @@ MAX_POOL_CASES = [
     ((1, 2, 8, 7), {"kernel_size": (3, 2), "stride": (2, 1), "dilation": (2, 1), "padding": (1, 1)}),
     ((2, 6, 5), {"kernel_size": 2, "stride": 2, "ceil_mode": True}),  # unbatched
     ((1, 1, 7, 8), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}),
+    ((0, 2, 4, 4), {"kernel_size": 2}),  # empty batch
 ]
 
 AVG_POOL_CASES = [
@@ -80,6 +99,7 @@ AVG_POOL_CASES = [
     ((1, 1, 7, 8), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}),
     ((1, 1, 7, 8), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False}),
     ((1, 2, 5, 5), {"kernel_size": 2, "divisor_override": 3}),
+    ((0, 2, 4, 4), {"kernel_size": 2}),  # empty batch
 ]
 
 ADAPTIVE_CASES = [
@@ -102,6 +122,7 @@ def layer_norm_samples(dtype, rng):
     yield Sample((rand(rng, (2, 3, 5)), (5,), rand(rng, (5,)), rand(rng, (5,))), name="last dim, affine")
     yield Sample((rand(rng, (2, 3, 4)), (3, 4)), {"eps": 1e-3}, name="two dims, no affine")
     yield Sample((rand(rng, (4, 6)), [6], rand(rng, (6,))), name="weight only")
+    yield Sample((rand(rng, (0, 3)), (3,), rand(rng, (3,)), rand(rng, (3,))), name="empty batch")
 
 
 def rms_norm_samples(dtype, rng):
@@ -181,6 +202,10 @@ def one_sample(shape):
 OPS = [
     OpInfo("conv2d", F.conv2d, TF.conv2d, conv_samples(CONV2D_CASES), value_scale=40),
     OpInfo("conv1d", F.conv1d, TF.conv1d, conv_samples(CONV1D_CASES), value_scale=40),
+    OpInfo("conv_transpose2d", F.conv_transpose2d, TF.conv_transpose2d,
+           conv_samples(CONV_TRANSPOSE2D_CASES, transposed=True), value_scale=40),
+    OpInfo("conv_transpose1d", F.conv_transpose1d, TF.conv_transpose1d,
+           conv_samples(CONV_TRANSPOSE1D_CASES, transposed=True), value_scale=40),
     OpInfo("unfold", F.unfold, TF.unfold, shaped_samples(UNFOLD_CASES)),
     OpInfo("fold", F.fold, TF.fold, shaped_samples(FOLD_CASES), value_scale=10),
     OpInfo("max_pool2d", F.max_pool2d, TF.max_pool2d, shaped_samples(MAX_POOL_CASES)),
