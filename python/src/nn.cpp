@@ -161,6 +161,25 @@ void bind_nn(nb::module_& m, nb::class_<Tensor>&) {
       nb::arg("input"), nb::arg("output_size"));
 
   m.def(
+      "max_pool1d_with_indices",
+      [](const Tensor& input, int64_t kernel_size, std::optional<int64_t> stride, int64_t padding, int64_t dilation,
+         bool ceil_mode) {
+        auto [values, indices] = max_pool1d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode);
+        return nb::make_tuple(values, indices);
+      },
+      nb::arg("input"), nb::arg("kernel_size"), nb::arg("stride").none() = nb::none(), nb::arg("padding") = 0,
+      nb::arg("dilation") = 1, nb::arg("ceil_mode") = false);
+  m.def(
+      "max_pool1d",
+      [](const Tensor& input, int64_t kernel_size, std::optional<int64_t> stride, int64_t padding, int64_t dilation,
+         bool ceil_mode) { return max_pool1d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode).first; },
+      nb::arg("input"), nb::arg("kernel_size"), nb::arg("stride").none() = nb::none(), nb::arg("padding") = 0,
+      nb::arg("dilation") = 1, nb::arg("ceil_mode") = false);
+  m.def("avg_pool1d", &avg_pool1d, nb::arg("input"), nb::arg("kernel_size"), nb::arg("stride").none() = nb::none(),
+        nb::arg("padding") = 0, nb::arg("ceil_mode") = false, nb::arg("count_include_pad") = true);
+  m.def("adaptive_avg_pool1d", &adaptive_avg_pool1d, nb::arg("input"), nb::arg("output_size"));
+
+  m.def(
       "layer_norm",
       [](const Tensor& input, nb::handle normalized_shape, const std::optional<Tensor>& weight,
          const std::optional<Tensor>& bias, double eps) {
@@ -183,6 +202,19 @@ void bind_nn(nb::module_& m, nb::class_<Tensor>&) {
          double eps) { return group_norm(input, num_groups, opt(weight), opt(bias), eps); },
       nb::arg("input"), nb::arg("num_groups"), nb::arg("weight").none() = nb::none(),
       nb::arg("bias").none() = nb::none(), nb::arg("eps") = 1e-5);
+  m.def(
+      "instance_norm",
+      [](const Tensor& input, const std::optional<Tensor>& running_mean, const std::optional<Tensor>& running_var,
+         const std::optional<Tensor>& weight, const std::optional<Tensor>& bias, bool use_input_stats, double,
+         double eps) {
+        LOOM_CHECK(!running_mean && !running_var && use_input_stats, NotImplemented,
+                   "instance_norm: running statistics (running_mean/running_var, use_input_stats=False) are not "
+                   "supported");
+        return instance_norm(input, opt(weight), opt(bias), eps);
+      },
+      nb::arg("input"), nb::arg("running_mean").none() = nb::none(), nb::arg("running_var").none() = nb::none(),
+      nb::arg("weight").none() = nb::none(), nb::arg("bias").none() = nb::none(), nb::arg("use_input_stats") = true,
+      nb::arg("momentum") = 0.1, nb::arg("eps") = 1e-5);
   m.def(
       "batch_norm",
       [](const Tensor& input, const std::optional<Tensor>& running_mean, const std::optional<Tensor>& running_var,

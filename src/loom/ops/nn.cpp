@@ -532,6 +532,38 @@ Tensor avg_pool2d(const Tensor& input, const Pair& kernel_size, const Pair& stri
 
 namespace {
 
+void check_pool1d_input(const char* op, const Tensor& x) {
+  LOOM_CHECK(x.dim() == 2 || x.dim() == 3, Value, op, ": expected input of shape (N, C, L) or (C, L), got ",
+             shape_str(x.sizes()));
+}
+
+}  // namespace
+
+std::pair<Tensor, Tensor> max_pool1d_with_indices(const Tensor& input, int64_t kernel_size,
+                                                  std::optional<int64_t> stride, int64_t padding, int64_t dilation,
+                                                  bool ceil_mode) {
+  check_pool1d_input("max_pool1d", input);
+  Pair s = stride ? Pair{1, *stride} : Pair{1, kernel_size};
+  auto [values, indices] =
+      max_pool2d_with_indices(unsqueeze(input, -2), {1, kernel_size}, s, {0, padding}, {1, dilation}, ceil_mode);
+  return {squeeze(values, {-2}), squeeze(indices, {-2})};
+}
+
+Tensor avg_pool1d(const Tensor& input, int64_t kernel_size, std::optional<int64_t> stride, int64_t padding,
+                  bool ceil_mode, bool count_include_pad) {
+  check_pool1d_input("avg_pool1d", input);
+  Pair s = stride ? Pair{1, *stride} : Pair{1, kernel_size};
+  Tensor out = avg_pool2d(unsqueeze(input, -2), {1, kernel_size}, s, {0, padding}, ceil_mode, count_include_pad);
+  return squeeze(out, {-2});
+}
+
+Tensor adaptive_avg_pool1d(const Tensor& input, int64_t output_size) {
+  check_pool1d_input("adaptive_avg_pool1d", input);
+  return squeeze(adaptive_avg_pool2d(unsqueeze(input, -2), {1, output_size}), {-2});
+}
+
+namespace {
+
 // (out, in) matrix averaging input positions [floor(i*in/out), ceil((i+1)*in/out)) into output i.
 Tensor adaptive_average_matrix(int64_t out, int64_t in, DType dtype, Device device) {
   std::vector<double> m(static_cast<size_t>(out * in), 0.0);
@@ -698,6 +730,14 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   if (weight.defined()) y = mul(y, per_channel(upcast(weight), input.dim()));
   if (bias.defined()) y = add(y, per_channel(upcast(bias), input.dim()));
   return cast_back(y, input.dtype());
+}
+
+Tensor instance_norm(const Tensor& input, const Tensor& weight, const Tensor& bias, double eps) {
+  LOOM_CHECK(input.dim() >= 3, Value, "instance_norm: expected input of shape (N, C, *) with at least one spatial ",
+             "dim, got ", shape_str(input.sizes()));
+  int64_t C = input.sizes()[1];
+  LOOM_CHECK(C > 0, Value, "instance_norm: expected at least one channel, got input of shape ", shape_str(input.sizes()));
+  return group_norm(input, C, weight, bias, eps);
 }
 
 // ================= dropout =================

@@ -73,6 +73,14 @@ Tensor avg_pool2d(const Tensor& input, const Pair& kernel_size, const Pair& stri
 // output_size entries may be nullopt (keep the input size).
 Tensor adaptive_avg_pool2d(const Tensor& input, const std::vector<std::optional<int64_t>>& output_size);
 
+// 1-D pooling over (N, C, L) or (C, L), through the 2-D ops with H = 1 (indices are positions along L).
+std::pair<Tensor, Tensor> max_pool1d_with_indices(const Tensor& input, int64_t kernel_size,
+                                                  std::optional<int64_t> stride = std::nullopt, int64_t padding = 0,
+                                                  int64_t dilation = 1, bool ceil_mode = false);
+Tensor avg_pool1d(const Tensor& input, int64_t kernel_size, std::optional<int64_t> stride = std::nullopt,
+                  int64_t padding = 0, bool ceil_mode = false, bool count_include_pad = true);
+Tensor adaptive_avg_pool1d(const Tensor& input, int64_t output_size);
+
 // ---- normalisation ----
 
 // Normalises over the trailing dims given by normalized_shape; weight/bias (normalized_shape) may be undefined.
@@ -89,6 +97,11 @@ Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor& weight 
 Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight = Tensor(), const Tensor& bias = Tensor(), bool training = false,
                   double momentum = 0.1, double eps = 1e-5);
+
+// Normalises each (n, c) slice of (N, C, *) over its spatial dims (group_norm with one channel per group);
+// weight/bias (C). Running statistics are not supported (use_input_stats=True only).
+Tensor instance_norm(const Tensor& input, const Tensor& weight = Tensor(), const Tensor& bias = Tensor(),
+                     double eps = 1e-5);
 
 // ---- dropout ----
 

@@ -111,6 +111,16 @@ ADAPTIVE_CASES = [
 ]
 
 
+POOL1D_CASES = [
+    ((2, 3, 9), {"kernel_size": 2}),
+    ((1, 2, 10), {"kernel_size": 3, "stride": 2, "padding": 1}),
+    ((3, 9), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}),  # unbatched
+]
+MAX_POOL1D_CASES = POOL1D_CASES + [((1, 2, 11), {"kernel_size": 3, "dilation": 2, "padding": 1})]
+AVG_POOL1D_CASES = POOL1D_CASES + [((1, 2, 8), {"kernel_size": 3, "padding": 1, "count_include_pad": False})]
+ADAPTIVE1D_CASES = [((2, 3, 10), {"output_size": 4}), ((3, 5), {"output_size": 7})]
+
+
 def max_pool_indices(pool):
     return lambda x, **kw: pool(x, return_indices=True, **kw)
 
@@ -135,6 +145,11 @@ def group_norm_samples(dtype, rng):
     yield Sample((rand(rng, (2, 6, 3, 2)), 3, rand(rng, (6,)), rand(rng, (6,))), name="4-D affine")
     yield Sample((rand(rng, (3, 4, 5)), 2), {"eps": 1e-3}, name="3-D")
     yield Sample((rand(rng, (2, 4)), 4, rand(rng, (4,))), name="2-D, one channel per group")
+
+
+def instance_norm_samples(dtype, rng):
+    yield Sample((rand(rng, (2, 3, 4, 5)), None, None, rand(rng, (3,)), rand(rng, (3,))), name="4-D affine")
+    yield Sample((rand(rng, (2, 4, 6)),), {"eps": 1e-3}, name="3-D")
 
 
 def batch_norm_samples(dtype, rng):
@@ -214,9 +229,16 @@ OPS = [
     OpInfo("avg_pool2d", F.avg_pool2d, TF.avg_pool2d, shaped_samples(AVG_POOL_CASES), value_scale=10),
     OpInfo("adaptive_avg_pool2d", F.adaptive_avg_pool2d, TF.adaptive_avg_pool2d, shaped_samples(ADAPTIVE_CASES),
            value_scale=10),
+    OpInfo("max_pool1d", F.max_pool1d, TF.max_pool1d, shaped_samples(MAX_POOL1D_CASES)),
+    OpInfo("max_pool1d_with_indices", max_pool_indices(F.max_pool1d), max_pool_indices(TF.max_pool1d),
+           shaped_samples(MAX_POOL1D_CASES)),
+    OpInfo("avg_pool1d", F.avg_pool1d, TF.avg_pool1d, shaped_samples(AVG_POOL1D_CASES), value_scale=10),
+    OpInfo("adaptive_avg_pool1d", F.adaptive_avg_pool1d, TF.adaptive_avg_pool1d, shaped_samples(ADAPTIVE1D_CASES),
+           value_scale=10),
     OpInfo("layer_norm", F.layer_norm, TF.layer_norm, layer_norm_samples, value_scale=10),
     OpInfo("rms_norm", F.rms_norm, TF.rms_norm, rms_norm_samples, value_scale=10),
     OpInfo("group_norm", F.group_norm, TF.group_norm, group_norm_samples, value_scale=10),
+    OpInfo("instance_norm", F.instance_norm, TF.instance_norm, instance_norm_samples, value_scale=10),
     OpInfo("batch_norm_train", batch_norm_train(F.batch_norm), batch_norm_train(TF.batch_norm), batch_norm_samples,
            grad_args=(0, 3, 4), value_scale=10),
     OpInfo("batch_norm_running_stats", batch_norm_running_stats(F.batch_norm),
