@@ -202,8 +202,10 @@ void bind_nn(nb::module_& m, nb::class_<Tensor>&) {
          double eps) { return group_norm(input, num_groups, opt(weight), opt(bias), eps); },
       nb::arg("input"), nb::arg("num_groups"), nb::arg("weight").none() = nb::none(),
       nb::arg("bias").none() = nb::none(), nb::arg("eps") = 1e-5);
+  // batch_norm / instance_norm are private: torch.batch_norm and torch.instance_norm take their arguments in
+  // another order than the F.* functions, so only F.batch_norm / F.instance_norm are public.
   m.def(
-      "instance_norm",
+      "_nn_instance_norm",
       [](const Tensor& input, const std::optional<Tensor>& running_mean, const std::optional<Tensor>& running_var,
          const std::optional<Tensor>& weight, const std::optional<Tensor>& bias, bool use_input_stats, double,
          double eps) {
@@ -216,7 +218,7 @@ void bind_nn(nb::module_& m, nb::class_<Tensor>&) {
       nb::arg("weight").none() = nb::none(), nb::arg("bias").none() = nb::none(), nb::arg("use_input_stats") = true,
       nb::arg("momentum") = 0.1, nb::arg("eps") = 1e-5);
   m.def(
-      "batch_norm",
+      "_nn_batch_norm",
       [](const Tensor& input, const std::optional<Tensor>& running_mean, const std::optional<Tensor>& running_var,
          const std::optional<Tensor>& weight, const std::optional<Tensor>& bias, bool training, double momentum,
          double eps) {
@@ -227,8 +229,8 @@ void bind_nn(nb::module_& m, nb::class_<Tensor>&) {
       nb::arg("momentum") = 0.1, nb::arg("eps") = 1e-5);
 
   m.def(
-      "dropout", [](const Tensor& input, double p, bool training) { return dropout(input, p, training); },
-      nb::arg("input"), nb::arg("p") = 0.5, nb::arg("training") = true);
+      "dropout", [](const Tensor& input, double p, bool train) { return dropout(input, p, train); },
+      nb::arg("input"), nb::arg("p") = 0.5, nb::arg("train") = true);
 
   m.def(
       "scaled_dot_product_attention",

@@ -19,7 +19,7 @@ max_pool1d_with_indices = _C.max_pool1d_with_indices
 avg_pool1d = _C.avg_pool1d
 adaptive_avg_pool1d = _C.adaptive_avg_pool1d
 layer_norm = _C.layer_norm
-instance_norm = _C.instance_norm
+instance_norm = _C._nn_instance_norm
 rms_norm = _C.rms_norm
 group_norm = _C.group_norm
 scaled_dot_product_attention = _C.scaled_dot_product_attention
@@ -53,7 +53,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     """Batch normalisation; in training mode updates running_mean/running_var in place (when given)."""
     if momentum is None:
         raise NotImplementedError("batch_norm: momentum=None (cumulative moving average) is not supported")
-    return _C.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    return _C._nn_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
