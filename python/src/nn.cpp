@@ -48,8 +48,8 @@ void bind_nn(nb::module_& m, nb::class_<Tensor>&) {
       "conv2d",
       [](const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias, nb::handle stride,
          nb::handle padding, nb::handle dilation, int64_t groups) {
-        return conv2d(input, weight, opt(bias), int_or_ints(stride, "conv2d", "stride"), conv_padding(padding, "conv2d"),
-                      int_or_ints(dilation, "conv2d", "dilation"), groups);
+        return conv2d(input, weight, opt(bias), int_or_ints(stride, "conv2d", "stride"),
+                      conv_padding(padding, "conv2d"), int_or_ints(dilation, "conv2d", "dilation"), groups);
       },
       nb::arg("input"), nb::arg("weight"), nb::arg("bias").none() = nb::none(), nb::arg("stride") = 1,
       nb::arg("padding") = 0, nb::arg("dilation") = 1, nb::arg("groups") = 1,
@@ -172,7 +172,9 @@ void bind_nn(nb::module_& m, nb::class_<Tensor>&) {
   m.def(
       "max_pool1d",
       [](const Tensor& input, int64_t kernel_size, std::optional<int64_t> stride, int64_t padding, int64_t dilation,
-         bool ceil_mode) { return max_pool1d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode).first; },
+         bool ceil_mode) {
+        return max_pool1d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode).first;
+      },
       nb::arg("input"), nb::arg("kernel_size"), nb::arg("stride").none() = nb::none(), nb::arg("padding") = 0,
       nb::arg("dilation") = 1, nb::arg("ceil_mode") = false);
   m.def("avg_pool1d", &avg_pool1d, nb::arg("input"), nb::arg("kernel_size"), nb::arg("stride").none() = nb::none(),
@@ -198,8 +200,10 @@ void bind_nn(nb::module_& m, nb::class_<Tensor>&) {
       nb::arg("eps").none() = nb::none());
   m.def(
       "group_norm",
-      [](const Tensor& input, int64_t num_groups, const std::optional<Tensor>& weight, const std::optional<Tensor>& bias,
-         double eps) { return group_norm(input, num_groups, opt(weight), opt(bias), eps); },
+      [](const Tensor& input, int64_t num_groups, const std::optional<Tensor>& weight,
+         const std::optional<Tensor>& bias, double eps) {
+        return group_norm(input, num_groups, opt(weight), opt(bias), eps);
+      },
       nb::arg("input"), nb::arg("num_groups"), nb::arg("weight").none() = nb::none(),
       nb::arg("bias").none() = nb::none(), nb::arg("eps") = 1e-5);
   // batch_norm / instance_norm are private: torch.batch_norm and torch.instance_norm take their arguments in

@@ -2,8 +2,9 @@
 from loom import _C
 
 __all__ = [
-    "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "unfold", "fold", "max_pool2d", "max_pool2d_with_indices", "avg_pool2d",
-    "adaptive_avg_pool2d", "max_pool1d", "max_pool1d_with_indices", "avg_pool1d", "adaptive_avg_pool1d",
+    "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "unfold", "fold",
+    "max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "adaptive_avg_pool2d",
+    "max_pool1d", "max_pool1d_with_indices", "avg_pool1d", "adaptive_avg_pool1d",
     "layer_norm", "rms_norm", "group_norm", "batch_norm", "instance_norm", "dropout",
     "scaled_dot_product_attention",
 ]

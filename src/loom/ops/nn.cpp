@@ -82,11 +82,13 @@ Attrs make_window_attrs(const Pair& kernel, const Pair& dilation, const Pair& pa
 void check_window(const char* op, const WindowAttrs& w) {
   LOOM_CHECK(w.kernel.size() == 2 && w.dilation.size() == 2 && w.stride.size() == 2 && w.padding4.size() == 4, Value,
              op, ": malformed window attributes");
-  LOOM_CHECK(w.kernel[0] > 0 && w.kernel[1] > 0, Value, op, ": kernel_size must be positive, got ", shape_str(w.kernel));
+  LOOM_CHECK(w.kernel[0] > 0 && w.kernel[1] > 0, Value, op, ": kernel_size must be positive, got ",
+             shape_str(w.kernel));
   LOOM_CHECK(w.dilation[0] > 0 && w.dilation[1] > 0, Value, op, ": dilation must be positive, got ",
              shape_str(w.dilation));
   LOOM_CHECK(w.stride[0] > 0 && w.stride[1] > 0, Value, op, ": stride must be positive, got ", shape_str(w.stride));
-  for (int64_t p : w.padding4) LOOM_CHECK(p >= 0, Value, op, ": padding must be non-negative, got ", shape_str(w.padding4));
+  for (int64_t p : w.padding4)
+    LOOM_CHECK(p >= 0, Value, op, ": padding must be non-negative, got ", shape_str(w.padding4));
 }
 
 // Output (h, w) block counts; raises when the (dilated) kernel does not fit the padded input.
@@ -317,8 +319,8 @@ Tensor conv_core(const char* op, const Tensor& x, const Tensor& w, const Tensor&
              " must be divisible by groups (", groups, ")");
   LOOM_CHECK(O > 0 && kh > 0 && kw > 0, Value, op, ": weight of shape ", shape_str(shown_weight), " must be non-empty");
   if (bias.defined()) {
-    LOOM_CHECK(bias.dim() == 1 && bias.sizes()[0] == O, Value, op, ": expected bias of shape ", shape_str({O}), ", got ",
-               shape_str(bias.sizes()));
+    LOOM_CHECK(bias.dim() == 1 && bias.sizes()[0] == O, Value, op, ": expected bias of shape ", shape_str({O}),
+               ", got ", shape_str(bias.sizes()));
     LOOM_CHECK(bias.dtype() == x.dtype(), Type, op, ": bias (", dtype_name(bias.dtype()), ") and input (",
                dtype_name(x.dtype()), ") must have the same dtype");
   }
@@ -700,8 +702,8 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   Tensor x = upcast(input);
   Tensor y;
   if (training) {
-    LOOM_CHECK(count > 1, Value, "batch_norm: expected more than 1 value per channel when training, got input of shape ",
-               shape_str(input.sizes()));
+    LOOM_CHECK(count > 1, Value, "batch_norm: expected more than 1 value per channel when training, got input of ",
+               "shape ", shape_str(input.sizes()));
     Tensor centered = sub(x, mean(x, dims, true));
     Tensor var = mean(mul(centered, centered), dims, true);
     y = mul(centered, rsqrt(add(var, Scalar(eps))));
@@ -736,7 +738,8 @@ Tensor instance_norm(const Tensor& input, const Tensor& weight, const Tensor& bi
   LOOM_CHECK(input.dim() >= 3, Value, "instance_norm: expected input of shape (N, C, *) with at least one spatial ",
              "dim, got ", shape_str(input.sizes()));
   int64_t C = input.sizes()[1];
-  LOOM_CHECK(C > 0, Value, "instance_norm: expected at least one channel, got input of shape ", shape_str(input.sizes()));
+  LOOM_CHECK(C > 0, Value, "instance_norm: expected at least one channel, got input of shape ",
+             shape_str(input.sizes()));
   return group_norm(input, C, weight, bias, eps);
 }
 
