@@ -48,8 +48,8 @@ void bind_nn(nb::module_& m, nb::class_<Tensor>&) {
       "conv2d",
       [](const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias, nb::handle stride,
          nb::handle padding, nb::handle dilation, int64_t groups) {
-        return conv2d(input, weight, opt(bias), int_or_ints(stride, "conv2d", "stride"), conv_padding(padding, "conv2d"),
-                      int_or_ints(dilation, "conv2d", "dilation"), groups);
+        return conv2d(input, weight, opt(bias), int_or_ints(stride, "conv2d", "stride"),
+                      conv_padding(padding, "conv2d"), int_or_ints(dilation, "conv2d", "dilation"), groups);
       },
       nb::arg("input"), nb::arg("weight"), nb::arg("bias").none() = nb::none(), nb::arg("stride") = 1,
       nb::arg("padding") = 0, nb::arg("dilation") = 1, nb::arg("groups") = 1,
@@ -66,6 +66,31 @@ void bind_nn(nb::module_& m, nb::class_<Tensor>&) {
       nb::arg("input"), nb::arg("weight"), nb::arg("bias").none() = nb::none(), nb::arg("stride") = 1,
       nb::arg("padding") = 0, nb::arg("dilation") = 1, nb::arg("groups") = 1,
       "1-D convolution over (N, C, L) or (C, L).");
+  m.def(
+      "conv_transpose2d",
+      [](const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias, nb::handle stride,
+         nb::handle padding, nb::handle output_padding, int64_t groups, nb::handle dilation) {
+        const char* op = "conv_transpose2d";
+        return conv_transpose2d(input, weight, opt(bias), int_or_ints(stride, op, "stride"),
+                                int_or_ints(padding, op, "padding"), int_or_ints(output_padding, op, "output_padding"),
+                                groups, int_or_ints(dilation, op, "dilation"));
+      },
+      nb::arg("input"), nb::arg("weight"), nb::arg("bias").none() = nb::none(), nb::arg("stride") = 1,
+      nb::arg("padding") = 0, nb::arg("output_padding") = 0, nb::arg("groups") = 1, nb::arg("dilation") = 1,
+      "Transposed 2-D convolution (the adjoint of conv2d); weight (C_in, C_out/groups, kH, kW).");
+  m.def(
+      "conv_transpose1d",
+      [](const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias, nb::handle stride,
+         nb::handle padding, nb::handle output_padding, int64_t groups, nb::handle dilation) {
+        const char* op = "conv_transpose1d";
+        return conv_transpose1d(input, weight, opt(bias), single(int_or_ints(stride, op, "stride"), op, "stride"),
+                                single(int_or_ints(padding, op, "padding"), op, "padding"),
+                                single(int_or_ints(output_padding, op, "output_padding"), op, "output_padding"), groups,
+                                single(int_or_ints(dilation, op, "dilation"), op, "dilation"));
+      },
+      nb::arg("input"), nb::arg("weight"), nb::arg("bias").none() = nb::none(), nb::arg("stride") = 1,
+      nb::arg("padding") = 0, nb::arg("output_padding") = 0, nb::arg("groups") = 1, nb::arg("dilation") = 1,
+      "Transposed 1-D convolution; weight (C_in, C_out/groups, kL).");
   // Private: F.unfold / F.fold (Tensor.unfold is a different op in PyTorch).
   m.def(
       "_nn_unfold",
@@ -136,6 +161,27 @@ void bind_nn(nb::module_& m, nb::class_<Tensor>&) {
       nb::arg("input"), nb::arg("output_size"));
 
   m.def(
+      "max_pool1d_with_indices",
+      [](const Tensor& input, int64_t kernel_size, std::optional<int64_t> stride, int64_t padding, int64_t dilation,
+         bool ceil_mode) {
+        auto [values, indices] = max_pool1d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode);
+        return nb::make_tuple(values, indices);
+      },
+      nb::arg("input"), nb::arg("kernel_size"), nb::arg("stride").none() = nb::none(), nb::arg("padding") = 0,
+      nb::arg("dilation") = 1, nb::arg("ceil_mode") = false);
+  m.def(
+      "max_pool1d",
+      [](const Tensor& input, int64_t kernel_size, std::optional<int64_t> stride, int64_t padding, int64_t dilation,
+         bool ceil_mode) {
+        return max_pool1d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode).first;
+      },
+      nb::arg("input"), nb::arg("kernel_size"), nb::arg("stride").none() = nb::none(), nb::arg("padding") = 0,
+      nb::arg("dilation") = 1, nb::arg("ceil_mode") = false);
+  m.def("avg_pool1d", &avg_pool1d, nb::arg("input"), nb::arg("kernel_size"), nb::arg("stride").none() = nb::none(),
+        nb::arg("padding") = 0, nb::arg("ceil_mode") = false, nb::arg("count_include_pad") = true);
+  m.def("adaptive_avg_pool1d", &adaptive_avg_pool1d, nb::arg("input"), nb::arg("output_size"));
+
+  m.def(
       "layer_norm",
       [](const Tensor& input, nb::handle normalized_shape, const std::optional<Tensor>& weight,
          const std::optional<Tensor>& bias, double eps) {
@@ -154,12 +200,29 @@ void bind_nn(nb::module_& m, nb::class_<Tensor>&) {
       nb::arg("eps").none() = nb::none());
   m.def(
       "group_norm",
-      [](const Tensor& input, int64_t num_groups, const std::optional<Tensor>& weight, const std::optional<Tensor>& bias,
-         double eps) { return group_norm(input, num_groups, opt(weight), opt(bias), eps); },
+      [](const Tensor& input, int64_t num_groups, const std::optional<Tensor>& weight,
+         const std::optional<Tensor>& bias, double eps) {
+        return group_norm(input, num_groups, opt(weight), opt(bias), eps);
+      },
       nb::arg("input"), nb::arg("num_groups"), nb::arg("weight").none() = nb::none(),
       nb::arg("bias").none() = nb::none(), nb::arg("eps") = 1e-5);
+  // batch_norm / instance_norm are private: torch.batch_norm and torch.instance_norm take their arguments in
+  // another order than the F.* functions, so only F.batch_norm / F.instance_norm are public.
   m.def(
-      "batch_norm",
+      "_nn_instance_norm",
+      [](const Tensor& input, const std::optional<Tensor>& running_mean, const std::optional<Tensor>& running_var,
+         const std::optional<Tensor>& weight, const std::optional<Tensor>& bias, bool use_input_stats, double,
+         double eps) {
+        LOOM_CHECK(!running_mean && !running_var && use_input_stats, NotImplemented,
+                   "instance_norm: running statistics (running_mean/running_var, use_input_stats=False) are not "
+                   "supported");
+        return instance_norm(input, opt(weight), opt(bias), eps);
+      },
+      nb::arg("input"), nb::arg("running_mean").none() = nb::none(), nb::arg("running_var").none() = nb::none(),
+      nb::arg("weight").none() = nb::none(), nb::arg("bias").none() = nb::none(), nb::arg("use_input_stats") = true,
+      nb::arg("momentum") = 0.1, nb::arg("eps") = 1e-5);
+  m.def(
+      "_nn_batch_norm",
       [](const Tensor& input, const std::optional<Tensor>& running_mean, const std::optional<Tensor>& running_var,
          const std::optional<Tensor>& weight, const std::optional<Tensor>& bias, bool training, double momentum,
          double eps) {
@@ -170,8 +233,20 @@ void bind_nn(nb::module_& m, nb::class_<Tensor>&) {
       nb::arg("momentum") = 0.1, nb::arg("eps") = 1e-5);
 
   m.def(
-      "dropout", [](const Tensor& input, double p, bool training) { return dropout(input, p, training); },
-      nb::arg("input"), nb::arg("p") = 0.5, nb::arg("training") = true);
+      "dropout", [](const Tensor& input, double p, bool train) { return dropout(input, p, train); },
+      nb::arg("input"), nb::arg("p") = 0.5, nb::arg("train") = true);
+
+  m.def(
+      "scaled_dot_product_attention",
+      [](const Tensor& query, const Tensor& key, const Tensor& value, const std::optional<Tensor>& attn_mask,
+         double dropout_p, bool is_causal, std::optional<double> scale, bool enable_gqa) {
+        return scaled_dot_product_attention(query, key, value, opt(attn_mask), dropout_p, is_causal, scale,
+                                            enable_gqa);
+      },
+      nb::arg("query"), nb::arg("key"), nb::arg("value"), nb::arg("attn_mask").none() = nb::none(),
+      nb::arg("dropout_p") = 0.0, nb::arg("is_causal") = false, nb::kw_only(), nb::arg("scale").none() = nb::none(),
+      nb::arg("enable_gqa") = false,
+      "softmax(query @ key^T * scale + mask) @ value, as torch.nn.functional.scaled_dot_product_attention.");
 }
 
 }  // namespace loom::python

@@ -41,6 +41,17 @@ def test_dropout_inplace():
     assert set(np.unique(x.numpy())) <= {0.0, 2.0}
 
 
+def test_attention_dropout_statistics():
+    # With value = 1 every output is sum(kept weights) / (1 - p): 1 in expectation, 0 for p = 1.
+    loom.manual_seed(1)
+    q, k = loom.randn(64, 8, 4), loom.randn(64, 16, 4)
+    out = F.scaled_dot_product_attention(q, k, loom.ones(64, 16, 3), dropout_p=0.5).numpy()
+    assert abs(out.mean() - 1.0) < 0.05
+    assert not np.allclose(out, 1.0)
+    zeros = F.scaled_dot_product_attention(q, k, loom.ones(64, 16, 3), dropout_p=1.0).numpy()
+    assert np.all(zeros == 0)
+
+
 def test_batch_norm_updates_running_stats_in_place():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5, 3, 4))
@@ -98,6 +109,11 @@ ERRORS = [
     (lambda: F.conv2d(loom.ones(1, 3, 5, 5), loom.ones(2, 3, 3, 3), padding="full"), ValueError, "'same' or 'valid'"),
     (lambda: F.conv2d(loom.ones(1, 3, 5, 5), loom.ones(2, 3, 3, 3), loom.ones(3)), ValueError, "bias"),
     (lambda: F.conv1d(loom.ones(1, 3, 5, 5), loom.ones(2, 3, 3)), ValueError, "conv1d: expected input"),
+    (lambda: F.conv_transpose2d(loom.ones(1, 3, 4, 4), loom.ones(2, 2, 3, 3)), ValueError, "has 3 channels"),
+    (lambda: F.conv_transpose2d(loom.ones(1, 2, 4, 4), loom.ones(2, 2, 3, 3), stride=2, output_padding=2),
+     ValueError, "smaller than either stride or dilation"),
+    (lambda: F.conv_transpose2d(loom.ones(1, 2, 4, 4), loom.ones(2, 2, 3, 3), dilation=3, output_padding=1),
+     NotImplementedError, "output_padding >= stride"),
     (lambda: F.max_pool2d(loom.ones(1, 3, 2, 2), 3), ValueError, "too small"),
     (lambda: F.max_pool2d(loom.ones(1, 3, 5, 5), 2, padding=2), ValueError, "half of the kernel"),
     (lambda: F.max_pool2d(loom.ones(1, 3, 5, 5), "a"), TypeError, "kernel_size"),
@@ -110,6 +126,16 @@ ERRORS = [
     (lambda: F.batch_norm(loom.ones(1, 3), None, None, training=True), ValueError, "more than 1 value"),
     (lambda: F.batch_norm(loom.ones(2, 3), None, None), ValueError, "evaluation mode"),
     (lambda: F.dropout(loom.ones(2, 3), 1.5), ValueError, "between 0 and 1"),
+    (lambda: F.scaled_dot_product_attention(loom.ones(2, 4), loom.ones(3, 5), loom.ones(3, 5)), ValueError,
+     "last dim"),
+    (lambda: F.scaled_dot_product_attention(loom.ones(2, 4), loom.ones(3, 4), loom.ones(2, 5)), ValueError,
+     "same sequence length"),
+    (lambda: F.scaled_dot_product_attention(loom.ones(2, 4), loom.ones(3, 4), loom.ones(3, 4),
+                                            loom.ones(2, 3, dtype=loom.bool), is_causal=True), ValueError, "is_causal"),
+    (lambda: F.scaled_dot_product_attention(loom.ones(2, 4), loom.ones(3, 4), loom.ones(3, 4),
+                                            loom.ones(2, 3, dtype=loom.int64)), TypeError, "attn_mask"),
+    (lambda: F.scaled_dot_product_attention(loom.ones(1, 3, 2, 4), loom.ones(1, 2, 3, 4), loom.ones(1, 2, 3, 4),
+                                            enable_gqa=True), ValueError, "multiple"),
 ]
 
 

@@ -82,11 +82,13 @@ Attrs make_window_attrs(const Pair& kernel, const Pair& dilation, const Pair& pa
 void check_window(const char* op, const WindowAttrs& w) {
   LOOM_CHECK(w.kernel.size() == 2 && w.dilation.size() == 2 && w.stride.size() == 2 && w.padding4.size() == 4, Value,
              op, ": malformed window attributes");
-  LOOM_CHECK(w.kernel[0] > 0 && w.kernel[1] > 0, Value, op, ": kernel_size must be positive, got ", shape_str(w.kernel));
+  LOOM_CHECK(w.kernel[0] > 0 && w.kernel[1] > 0, Value, op, ": kernel_size must be positive, got ",
+             shape_str(w.kernel));
   LOOM_CHECK(w.dilation[0] > 0 && w.dilation[1] > 0, Value, op, ": dilation must be positive, got ",
              shape_str(w.dilation));
   LOOM_CHECK(w.stride[0] > 0 && w.stride[1] > 0, Value, op, ": stride must be positive, got ", shape_str(w.stride));
-  for (int64_t p : w.padding4) LOOM_CHECK(p >= 0, Value, op, ": padding must be non-negative, got ", shape_str(w.padding4));
+  for (int64_t p : w.padding4)
+    LOOM_CHECK(p >= 0, Value, op, ": padding must be non-negative, got ", shape_str(w.padding4));
 }
 
 // Output (h, w) block counts; raises when the (dilated) kernel does not fit the padded input.
@@ -317,8 +319,8 @@ Tensor conv_core(const char* op, const Tensor& x, const Tensor& w, const Tensor&
              " must be divisible by groups (", groups, ")");
   LOOM_CHECK(O > 0 && kh > 0 && kw > 0, Value, op, ": weight of shape ", shape_str(shown_weight), " must be non-empty");
   if (bias.defined()) {
-    LOOM_CHECK(bias.dim() == 1 && bias.sizes()[0] == O, Value, op, ": expected bias of shape ", shape_str({O}), ", got ",
-               shape_str(bias.sizes()));
+    LOOM_CHECK(bias.dim() == 1 && bias.sizes()[0] == O, Value, op, ": expected bias of shape ", shape_str({O}),
+               ", got ", shape_str(bias.sizes()));
     LOOM_CHECK(bias.dtype() == x.dtype(), Type, op, ": bias (", dtype_name(bias.dtype()), ") and input (",
                dtype_name(x.dtype()), ") must have the same dtype");
   }
@@ -345,14 +347,11 @@ Tensor conv_core(const char* op, const Tensor& x, const Tensor& w, const Tensor&
   int64_t oh = blocks_along(H, pad4[0], pad4[1], kh, d[0], s[0]);
   int64_t ow = blocks_along(W, pad4[2], pad4[3], kw, d[1], s[1]);
   int64_t K = Cg * kh * kw, L = oh * ow;
-  Tensor out;
-  if (groups == 1) {
-    out = matmul(reshape(w, {O, K}), cols);  // (N, O, L)
-  } else {
-    Tensor grouped = matmul(reshape(w, {groups, O / groups, K}), reshape(cols, {N, groups, K, L}));
-    out = reshape(grouped, {N, O, L});
-  }
-  out = reshape(out, {N, O, oh, ow});
+  // One large product per group (batch folded into columns) rather than N small ones: its backward is then
+  // two large products too. cols (N, g, K, L) -> (g, K, N*L); weight (g, O/g, K); out (g, O/g, N*L).
+  Tensor grouped_cols = reshape(permute(reshape(cols, {N, groups, K, L}), {1, 2, 0, 3}), {groups, K, N * L});
+  Tensor grouped_out = bmm(reshape(w, {groups, O / groups, K}), grouped_cols);
+  Tensor out = reshape(permute(reshape(grouped_out, {groups, O / groups, N, L}), {2, 0, 1, 3}), {N, O, oh, ow});
   if (bias.defined()) out = add(out, reshape(bias, {1, O, 1, 1}));
   return out;
 }
@@ -387,6 +386,88 @@ Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias, int
   ConvPadding pad2{{0, padding.sizes[0]}, padding.mode};
   Tensor out = conv_core("conv1d", x, unsqueeze(weight, 2), bias, {1, stride}, pad2, {1, dilation}, groups,
                          input.sizes(), weight.sizes());
+  out = squeeze(out, {2});
+  return batched ? out : squeeze(out, {0});
+}
+
+namespace {
+
+// x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw): columns W^T x per group, then col2im sums them into place.
+Tensor conv_transpose_core(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias, const Pair& stride,
+                           const Pair& padding, const Pair& output_padding, int64_t groups, const Pair& dilation,
+                           const Shape& shown_input, const Shape& shown_weight) {
+  check_floating(op, x, "input");
+  LOOM_CHECK(x.dtype() == w.dtype(), Type, op, ": input (", dtype_name(x.dtype()), ") and weight (",
+             dtype_name(w.dtype()), ") must have the same dtype");
+  LOOM_CHECK(groups > 0, Value, op, ": groups must be positive, got ", groups);
+  int64_t N = x.sizes()[0], C = x.sizes()[1], H = x.sizes()[2], W = x.sizes()[3];
+  int64_t Cw = w.sizes()[0], Og = w.sizes()[1], kh = w.sizes()[2], kw = w.sizes()[3];
+  LOOM_CHECK(C == Cw, Value, op, ": input of shape ", shape_str(shown_input), " has ", C,
+             " channels, but weight of shape ", shape_str(shown_weight), " expects ", Cw);
+  LOOM_CHECK(C % groups == 0, Value, op, ": in_channels (", C, ") must be divisible by groups (", groups, ")");
+  LOOM_CHECK(Og > 0 && kh > 0 && kw > 0, Value, op, ": weight of shape ", shape_str(shown_weight),
+             " must be non-empty");
+  int64_t O = Og * groups;
+  if (bias.defined()) {
+    LOOM_CHECK(bias.dim() == 1 && bias.sizes()[0] == O, Value, op, ": expected bias of shape ", shape_str({O}),
+               ", got ", shape_str(bias.sizes()));
+    LOOM_CHECK(bias.dtype() == x.dtype(), Type, op, ": bias (", dtype_name(bias.dtype()), ") and input (",
+               dtype_name(x.dtype()), ") must have the same dtype");
+  }
+  Pair s = positive_pair(stride, op, "stride"), d = positive_pair(dilation, op, "dilation");
+  Pair p = non_negative_pair(padding, op, "padding"), op_pad = non_negative_pair(output_padding, op, "output_padding");
+  for (int i = 0; i < 2; ++i) {
+    LOOM_CHECK(op_pad[i] < s[i] || op_pad[i] < d[i], Value, op, ": output padding must be smaller than either ",
+               "stride or dilation, got output_padding ", shape_str(op_pad), ", stride ", shape_str(s),
+               " and dilation ", shape_str(d));
+    LOOM_CHECK(op_pad[i] < s[i], NotImplemented, op, ": output_padding >= stride (allowed by PyTorch when it is ",
+               "below dilation) is not supported, got output_padding ", shape_str(op_pad), " and stride ",
+               shape_str(s));
+  }
+  int64_t out_h = (H - 1) * s[0] - 2 * p[0] + d[0] * (kh - 1) + op_pad[0] + 1;
+  int64_t out_w = (W - 1) * s[1] - 2 * p[1] + d[1] * (kw - 1) + op_pad[1] + 1;
+  LOOM_CHECK(out_h > 0 && out_w > 0, Value, op, ": given input of shape ", shape_str(shown_input), ", weight ",
+             shape_str(shown_weight), " and padding ", shape_str(p), ", the output size (", out_h, " x ", out_w,
+             ") is too small");
+  int64_t Cg = C / groups, K = Og * kh * kw, L = H * W;
+  // x (N, g, Cg, L) -> (g, Cg, N*L); weight (g, Cg, K) -> (g, K, Cg); cols (g, K, N*L) -> (N, g*K, L).
+  Tensor grouped_x = reshape(permute(reshape(x, {N, groups, Cg, L}), {1, 2, 0, 3}), {groups, Cg, N * L});
+  Tensor grouped_w = transpose(reshape(w, {groups, Cg, K}), 1, 2);
+  Tensor cols = reshape(permute(reshape(bmm(grouped_w, grouped_x), {groups, K, N, L}), {2, 0, 1, 3}),
+                        {N, groups * K, L});
+  Tensor out = detail::col2im(cols, {out_h, out_w}, {kh, kw}, d, {p[0], p[0], p[1], p[1]}, s);
+  if (bias.defined()) out = add(out, reshape(bias, {1, O, 1, 1}));
+  return out;
+}
+
+}  // namespace
+
+Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Pair& stride,
+                        const Pair& padding, const Pair& output_padding, int64_t groups, const Pair& dilation) {
+  LOOM_CHECK(input.dim() == 3 || input.dim() == 4, Value,
+             "conv_transpose2d: expected input of shape (N, C, H, W) or (C, H, W), got ", shape_str(input.sizes()));
+  LOOM_CHECK(weight.dim() == 4, Value,
+             "conv_transpose2d: expected weight of shape (in_channels, out_channels/groups, kH, kW), got ",
+             shape_str(weight.sizes()));
+  bool batched = input.dim() == 4;
+  Tensor x = batched ? input : unsqueeze(input, 0);
+  Tensor out = conv_transpose_core("conv_transpose2d", x, weight, bias, stride, padding, output_padding, groups,
+                                   dilation, input.sizes(), weight.sizes());
+  return batched ? out : squeeze(out, {0});
+}
+
+Tensor conv_transpose1d(const Tensor& input, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
+                        int64_t output_padding, int64_t groups, int64_t dilation) {
+  LOOM_CHECK(input.dim() == 2 || input.dim() == 3, Value,
+             "conv_transpose1d: expected input of shape (N, C, L) or (C, L), got ", shape_str(input.sizes()));
+  LOOM_CHECK(weight.dim() == 3, Value,
+             "conv_transpose1d: expected weight of shape (in_channels, out_channels/groups, kL), got ",
+             shape_str(weight.sizes()));
+  bool batched = input.dim() == 3;
+  Tensor x = unsqueeze(batched ? input : unsqueeze(input, 0), 2);  // (N, C, 1, L)
+  // The height dim uses stride 1 (and output_padding 0 < 1), so it stays 1.
+  Tensor out = conv_transpose_core("conv_transpose1d", x, unsqueeze(weight, 2), bias, {1, stride}, {0, padding},
+                                   {0, output_padding}, groups, {1, dilation}, input.sizes(), weight.sizes());
   out = squeeze(out, {2});
   return batched ? out : squeeze(out, {0});
 }
@@ -449,6 +530,38 @@ Tensor avg_pool2d(const Tensor& input, const Pair& kernel_size, const Pair& stri
   Tensor out = reshape(div(sums, div_t), {N, C, g.oh, g.ow});
   out = cast_back(out, input.dtype());
   return batched ? out : squeeze(out, {0});
+}
+
+namespace {
+
+void check_pool1d_input(const char* op, const Tensor& x) {
+  LOOM_CHECK(x.dim() == 2 || x.dim() == 3, Value, op, ": expected input of shape (N, C, L) or (C, L), got ",
+             shape_str(x.sizes()));
+}
+
+}  // namespace
+
+std::pair<Tensor, Tensor> max_pool1d_with_indices(const Tensor& input, int64_t kernel_size,
+                                                  std::optional<int64_t> stride, int64_t padding, int64_t dilation,
+                                                  bool ceil_mode) {
+  check_pool1d_input("max_pool1d", input);
+  Pair s = stride ? Pair{1, *stride} : Pair{1, kernel_size};
+  auto [values, indices] =
+      max_pool2d_with_indices(unsqueeze(input, -2), {1, kernel_size}, s, {0, padding}, {1, dilation}, ceil_mode);
+  return {squeeze(values, {-2}), squeeze(indices, {-2})};
+}
+
+Tensor avg_pool1d(const Tensor& input, int64_t kernel_size, std::optional<int64_t> stride, int64_t padding,
+                  bool ceil_mode, bool count_include_pad) {
+  check_pool1d_input("avg_pool1d", input);
+  Pair s = stride ? Pair{1, *stride} : Pair{1, kernel_size};
+  Tensor out = avg_pool2d(unsqueeze(input, -2), {1, kernel_size}, s, {0, padding}, ceil_mode, count_include_pad);
+  return squeeze(out, {-2});
+}
+
+Tensor adaptive_avg_pool1d(const Tensor& input, int64_t output_size) {
+  check_pool1d_input("adaptive_avg_pool1d", input);
+  return squeeze(adaptive_avg_pool2d(unsqueeze(input, -2), {1, output_size}), {-2});
 }
 
 namespace {
@@ -589,8 +702,8 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   Tensor x = upcast(input);
   Tensor y;
   if (training) {
-    LOOM_CHECK(count > 1, Value, "batch_norm: expected more than 1 value per channel when training, got input of shape ",
-               shape_str(input.sizes()));
+    LOOM_CHECK(count > 1, Value, "batch_norm: expected more than 1 value per channel when training, got input of ",
+               "shape ", shape_str(input.sizes()));
     Tensor centered = sub(x, mean(x, dims, true));
     Tensor var = mean(mul(centered, centered), dims, true);
     y = mul(centered, rsqrt(add(var, Scalar(eps))));
@@ -621,6 +734,15 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   return cast_back(y, input.dtype());
 }
 
+Tensor instance_norm(const Tensor& input, const Tensor& weight, const Tensor& bias, double eps) {
+  LOOM_CHECK(input.dim() >= 3, Value, "instance_norm: expected input of shape (N, C, *) with at least one spatial ",
+             "dim, got ", shape_str(input.sizes()));
+  int64_t C = input.sizes()[1];
+  LOOM_CHECK(C > 0, Value, "instance_norm: expected at least one channel, got input of shape ",
+             shape_str(input.sizes()));
+  return group_norm(input, C, weight, bias, eps);
+}
+
 // ================= dropout =================
 
 Tensor dropout(const Tensor& input, double p, bool training) {
@@ -630,6 +752,67 @@ Tensor dropout(const Tensor& input, double p, bool training) {
   if (p == 1.0) return mul(input, zeros_like(input));
   Tensor mask = bernoulli(input, 1.0 - p);  // 1 keeps, in input's dtype
   return mul(input, mul(mask, Scalar(1.0 / (1.0 - p))));
+}
+
+// ================= attention =================
+
+Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, const Tensor& value,
+                                    const Tensor& attn_mask, double dropout_p, bool is_causal,
+                                    std::optional<double> scale, bool enable_gqa) {
+  const char* op = "scaled_dot_product_attention";
+  LOOM_CHECK(query.dim() >= 2 && key.dim() >= 2 && value.dim() >= 2, Value, op,
+             ": expected query, key and value of at least 2 dims (..., L, E), got ", shape_str(query.sizes()), ", ",
+             shape_str(key.sizes()), " and ", shape_str(value.sizes()));
+  check_floating(op, query, "query");
+  LOOM_CHECK(query.dtype() == key.dtype() && query.dtype() == value.dtype(), Type, op,
+             ": expected query, key and value to have the same dtype, got ", dtype_name(query.dtype()), ", ",
+             dtype_name(key.dtype()), " and ", dtype_name(value.dtype()));
+  int64_t E = query.sizes().back(), L = query.sizes()[query.dim() - 2], S = key.sizes()[key.dim() - 2];
+  LOOM_CHECK(key.sizes().back() == E, Value, op, ": query's last dim (", E, ") must match key's, got shapes ",
+             shape_str(query.sizes()), " and ", shape_str(key.sizes()));
+  LOOM_CHECK(value.sizes()[value.dim() - 2] == S, Value, op, ": key and value must have the same sequence length, got ",
+             "shapes ", shape_str(key.sizes()), " and ", shape_str(value.sizes()));
+  LOOM_CHECK(dropout_p >= 0.0 && dropout_p <= 1.0, Value, op, ": dropout_p has to be between 0 and 1, but got ",
+             dropout_p);
+  LOOM_CHECK(!(is_causal && attn_mask.defined()), Value, op, ": attn_mask must be None when is_causal=True");
+  Tensor q = upcast(query), k = upcast(key), v = upcast(value);
+  if (enable_gqa && query.dim() >= 3 && key.dim() >= 3) {
+    // Each key/value head serves a group of query heads (repeat_interleave along the head dim).
+    int64_t hq = q.sizes()[q.dim() - 3], hk = k.sizes()[k.dim() - 3], hv = v.sizes()[v.dim() - 3];
+    LOOM_CHECK(hk > 0 && hv > 0 && hq % hk == 0 && hq % hv == 0, Value, op, ": with enable_gqa the number of query ",
+               "heads (", hq, ") must be a multiple of the key (", hk, ") and value (", hv, ") heads");
+    auto repeat_heads = [&](const Tensor& t, int64_t heads) {
+      if (heads == hq) return t;
+      Shape expanded = t.sizes();
+      expanded.insert(expanded.end() - 2, hq / heads);
+      Shape merged = t.sizes();
+      merged[merged.size() - 3] = hq;
+      return reshape(expand(unsqueeze(t, t.dim() - 2), expanded), merged);
+    };
+    k = repeat_heads(k, hk);
+    v = repeat_heads(v, hv);
+  }
+  double factor = scale.value_or(1.0 / std::sqrt(static_cast<double>(E)));
+  Tensor scores = mul(matmul(q, transpose(k, -2, -1)), Scalar(factor));  // (..., L, S)
+  double neg_inf = -std::numeric_limits<double>::infinity();
+  if (is_causal) {
+    Device device = q.device();
+    Tensor rows = unsqueeze(arange(Scalar(int64_t(0)), Scalar(L), Scalar(int64_t(1)), DType::Int64, device), 1);
+    Tensor cols = unsqueeze(arange(Scalar(int64_t(0)), Scalar(S), Scalar(int64_t(1)), DType::Int64, device), 0);
+    scores = where(ge(rows, cols), scores, Scalar(neg_inf));  // keep j <= i (top-left aligned)
+  }
+  if (attn_mask.defined()) {
+    if (attn_mask.dtype() == DType::Bool) {
+      scores = where(attn_mask, scores, Scalar(neg_inf));
+    } else {
+      LOOM_CHECK(attn_mask.dtype() == query.dtype(), Type, op, ": expected attn_mask of dtype bool or ",
+                 dtype_name(query.dtype()), " (the query's), got ", dtype_name(attn_mask.dtype()));
+      scores = add(scores, upcast(attn_mask));
+    }
+  }
+  Tensor weights = softmax(scores, -1);
+  if (dropout_p > 0.0) weights = dropout(weights, dropout_p, true);
+  return cast_back(matmul(weights, v), query.dtype());
 }
 
 }  // namespace loom

@@ -48,6 +48,16 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Te
 Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
               const ConvPadding& padding = {}, int64_t dilation = 1, int64_t groups = 1);
 
+// The transpose (adjoint) of conv2d: input (N, C_in, H, W) or unbatched; weight (C_in, C_out/groups, kh, kw).
+// Output size (H-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1. output_padding must be smaller
+// than stride (PyTorch also allows it below dilation; that case raises NotImplementedError here).
+Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
+                        const Pair& stride = {1}, const Pair& padding = {0}, const Pair& output_padding = {0},
+                        int64_t groups = 1, const Pair& dilation = {1});
+// input (N, C_in, L) or (C_in, L); weight (C_in, C_out/groups, k).
+Tensor conv_transpose1d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
+                        int64_t padding = 0, int64_t output_padding = 0, int64_t groups = 1, int64_t dilation = 1);
+
 // ---- pooling ----
 
 // Returns (values, indices); indices are int64 flat positions within each input (H, W) plane, as in PyTorch.
@@ -62,6 +72,14 @@ Tensor avg_pool2d(const Tensor& input, const Pair& kernel_size, const Pair& stri
                   std::optional<int64_t> divisor_override = std::nullopt);
 // output_size entries may be nullopt (keep the input size).
 Tensor adaptive_avg_pool2d(const Tensor& input, const std::vector<std::optional<int64_t>>& output_size);
+
+// 1-D pooling over (N, C, L) or (C, L), through the 2-D ops with H = 1 (indices are positions along L).
+std::pair<Tensor, Tensor> max_pool1d_with_indices(const Tensor& input, int64_t kernel_size,
+                                                  std::optional<int64_t> stride = std::nullopt, int64_t padding = 0,
+                                                  int64_t dilation = 1, bool ceil_mode = false);
+Tensor avg_pool1d(const Tensor& input, int64_t kernel_size, std::optional<int64_t> stride = std::nullopt,
+                  int64_t padding = 0, bool ceil_mode = false, bool count_include_pad = true);
+Tensor adaptive_avg_pool1d(const Tensor& input, int64_t output_size);
 
 // ---- normalisation ----
 
@@ -80,6 +98,11 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
                   const Tensor& weight = Tensor(), const Tensor& bias = Tensor(), bool training = false,
                   double momentum = 0.1, double eps = 1e-5);
 
+// Normalises each (n, c) slice of (N, C, *) over its spatial dims (group_norm with one channel per group);
+// weight/bias (C). Running statistics are not supported (use_input_stats=True only).
+Tensor instance_norm(const Tensor& input, const Tensor& weight = Tensor(), const Tensor& bias = Tensor(),
+                     double eps = 1e-5);
+
 // ---- dropout ----
 
 // Zeroes elements with probability p and scales the rest by 1/(1-p); identity when !training or p == 0.
@@ -87,10 +110,12 @@ Tensor dropout(const Tensor& input, double p = 0.5, bool training = true);
 
 // ---- attention ----
 
-// softmax(q @ k^T * scale + mask) @ v over (..., L, E) x (..., S, E) x (..., S, Ev). A bool mask keeps True
-// positions; a float mask is added. scale defaults to 1/sqrt(E).
+// softmax(q @ k^T * scale + mask) @ v over (..., L, E) x (..., S, E) x (..., S, Ev), batch dims broadcast.
+// A bool mask keeps True positions; a float mask is added; is_causal keeps key j <= query i (top-left aligned).
+// scale defaults to 1/sqrt(E). dropout_p drops attention weights. enable_gqa: key/value heads (dim -3) are
+// shared by groups of query heads. A fully masked row gives NaN, as PyTorch's math reference does.
 Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, const Tensor& value,
                                     const Tensor& attn_mask = Tensor(), double dropout_p = 0.0, bool is_causal = false,
-                                    std::optional<double> scale = std::nullopt);
+                                    std::optional<double> scale = std::nullopt, bool enable_gqa = false);
 
 }  // namespace loom

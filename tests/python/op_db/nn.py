@@ -20,6 +20,7 @@ CONV2D_CASES = [
     ((1, 2, 4, 4), (3, 2, 3, 3), True, {"padding": "valid"}),
     ((4, 5, 5), (4, 1, 3, 3), True, {"groups": 4, "padding": 1}),  # unbatched, depthwise
     ((2, 3, 4, 4), (2, 3, 1, 1), True, {}),
+    ((0, 3, 4, 4), (2, 3, 3, 3), True, {"padding": 1}),  # empty batch
 ]
 
 CONV1D_CASES = [
@@ -30,10 +31,27 @@ CONV1D_CASES = [
 ]
 
 
-def conv_samples(cases):
+# weight (C_in, C_out/groups, k...); out channels = weight.shape[1] * groups
+CONV_TRANSPOSE2D_CASES = [
+    ((2, 3, 4, 5), (3, 2, 3, 3), True, {}),
+    ((1, 2, 4, 3), (2, 3, 2, 3), False, {"stride": 2, "padding": 1}),
+    ((1, 4, 3, 4), (4, 2, 3, 2), True, {"stride": (2, 3), "padding": (1, 0), "output_padding": (1, 2), "groups": 2}),
+    ((1, 2, 4, 4), (2, 2, 3, 3), True, {"dilation": 2, "padding": 1, "stride": 2, "output_padding": 1}),
+    ((3, 4, 4), (3, 2, 2, 2), True, {"stride": 2}),  # unbatched
+]
+
+CONV_TRANSPOSE1D_CASES = [
+    ((2, 3, 6), (3, 4, 3), True, {}),
+    ((1, 4, 5), (4, 1, 2), True, {"stride": 3, "padding": 1, "output_padding": 2, "groups": 2}),
+    ((3, 5), (3, 2, 4), False, {"dilation": 2}),  # unbatched
+]
+
+
+def conv_samples(cases, transposed=False):
     def make(dtype, rng):
         for x, w, bias, kwargs in cases:
-            args = (rand(rng, x), rand(rng, w)) + ((rand(rng, (w[0],)),) if bias else ())
+            out_channels = w[1] * kwargs.get("groups", 1) if transposed else w[0]
+            args = (rand(rng, x), rand(rng, w)) + ((rand(rng, (out_channels,)),) if bias else ())
             yield Sample(args, kwargs, name=f"{x}*{w} {kwargs}")
     return make
 
@@ -69,6 +87,7 @@ MAX_POOL_CASES = [
     ((1, 2, 8, 7), {"kernel_size": (3, 2), "stride": (2, 1), "dilation": (2, 1), "padding": (1, 1)}),
     ((2, 6, 5), {"kernel_size": 2, "stride": 2, "ceil_mode": True}),  # unbatched
     ((1, 1, 7, 8), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}),
+    ((0, 2, 4, 4), {"kernel_size": 2}),  # empty batch
 ]
 
 AVG_POOL_CASES = [
@@ -80,6 +99,7 @@ AVG_POOL_CASES = [
     ((1, 1, 7, 8), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}),
     ((1, 1, 7, 8), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False}),
     ((1, 2, 5, 5), {"kernel_size": 2, "divisor_override": 3}),
+    ((0, 2, 4, 4), {"kernel_size": 2}),  # empty batch
 ]
 
 ADAPTIVE_CASES = [
@@ -89,6 +109,16 @@ ADAPTIVE_CASES = [
     ((2, 10, 3), {"output_size": (4, None)}),  # unbatched, keep W
     ((1, 1, 3, 4), {"output_size": (5, 7)}),  # upsampling windows overlap
 ]
+
+
+POOL1D_CASES = [
+    ((2, 3, 9), {"kernel_size": 2}),
+    ((1, 2, 10), {"kernel_size": 3, "stride": 2, "padding": 1}),
+    ((3, 9), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}),  # unbatched
+]
+MAX_POOL1D_CASES = POOL1D_CASES + [((1, 2, 11), {"kernel_size": 3, "dilation": 2, "padding": 1})]
+AVG_POOL1D_CASES = POOL1D_CASES + [((1, 2, 8), {"kernel_size": 3, "padding": 1, "count_include_pad": False})]
+ADAPTIVE1D_CASES = [((2, 3, 10), {"output_size": 4}), ((3, 5), {"output_size": 7})]
 
 
 def max_pool_indices(pool):
@@ -102,6 +132,7 @@ def layer_norm_samples(dtype, rng):
     yield Sample((rand(rng, (2, 3, 5)), (5,), rand(rng, (5,)), rand(rng, (5,))), name="last dim, affine")
     yield Sample((rand(rng, (2, 3, 4)), (3, 4)), {"eps": 1e-3}, name="two dims, no affine")
     yield Sample((rand(rng, (4, 6)), [6], rand(rng, (6,))), name="weight only")
+    yield Sample((rand(rng, (0, 3)), (3,), rand(rng, (3,)), rand(rng, (3,))), name="empty batch")
 
 
 def rms_norm_samples(dtype, rng):
@@ -114,6 +145,11 @@ def group_norm_samples(dtype, rng):
     yield Sample((rand(rng, (2, 6, 3, 2)), 3, rand(rng, (6,)), rand(rng, (6,))), name="4-D affine")
     yield Sample((rand(rng, (3, 4, 5)), 2), {"eps": 1e-3}, name="3-D")
     yield Sample((rand(rng, (2, 4)), 4, rand(rng, (4,))), name="2-D, one channel per group")
+
+
+def instance_norm_samples(dtype, rng):
+    yield Sample((rand(rng, (2, 3, 4, 5)), None, None, rand(rng, (3,)), rand(rng, (3,))), name="4-D affine")
+    yield Sample((rand(rng, (2, 4, 6)),), {"eps": 1e-3}, name="3-D")
 
 
 def batch_norm_samples(dtype, rng):
@@ -155,6 +191,25 @@ def dropout_scaling(fn, p):
     return run
 
 
+# ---- attention ----
+
+
+def sdpa_samples(dtype, rng):
+    q, k, v = (2, 3, 4, 5), (2, 3, 6, 5), (2, 3, 6, 7)
+    yield Sample((rand(rng, q), rand(rng, k), rand(rng, v)), name="plain")
+    yield Sample((rand(rng, (4, 5)), rand(rng, (6, 5)), rand(rng, (6, 3))), {"scale": 0.7}, name="2-D, scale")
+    yield Sample((rand(rng, q), rand(rng, k), rand(rng, v)), {"is_causal": True}, name="causal L < S")
+    yield Sample((rand(rng, (2, 6, 5)), rand(rng, (2, 4, 5)), rand(rng, (2, 4, 3))), {"is_causal": True},
+                 name="causal L > S")
+    mask = rng.uniform(size=(4, 6)) > 0.3
+    mask[:, 0] = True  # no fully masked row
+    yield Sample((rand(rng, q), rand(rng, k), rand(rng, v), mask), keep_dtype=(3,), name="bool mask")
+    yield Sample((rand(rng, q), rand(rng, k), rand(rng, v), rand(rng, (3, 1, 6))), name="float mask")
+    yield Sample((rand(rng, (1, 4, 3, 5)), rand(rng, (1, 2, 6, 5)), rand(rng, (1, 2, 6, 4))), {"enable_gqa": True},
+                 name="grouped query heads")
+    yield Sample((rand(rng, (2, 1, 4, 5)), rand(rng, (3, 6, 5)), rand(rng, (3, 6, 2))), name="broadcast batch")
+
+
 def one_sample(shape):
     return lambda dtype, rng: [Sample((rand(rng, shape),))]
 
@@ -162,6 +217,10 @@ def one_sample(shape):
 OPS = [
     OpInfo("conv2d", F.conv2d, TF.conv2d, conv_samples(CONV2D_CASES), value_scale=40),
     OpInfo("conv1d", F.conv1d, TF.conv1d, conv_samples(CONV1D_CASES), value_scale=40),
+    OpInfo("conv_transpose2d", F.conv_transpose2d, TF.conv_transpose2d,
+           conv_samples(CONV_TRANSPOSE2D_CASES, transposed=True), value_scale=40),
+    OpInfo("conv_transpose1d", F.conv_transpose1d, TF.conv_transpose1d,
+           conv_samples(CONV_TRANSPOSE1D_CASES, transposed=True), value_scale=40),
     OpInfo("unfold", F.unfold, TF.unfold, shaped_samples(UNFOLD_CASES)),
     OpInfo("fold", F.fold, TF.fold, shaped_samples(FOLD_CASES), value_scale=10),
     OpInfo("max_pool2d", F.max_pool2d, TF.max_pool2d, shaped_samples(MAX_POOL_CASES)),
@@ -170,9 +229,16 @@ OPS = [
     OpInfo("avg_pool2d", F.avg_pool2d, TF.avg_pool2d, shaped_samples(AVG_POOL_CASES), value_scale=10),
     OpInfo("adaptive_avg_pool2d", F.adaptive_avg_pool2d, TF.adaptive_avg_pool2d, shaped_samples(ADAPTIVE_CASES),
            value_scale=10),
+    OpInfo("max_pool1d", F.max_pool1d, TF.max_pool1d, shaped_samples(MAX_POOL1D_CASES)),
+    OpInfo("max_pool1d_with_indices", max_pool_indices(F.max_pool1d), max_pool_indices(TF.max_pool1d),
+           shaped_samples(MAX_POOL1D_CASES)),
+    OpInfo("avg_pool1d", F.avg_pool1d, TF.avg_pool1d, shaped_samples(AVG_POOL1D_CASES), value_scale=10),
+    OpInfo("adaptive_avg_pool1d", F.adaptive_avg_pool1d, TF.adaptive_avg_pool1d, shaped_samples(ADAPTIVE1D_CASES),
+           value_scale=10),
     OpInfo("layer_norm", F.layer_norm, TF.layer_norm, layer_norm_samples, value_scale=10),
     OpInfo("rms_norm", F.rms_norm, TF.rms_norm, rms_norm_samples, value_scale=10),
     OpInfo("group_norm", F.group_norm, TF.group_norm, group_norm_samples, value_scale=10),
+    OpInfo("instance_norm", F.instance_norm, TF.instance_norm, instance_norm_samples, value_scale=10),
     OpInfo("batch_norm_train", batch_norm_train(F.batch_norm), batch_norm_train(TF.batch_norm), batch_norm_samples,
            grad_args=(0, 3, 4), value_scale=10),
     OpInfo("batch_norm_running_stats", batch_norm_running_stats(F.batch_norm),
@@ -181,6 +247,8 @@ OPS = [
            grad_args=(0, 3, 4), value_scale=10),
     OpInfo("batch_norm_no_stats", batch_norm_no_stats(F.batch_norm), batch_norm_no_stats(TF.batch_norm),
            batch_norm_samples, grad_args=(0, 3, 4), value_scale=10),
+    OpInfo("scaled_dot_product_attention", F.scaled_dot_product_attention, TF.scaled_dot_product_attention,
+           sdpa_samples, value_scale=10),
     OpInfo("dropout_eval", lambda x: F.dropout(x, p=0.4, training=False),
            lambda x: TF.dropout(x, p=0.4, training=False), one_sample((3, 4))),
     OpInfo("dropout_p0", lambda x: F.dropout(x, p=0.0), lambda x: TF.dropout(x, p=0.0), one_sample((3, 4))),

@@ -37,7 +37,8 @@ std::vector<Tensor> im2col_kernel(const KernelContext& c) {
   Window w = window_of(c.attrs);
   int64_t N = x.sizes()[0], C = x.sizes()[1], H = x.sizes()[2], W = x.sizes()[3];
   int64_t L = out.sizes()[2];
-  int64_t ow = (W + c.attrs.get<Shape>("padding")[2] + c.attrs.get<Shape>("padding")[3] - w.dw * (w.kw - 1) - 1) / w.sw + 1;
+  const Shape& pad = c.attrs.get<Shape>("padding");
+  int64_t ow = (W + pad[2] + pad[3] - w.dw * (w.kw - 1) - 1) / w.sw + 1;
   int64_t oh = L / ow;
   visit_floating(x.dtype(), "im2col", [&]<class T>() {
     const T* in = x.data<T>();
