@@ -150,6 +150,8 @@ void bind_reduce(nb::module_& m, nb::class_<Tensor>& cls) {
     m.def(name, fn, nb::arg("input"), nb::arg("dim"), nb::kw_only(), nb::arg("dtype").none() = nb::none());
     cls.def(name, fn, nb::arg("dim"), nb::kw_only(), nb::arg("dtype").none() = nb::none());
   }
+  m.def("logcumsumexp", &logcumsumexp, nb::arg("input"), nb::arg("dim"));
+  cls.def("logcumsumexp", &logcumsumexp, nb::arg("dim"));
   using PairScanFn = std::pair<Tensor, Tensor> (*)(const Tensor&, int64_t);
   for (auto [name, fn] : {std::pair<const char*, PairScanFn>{"cummax", &cummax}, {"cummin", &cummin}}) {
     auto f = [name, fn](const Tensor& t, int64_t dim) {

@@ -177,6 +177,30 @@ std::vector<Tensor> scan_kernel(const KernelContext& c) {
   return {out};
 }
 
+// Running log(sum(exp)) along the line (from its end when `reverse`), accumulated in double.
+std::vector<Tensor> logcumsumexp_kernel(const KernelContext& c) {
+  Tensor out = c.alloc(0);
+  const bool reverse = c.attrs.get<bool>("reverse");
+  DimLayout l = dim_layout(c.inputs[0], c.attrs.get<int64_t>("dim"));
+  visit_floating(out.dtype(), "logcumsumexp", [&]<class T>() {
+    const T* x = l.data.data<T>();
+    T* y = out.data<T>();
+    for_each_line(l, [&](int64_t, int64_t first, int64_t stride) {
+      double acc = -std::numeric_limits<double>::infinity();
+      for (int64_t step = 0; step < l.reduced; ++step) {
+        int64_t at = first + (reverse ? l.reduced - 1 - step : step) * stride;
+        double value = static_cast<double>(opmath_t<T>(x[at]));
+        double high = std::max(acc, value), low = std::min(acc, value);
+        if (std::isnan(value) || std::isnan(acc)) acc = std::numeric_limits<double>::quiet_NaN();
+        else if (low == -std::numeric_limits<double>::infinity() || high == std::numeric_limits<double>::infinity()) acc = high;
+        else acc = high + std::log1p(std::exp(low - high));
+        y[at] = T(static_cast<opmath_t<T>>(acc));
+      }
+    });
+  });
+  return {out};
+}
+
 // Running extreme with the index where it was reached: ties and NaNs take the latest index (PyTorch's rule).
 template <bool IsMax>
 std::vector<Tensor> cumulative_extreme_kernel(const KernelContext& c) {
@@ -310,6 +334,7 @@ void register_reduce_kernels(Registry& r) {
   r.set_kernel("any", cpu, logical_kernel<false>);
   r.set_kernel("cumsum", cpu, scan_kernel<true>);
   r.set_kernel("cumprod", cpu, scan_kernel<false>);
+  r.set_kernel("logcumsumexp", cpu, logcumsumexp_kernel);
   r.set_kernel("cummax", cpu, cumulative_extreme_kernel<true>);
   r.set_kernel("cummin", cpu, cumulative_extreme_kernel<false>);
   r.set_kernel("softmax", cpu, softmax_kernel<false>);
