@@ -37,9 +37,10 @@ nb::object max_any(const char* op, const Tensor& t, nb::handle dim, bool keepdim
     return nb::cast(is_max ? maximum(t, tb) : minimum(t, tb));
   }
   if (dim.is_none()) return nb::cast(is_max ? max(t) : min(t));
-  LOOM_CHECK(PyLong_Check(dim.ptr()) && !PyBool_Check(dim.ptr()), Type, op, ": dim must be an int, got '",
+  int64_t d = 0;
+  LOOM_CHECK(!PyBool_Check(dim.ptr()) && nb::try_cast(dim, d), Type, op, ": dim must be an int, got '",
              nb::inst_name(dim).c_str(), "'");
-  auto [values, indices] = is_max ? max(t, nb::cast<int64_t>(dim), keepdim) : min(t, nb::cast<int64_t>(dim), keepdim);
+  auto [values, indices] = is_max ? max(t, d, keepdim) : min(t, d, keepdim);
   return named_pair(op, "values", "indices", values, indices);
 }
 
@@ -134,7 +135,9 @@ void bind_reduce(nb::module_& m, nb::class_<Tensor>& cls) {
   auto norm_fn = [](const Tensor& t, nb::handle p, nb::handle dim, bool keepdim, std::optional<DType> dtype) {
     return norm(t, p_arg(p), dims_arg(dim), keepdim, dtype);
   };
-  m.def("norm", [](const Tensor& t, nb::handle p, nb::handle dim, bool keepdim, nb::handle, std::optional<DType> dtype) {
+  m.def("norm", [](const Tensor& t, nb::handle p, nb::handle dim, bool keepdim, nb::handle out,
+                   std::optional<DType> dtype) {
+    LOOM_CHECK(out.is_none(), NotImplemented, "norm: out= is not supported");
     return norm(t, p_arg(p), dims_arg(dim), keepdim, dtype);
   }, nb::arg("input"), nb::arg("p").none() = "fro", nb::arg("dim").none() = nb::none(), nb::arg("keepdim") = false,
         nb::arg("out").none() = nb::none(), nb::arg("dtype").none() = nb::none());
