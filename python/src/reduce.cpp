@@ -17,7 +17,7 @@ std::vector<int64_t> dims_arg(nb::handle dim) {
 }
 
 // torch.return_types-like named tuples: (values, indices). Also used by sort.cpp.
-nb::object named_pair(const char* type_name, const char* first, const char* second, const Tensor& a, const Tensor& b) {
+nb::object reduce_family_result_pair(const char* type_name, const char* first, const char* second, const Tensor& a, const Tensor& b) {
   static nb::dict* types = new nb::dict();  // leaked on purpose: lives until interpreter exit
   nb::str key(type_name);
   if (!types->contains(key)) {
@@ -41,7 +41,7 @@ nb::object max_any(const char* op, const Tensor& t, nb::handle dim, bool keepdim
   LOOM_CHECK(!PyBool_Check(dim.ptr()) && nb::try_cast(dim, d), Type, op, ": dim must be an int, got '",
              nb::inst_name(dim).c_str(), "'");
   auto [values, indices] = is_max ? max(t, d, keepdim) : min(t, d, keepdim);
-  return named_pair(op, "values", "indices", values, indices);
+  return reduce_family_result_pair(op, "values", "indices", values, indices);
 }
 
 // var/std accept (dim, unbiased, keepdim, *, correction) and the legacy var(input, unbiased).
@@ -159,14 +159,14 @@ void bind_reduce(nb::module_& m, nb::class_<Tensor>& cls) {
   for (auto [name, fn] : {std::pair<const char*, PairScanFn>{"cummax", &cummax}, {"cummin", &cummin}}) {
     auto f = [name, fn](const Tensor& t, int64_t dim) {
       auto [values, indices] = fn(t, dim);
-      return named_pair(name, "values", "indices", values, indices);
+      return reduce_family_result_pair(name, "values", "indices", values, indices);
     };
     m.def(name, f, nb::arg("input"), nb::arg("dim"));
     cls.def(name, f, nb::arg("dim"));
   }
   auto aminmax_fn = [](const Tensor& t, nb::handle dim, bool keepdim) {
     auto [lo, hi] = aminmax(t, dims_arg(dim), keepdim);
-    return named_pair("aminmax", "min", "max", lo, hi);
+    return reduce_family_result_pair("aminmax", "min", "max", lo, hi);
   };
   m.def("aminmax", aminmax_fn, nb::arg("input"), nb::kw_only(), nb::arg("dim").none() = nb::none(),
         nb::arg("keepdim") = false);
