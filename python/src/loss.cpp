@@ -47,6 +47,29 @@ void bind_loss(nb::module_& m, nb::class_<Tensor>& cls) {
                                             optional_tensor(pos_weight));
   }, nb::arg("input"), nb::arg("target"), nb::arg("weight").none() = nb::none(), nb::arg("reduction") = "mean",
      nb::arg("pos_weight").none() = nb::none());
+  losses.def("poisson_nll_loss", &poisson_nll_loss, nb::arg("input"), nb::arg("target"), nb::arg("log_input") = true,
+             nb::arg("full") = false, nb::arg("eps") = 1e-8, nb::arg("reduction") = "mean");
+  losses.def("gaussian_nll_loss", [](const Tensor& input, const Tensor& target, nb::handle var, bool full, double eps,
+                                     const std::string& reduction) {
+    Tensor v = nb::isinstance<Tensor>(var) ? nb::cast<Tensor>(var)
+                                           : full_like(input, nb::cast<Scalar>(var));
+    return gaussian_nll_loss(input, target, v, full, eps, reduction);
+  }, nb::arg("input"), nb::arg("target"), nb::arg("var"), nb::arg("full") = false, nb::arg("eps") = 1e-6,
+     nb::arg("reduction") = "mean");
+  losses.def("margin_ranking_loss", &margin_ranking_loss, nb::arg("input1"), nb::arg("input2"), nb::arg("target"),
+             nb::arg("margin") = 0.0, nb::arg("reduction") = "mean");
+  losses.def("hinge_embedding_loss", &hinge_embedding_loss, nb::arg("input"), nb::arg("target"),
+             nb::arg("margin") = 1.0, nb::arg("reduction") = "mean");
+  losses.def("soft_margin_loss", &soft_margin_loss, nb::arg("input"), nb::arg("target"), nb::arg("reduction") = "mean");
+  losses.def("multilabel_soft_margin_loss", [](const Tensor& input, const Tensor& target, std::optional<Tensor> weight,
+                                               const std::string& reduction) {
+    return multilabel_soft_margin_loss(input, target, optional_tensor(weight), reduction);
+  }, nb::arg("input"), nb::arg("target"), nb::arg("weight").none() = nb::none(), nb::arg("reduction") = "mean");
+  losses.def("cosine_embedding_loss", &cosine_embedding_loss, nb::arg("input1"), nb::arg("input2"), nb::arg("target"),
+             nb::arg("margin") = 0.0, nb::arg("reduction") = "mean");
+  losses.def("triplet_margin_loss", &triplet_margin_loss, nb::arg("anchor"), nb::arg("positive"), nb::arg("negative"),
+             nb::arg("margin") = 1.0, nb::arg("p") = 2.0, nb::arg("eps") = 1e-6, nb::arg("swap") = false,
+             nb::arg("reduction") = "mean");
   losses.def("kl_div", &kl_div, nb::arg("input"), nb::arg("target"), nb::arg("reduction") = "mean",
              nb::arg("log_target") = false);
 }

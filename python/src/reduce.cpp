@@ -17,7 +17,7 @@ std::vector<int64_t> dims_arg(nb::handle dim) {
 }
 
 // torch.return_types-like named tuples: (values, indices). Also used by sort.cpp.
-nb::object named_pair(const char* type_name, const char* first, const char* second, const Tensor& a, const Tensor& b) {
+nb::object reduce_family_result_pair(const char* type_name, const char* first, const char* second, const Tensor& a, const Tensor& b) {
   static nb::dict* types = new nb::dict();  // leaked on purpose: lives until interpreter exit
   nb::str key(type_name);
   if (!types->contains(key)) {
@@ -37,10 +37,11 @@ nb::object max_any(const char* op, const Tensor& t, nb::handle dim, bool keepdim
     return nb::cast(is_max ? maximum(t, tb) : minimum(t, tb));
   }
   if (dim.is_none()) return nb::cast(is_max ? max(t) : min(t));
-  LOOM_CHECK(PyLong_Check(dim.ptr()) && !PyBool_Check(dim.ptr()), Type, op, ": dim must be an int, got '",
+  int64_t d = 0;
+  LOOM_CHECK(!PyBool_Check(dim.ptr()) && nb::try_cast(dim, d), Type, op, ": dim must be an int, got '",
              nb::inst_name(dim).c_str(), "'");
-  auto [values, indices] = is_max ? max(t, nb::cast<int64_t>(dim), keepdim) : min(t, nb::cast<int64_t>(dim), keepdim);
-  return named_pair(op, "values", "indices", values, indices);
+  auto [values, indices] = is_max ? max(t, d, keepdim) : min(t, d, keepdim);
+  return reduce_family_result_pair(op, "values", "indices", values, indices);
 }
 
 // var/std accept (dim, unbiased, keepdim, *, correction) and the legacy var(input, unbiased).
@@ -134,7 +135,9 @@ void bind_reduce(nb::module_& m, nb::class_<Tensor>& cls) {
   auto norm_fn = [](const Tensor& t, nb::handle p, nb::handle dim, bool keepdim, std::optional<DType> dtype) {
     return norm(t, p_arg(p), dims_arg(dim), keepdim, dtype);
   };
-  m.def("norm", [](const Tensor& t, nb::handle p, nb::handle dim, bool keepdim, nb::handle, std::optional<DType> dtype) {
+  m.def("norm", [](const Tensor& t, nb::handle p, nb::handle dim, bool keepdim, nb::handle out,
+                   std::optional<DType> dtype) {
+    LOOM_CHECK(out.is_none(), NotImplemented, "norm: out= is not supported");
     return norm(t, p_arg(p), dims_arg(dim), keepdim, dtype);
   }, nb::arg("input"), nb::arg("p").none() = "fro", nb::arg("dim").none() = nb::none(), nb::arg("keepdim") = false,
         nb::arg("out").none() = nb::none(), nb::arg("dtype").none() = nb::none());
@@ -150,18 +153,20 @@ void bind_reduce(nb::module_& m, nb::class_<Tensor>& cls) {
     m.def(name, fn, nb::arg("input"), nb::arg("dim"), nb::kw_only(), nb::arg("dtype").none() = nb::none());
     cls.def(name, fn, nb::arg("dim"), nb::kw_only(), nb::arg("dtype").none() = nb::none());
   }
+  m.def("logcumsumexp", &logcumsumexp, nb::arg("input"), nb::arg("dim"));
+  cls.def("logcumsumexp", &logcumsumexp, nb::arg("dim"));
   using PairScanFn = std::pair<Tensor, Tensor> (*)(const Tensor&, int64_t);
   for (auto [name, fn] : {std::pair<const char*, PairScanFn>{"cummax", &cummax}, {"cummin", &cummin}}) {
     auto f = [name, fn](const Tensor& t, int64_t dim) {
       auto [values, indices] = fn(t, dim);
-      return named_pair(name, "values", "indices", values, indices);
+      return reduce_family_result_pair(name, "values", "indices", values, indices);
     };
     m.def(name, f, nb::arg("input"), nb::arg("dim"));
     cls.def(name, f, nb::arg("dim"));
   }
   auto aminmax_fn = [](const Tensor& t, nb::handle dim, bool keepdim) {
     auto [lo, hi] = aminmax(t, dims_arg(dim), keepdim);
-    return named_pair("aminmax", "min", "max", lo, hi);
+    return reduce_family_result_pair("aminmax", "min", "max", lo, hi);
   };
   m.def("aminmax", aminmax_fn, nb::arg("input"), nb::kw_only(), nb::arg("dim").none() = nb::none(),
         nb::arg("keepdim") = false);

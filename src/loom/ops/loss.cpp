@@ -2,6 +2,9 @@
 // picked with a one-hot mask eq(target, arange(C)) instead of a gather, so every step is an existing op.
 #include "loom/ops/loss.h"
 
+#include <cmath>
+#include <numbers>
+
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/reduce.h"
@@ -277,6 +280,129 @@ Tensor kl_div(const Tensor& input, const Tensor& target, const std::string& redu
     return input.dim() == 0 ? total : div(total, Scalar(static_cast<double>(input.sizes()[0])));
   }
   return reduce_loss(loss, reduction);
+}
+
+Tensor poisson_nll_loss(const Tensor& input, const Tensor& target, bool log_input, bool full, double eps,
+                        const std::string& reduction) {
+  const char* op = "poisson_nll_loss";
+  check_reduction(reduction, op);
+  check_pair(input, target, op);
+  Tensor loss = log_input ? sub(exp(input), mul(target, input)) : sub(input, mul(target, log(add(input, Scalar(eps)))));
+  if (full) {
+    // Stirling's approximation of log(target!), counted where target > 1.
+    Tensor safe = where(gt(target, Scalar(1.0)), target, Scalar(1.0));
+    Tensor stirling = add(sub(mul(safe, log(safe)), safe), mul(log(mul(safe, Scalar(2 * std::numbers::pi))), Scalar(0.5)));
+    loss = add(loss, where(gt(target, Scalar(1.0)), stirling, Scalar(0.0)));
+  }
+  return reduce_loss(loss, reduction);
+}
+
+Tensor gaussian_nll_loss(const Tensor& input, const Tensor& target, const Tensor& var, bool full, double eps,
+                         const std::string& reduction) {
+  const char* op = "gaussian_nll_loss";
+  check_reduction(reduction, op);
+  check_pair(input, target, op);
+  check_floating(var, op, "var");
+  Tensor v = var;
+  if (var.sizes() != input.sizes()) {
+    Shape leading(input.sizes().begin(), input.sizes().end() - (input.dim() > 0 ? 1 : 0));
+    int64_t mismatched = 0;
+    if (input.dim() > 0 && var.sizes() == leading) {
+      v = unsqueeze(var, -1);
+    } else {
+      if (var.dim() == input.dim())
+        for (int64_t d = 0; d < input.dim(); ++d)
+          if (var.sizes()[d] != input.sizes()[d]) mismatched += var.sizes()[d];
+      LOOM_CHECK(var.dim() == input.dim() && mismatched == 1, Value, op, ": var is of incorrect size: var shape ",
+                 shape_str(var.sizes()), " for input shape ", shape_str(input.sizes()));
+    }
+  }
+  LOOM_CHECK(!any(lt(v, Scalar(0.0))).item().to_bool(), Value, op, ": var has negative entry/entries");
+  // Clamped at eps for stability; the clamp itself passes the gradient through unchanged (as torch's no_grad clamp).
+  Tensor clamped = add(v, sub(clamp(v.detach(), Scalar(eps), std::nullopt), v.detach()));
+  Tensor diff = sub(input, target);
+  Tensor loss = mul(add(log(clamped), div(mul(diff, diff), clamped)), Scalar(0.5));
+  if (full) loss = add(loss, Scalar(0.5 * std::log(2 * std::numbers::pi)));
+  return reduce_loss(loss, reduction);
+}
+
+Tensor margin_ranking_loss(const Tensor& input1, const Tensor& input2, const Tensor& target, double margin,
+                           const std::string& reduction) {
+  const char* op = "margin_ranking_loss";
+  check_reduction(reduction, op);
+  check_pair(input1, input2, op);
+  broadcast_shapes(broadcast_shapes(input1.sizes(), input2.sizes(), op), target.sizes(), op);
+  Tensor loss = relu(add(mul(neg(target), sub(input1, input2)), Scalar(margin)));
+  return reduce_loss(loss, reduction);
+}
+
+Tensor hinge_embedding_loss(const Tensor& input, const Tensor& target, double margin, const std::string& reduction) {
+  const char* op = "hinge_embedding_loss";
+  check_reduction(reduction, op);
+  check_floating(input, op, "input");
+  broadcast_shapes(input.sizes(), target.sizes(), op);
+  Tensor zero = zeros({}, input.dtype(), input.device());
+  Tensor margin_part = where(ne(target, Scalar(1.0)), relu(rsub(input, Scalar(margin))), zero);
+  Tensor self_part = where(ne(target, Scalar(-1.0)), input, zero);
+  return reduce_loss(add(margin_part, self_part), reduction);
+}
+
+Tensor soft_margin_loss(const Tensor& input, const Tensor& target, const std::string& reduction) {
+  const char* op = "soft_margin_loss";
+  check_reduction(reduction, op);
+  check_pair(input, target, op);
+  return reduce_loss(softplus(neg(mul(target, input))), reduction);
+}
+
+Tensor multilabel_soft_margin_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
+                                   const std::string& reduction) {
+  const char* op = "multilabel_soft_margin_loss";
+  check_reduction(reduction, op);
+  check_pair(input, target, op);
+  LOOM_CHECK(input.dim() >= 1 && target.sizes() == input.sizes(), Value, op, ": target shape ",
+             shape_str(target.sizes()), " must match the input shape ", shape_str(input.sizes()), " (N, C)");
+  // -log sigmoid(x) = softplus(-x); -log sigmoid(-x) = softplus(x).
+  Tensor loss = add(mul(target, softplus(neg(input))), mul(rsub(target, Scalar(1.0)), softplus(input)));
+  if (weight.defined()) loss = mul(loss, weight);
+  int64_t class_dim = input.dim() - 1;
+  loss = div(sum(loss, {class_dim}), Scalar(static_cast<double>(input.sizes()[class_dim])));
+  return reduce_loss(loss, reduction);
+}
+
+Tensor cosine_embedding_loss(const Tensor& input1, const Tensor& input2, const Tensor& target, double margin,
+                             const std::string& reduction) {
+  const char* op = "cosine_embedding_loss";
+  check_reduction(reduction, op);
+  check_pair(input1, input2, op);
+  LOOM_CHECK(input1.dim() >= 1 && input1.dim() <= 2 && input1.sizes() == input2.sizes(), Value, op,
+             ": expected 1-D or 2-D inputs of the same shape, got ", shape_str(input1.sizes()), " and ",
+             shape_str(input2.sizes()));
+  Shape expected(input1.sizes().begin(), input1.sizes().end() - 1);
+  LOOM_CHECK(target.sizes() == expected, Value, op, ": target shape ", shape_str(target.sizes()), " must be ",
+             shape_str(expected), " for inputs of shape ", shape_str(input1.sizes()));
+  const double epsilon = 1e-12;
+  int64_t d = input1.dim() - 1;
+  Tensor dot = sum(mul(input1, input2), {d});
+  Tensor norms = mul(add(sum(mul(input1, input1), {d}), Scalar(epsilon)), add(sum(mul(input2, input2), {d}), Scalar(epsilon)));
+  Tensor cosine = div(dot, sqrt(norms));
+  Tensor zero = zeros({}, cosine.dtype(), cosine.device());
+  Tensor positive = where(eq(target, Scalar(1.0)), rsub(cosine, Scalar(1.0)), zero);
+  Tensor negative = where(eq(target, Scalar(-1.0)), relu(sub(cosine, Scalar(margin))), zero);
+  return reduce_loss(add(positive, negative), reduction);
+}
+
+Tensor triplet_margin_loss(const Tensor& anchor, const Tensor& positive, const Tensor& negative, double margin,
+                           double p, double eps, bool swap, const std::string& reduction) {
+  const char* op = "triplet_margin_loss";
+  check_reduction(reduction, op);
+  for (const Tensor* t : {&anchor, &positive, &negative}) check_floating(*t, op, "input");
+  LOOM_CHECK(anchor.dim() == positive.dim() && anchor.dim() == negative.dim() && anchor.dim() >= 1 && anchor.dim() <= 2,
+             Value, op, ": expected anchor, positive and negative of 1 or 2 dims with equal dims, got ",
+             shape_str(anchor.sizes()), ", ", shape_str(positive.sizes()), " and ", shape_str(negative.sizes()));
+  auto distance = [&](const Tensor& a, const Tensor& b) { return norm(add(sub(a, b), Scalar(eps)), p, {-1}); };
+  Tensor d_ap = distance(anchor, positive), d_an = distance(anchor, negative);
+  if (swap) d_an = minimum(d_an, distance(positive, negative));
+  return reduce_loss(relu(add(sub(d_ap, d_an), Scalar(margin))), reduction);
 }
 
 }  // namespace loom

@@ -42,4 +42,31 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
 // KL divergence with log-probabilities `input`: target (log t - input) * t, or exp(t) (t - input) when log_target.
 Tensor kl_div(const Tensor& input, const Tensor& target, const std::string& reduction = "mean", bool log_target = false);
 
+// Poisson NLL: exp(input) - target input (log_input) or input - target log(input + eps); `full` adds the
+// Stirling term target log target - target + 0.5 log(2 pi target) where target > 1.
+Tensor poisson_nll_loss(const Tensor& input, const Tensor& target, bool log_input = true, bool full = false,
+                        double eps = 1e-8, const std::string& reduction = "mean");
+// Gaussian NLL: 0.5 (log var + (input - target)^2 / var) (+ 0.5 log(2 pi) when full); var is clamped at eps
+// (the clamp passes gradients straight through) and may lack the last dim or have one broadcast dim.
+Tensor gaussian_nll_loss(const Tensor& input, const Tensor& target, const Tensor& var, bool full = false,
+                         double eps = 1e-6, const std::string& reduction = "mean");
+// max(0, -target (input1 - input2) + margin), target in {1, -1}.
+Tensor margin_ranking_loss(const Tensor& input1, const Tensor& input2, const Tensor& target, double margin = 0.0,
+                           const std::string& reduction = "mean");
+// input where target == 1, max(0, margin - input) where target == -1.
+Tensor hinge_embedding_loss(const Tensor& input, const Tensor& target, double margin = 1.0,
+                            const std::string& reduction = "mean");
+// log(1 + exp(-target input)).
+Tensor soft_margin_loss(const Tensor& input, const Tensor& target, const std::string& reduction = "mean");
+// Mean over the C classes of -(t log sigmoid(x) + (1 - t) log sigmoid(-x)) (times weight), for input (N, C).
+Tensor multilabel_soft_margin_loss(const Tensor& input, const Tensor& target, const Tensor& weight = Tensor(),
+                                   const std::string& reduction = "mean");
+// 1 - cos(x1, x2) where target == 1, max(0, cos(x1, x2) - margin) where target == -1 (cosine over the last dim).
+Tensor cosine_embedding_loss(const Tensor& input1, const Tensor& input2, const Tensor& target, double margin = 0.0,
+                             const std::string& reduction = "mean");
+// max(0, margin + d(anchor, positive) - d(anchor, negative)), d the p-norm distance of the last dim (+ eps);
+// `swap` uses min(d(a, n), d(p, n)).
+Tensor triplet_margin_loss(const Tensor& anchor, const Tensor& positive, const Tensor& negative, double margin = 1.0,
+                           double p = 2.0, double eps = 1e-6, bool swap = false, const std::string& reduction = "mean");
+
 }  // namespace loom

@@ -146,6 +146,32 @@ std::vector<Tensor> cumprod_backward(BackwardContext& c) {
   return {div(reverse_cumsum(mul(g, c.outputs[0]), c.attrs.get<int64_t>("dim")), x)};
 }
 
+// d out_j / d x_i = exp(x_i - out_j) for j >= i (j <= i when reversed). The sum over j is taken in log space, with
+// the positive and negative parts of the gradient separately, as PyTorch does.
+std::vector<Tensor> logcumsumexp_backward(BackwardContext& c) {
+  Tensor g = c.grad();
+  const Tensor &x = c.inputs[0], &out = c.outputs[0];
+  int64_t dim = c.attrs.get<int64_t>("dim");
+  bool reverse = c.attrs.get<bool>("reverse");
+  auto scan_back = [&](const Tensor& t) {
+    return reverse ? logcumsumexp(t, dim) : detail::reverse_logcumsumexp(t, dim);
+  };
+  // log of the positive entries of h; elsewhere a very negative finite number instead of -inf, so that
+  // the double backward never meets inf - inf.
+  const double floor_value = g.dtype() == DType::Float16 ? -1e4 : -1e30;
+  auto log_positive = [&](const Tensor& h) {
+    Tensor positive = gt(h, Scalar(0.0));
+    return where(positive, log(where(positive, h, Scalar(1.0))), Scalar(floor_value));
+  };
+  Tensor result;
+  if (any(gt(g, Scalar(0.0))).item().to_bool()) result = exp(add(scan_back(sub(log_positive(g), out)), x));
+  if (any(lt(g, Scalar(0.0))).item().to_bool()) {
+    Tensor negative = exp(add(scan_back(sub(log_positive(neg(g)), out)), x));
+    result = result.defined() ? sub(result, negative) : neg(negative);
+  }
+  return {result.defined() ? result : zeros_like(x, g.dtype())};
+}
+
 // cummax/cummin: each output came from the input at its index.
 std::vector<Tensor> cumulative_extreme_backward(BackwardContext& c) {
   const Shape& in = c.input_meta[0].sizes;
@@ -189,6 +215,8 @@ void define_reduce_ops(Registry& r) {
   // cumsum/cumprod: attrs dim (normalized), dtype (output).
   r.define({.name = "cumsum", .infer = infer_scan, .backward = cumsum_backward, .saved_inputs = 0});
   r.define({.name = "cumprod", .infer = infer_scan, .backward = cumprod_backward, .saves_outputs = true});
+  // logcumsumexp: attrs dim (normalized), reverse.
+  r.define({.name = "logcumsumexp", .infer = infer_softmax, .backward = logcumsumexp_backward, .saves_outputs = true});
   // cummax/cummin: attrs dim (normalized). Outputs (values, indices).
   r.define({.name = "cummax", .infer = infer_cumulative_extreme, .backward = cumulative_extreme_backward,
             .saved_inputs = 0, .saves_outputs = true});
@@ -348,7 +376,7 @@ Tensor norm(const Tensor& t, double p, const Dims& dims, bool keepdim, std::opti
   check_floating(x, "norm");
   Dims normalized = normalize_dims(dims, x.dim(), "norm");
   if (std::isinf(p)) {
-    LOOM_CHECK(reduced_count(x, normalized) != 0 || x.numel() != 0, Runtime,
+    LOOM_CHECK(reduced_count(x, normalized) != 0, Runtime,
                "norm: the infinity norm of an empty tensor is not defined (shape ", shape_str(x.sizes()), ")");
     return p > 0 ? amax(abs(x), normalized, keepdim) : amin(abs(x), normalized, keepdim);
   }
@@ -371,6 +399,20 @@ Tensor logsumexp(const Tensor& t, const Dims& dims, bool keepdim) {
 
 Tensor cumsum(const Tensor& t, int64_t dim, std::optional<DType> dtype) { return scan("cumsum", t, dim, dtype); }
 Tensor cumprod(const Tensor& t, int64_t dim, std::optional<DType> dtype) { return scan("cumprod", t, dim, dtype); }
+
+namespace {
+Tensor logcumsumexp_impl(const Tensor& t, int64_t dim, bool reverse) {
+  Tensor x = is_floating(t.dtype()) ? t : to_dtype(t, default_float_dtype());
+  int64_t d = normalize_dim(dim, x.dim(), "logcumsumexp");
+  return dispatch1(LOOM_OP("logcumsumexp"), {x},
+                   Attrs().set("dim", d).set("reverse", reverse).set("op", std::string("logcumsumexp")));
+}
+}  // namespace
+
+Tensor logcumsumexp(const Tensor& t, int64_t dim) { return logcumsumexp_impl(t, dim, false); }
+namespace detail {
+Tensor reverse_logcumsumexp(const Tensor& t, int64_t dim) { return logcumsumexp_impl(t, dim, true); }
+}  // namespace detail
 
 std::pair<Tensor, Tensor> cummax(const Tensor& t, int64_t dim) {
   std::vector<Tensor> out = dispatch(LOOM_OP("cummax"), {t}, Attrs().set("dim", normalize_dim(dim, t.dim(), "cummax")));

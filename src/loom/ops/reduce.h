@@ -48,6 +48,8 @@ Tensor logsumexp(const Tensor& t, const Dims& dims, bool keepdim = false);
 // cumprod's gradient uses a division by the input: exact for nonzero inputs only.
 Tensor cumsum(const Tensor& t, int64_t dim, std::optional<DType> dtype = std::nullopt);
 Tensor cumprod(const Tensor& t, int64_t dim, std::optional<DType> dtype = std::nullopt);
+// log(cumsum(exp(t))) along `dim`, computed stably with a running log-add-exp. Integer inputs give floats.
+Tensor logcumsumexp(const Tensor& t, int64_t dim);
 // Running max/min along `dim` with the index where it was reached (ties and NaNs take the latest index, as in
 // PyTorch). The gradient flows to those indices.
 std::pair<Tensor, Tensor> cummax(const Tensor& t, int64_t dim);
@@ -69,6 +71,8 @@ Tensor sum_to(const Tensor& t, const Shape& shape);
 namespace detail {
 // The output shape of a reduction over normalized `dims`.
 Shape reduced_shape(const Shape& in, const Dims& dims, bool keepdim);
+// logcumsumexp scanning from the end of `dim` towards its start (used by logcumsumexp's backward).
+Tensor reverse_logcumsumexp(const Tensor& t, int64_t dim);
 // Re-inserts reduced dims as size 1 so a reduced tensor broadcasts against its input.
 Tensor unsqueeze_reduced(const Tensor& reduced, const Shape& input_shape, const Dims& dims, bool keepdim);
 }  // namespace detail

@@ -141,6 +141,68 @@ def softmax_f_samples(dtype, rng):
         yield Sample((rand(rng, shape),), {"dim": dim}, name=f"{shape} dim={dim}")
 
 
+def signs(rng, shape):
+    return rng.choice([-1.0, 1.0], size=shape)
+
+
+def poisson_samples(dtype, rng):
+    for reduction in REDUCTIONS:
+        yield Sample((rand(rng, (3, 4)), rng.poisson(2.0, (3, 4)).astype(np.float64)), {"reduction": reduction},
+                     name=reduction)
+        yield Sample((rng.uniform(0.2, 3, (3, 4)), rng.poisson(2.0, (3, 4)).astype(np.float64)),
+                     {"reduction": reduction, "log_input": False, "full": True}, name=f"rates full {reduction}")
+
+
+def gaussian_samples(dtype, rng):
+    for reduction in REDUCTIONS:
+        yield Sample((rand(rng, (3, 4)), rand(rng, (3, 4)), rng.uniform(0.2, 2, (3, 4))), {"reduction": reduction},
+                     name=reduction)
+    yield Sample((rand(rng, (3, 4)), rand(rng, (3, 4)), rng.uniform(0.2, 2, (3,))), {"full": True}, name="var (N)")
+    yield Sample((rand(rng, (3, 4)), rand(rng, (3, 4)), rng.uniform(0.2, 2, (3, 1))), {}, name="var (N, 1)")
+
+
+def gaussian_clamped_samples(dtype, rng):
+    yield Sample((rand(rng, (3, 4)), rand(rng, (3, 4)), np.array([[1e-8, 0.5, 1.0, 2.0]] * 3)), {}, name="clamped var")
+
+
+def margin_ranking_samples(dtype, rng):
+    for reduction in REDUCTIONS:
+        yield Sample((rand(rng, (6,)), rand(rng, (6,)), signs(rng, (6,))), {"reduction": reduction, "margin": 0.3},
+                     name=reduction)
+
+
+def hinge_samples(dtype, rng):
+    for reduction in REDUCTIONS:
+        yield Sample((rand(rng, (3, 4)), signs(rng, (3, 4))), {"reduction": reduction, "margin": 0.7}, name=reduction)
+
+
+def soft_margin_samples(dtype, rng):
+    for reduction in REDUCTIONS:
+        yield Sample((rand(rng, (3, 4)), signs(rng, (3, 4))), {"reduction": reduction}, name=reduction)
+
+
+def multilabel_samples(dtype, rng):
+    for reduction in REDUCTIONS:
+        yield Sample((rand(rng, (3, 4)), rng.integers(0, 2, (3, 4)).astype(np.float64)), {"reduction": reduction},
+                     name=reduction)
+        yield Sample((rand(rng, (3, 4)), rng.integers(0, 2, (3, 4)).astype(np.float64), rng.uniform(0.5, 2, (4,))),
+                     {"reduction": reduction}, name=f"weight {reduction}")
+
+
+def cosine_samples(dtype, rng):
+    for reduction in REDUCTIONS:
+        yield Sample((rand(rng, (5, 4)), rand(rng, (5, 4)), signs(rng, (5,))), {"reduction": reduction, "margin": 0.2},
+                     name=reduction)
+    yield Sample((rand(rng, (4,)), rand(rng, (4,)), np.array(-1.0)), {}, name="unbatched")
+
+
+def triplet_samples(dtype, rng):
+    for reduction in REDUCTIONS:
+        yield Sample((rand(rng, (5, 4)), rand(rng, (5, 4)), rand(rng, (5, 4))), {"reduction": reduction}, name=reduction)
+    yield Sample((rand(rng, (5, 4)), rand(rng, (5, 4)), rand(rng, (5, 4))), {"p": 1.0, "swap": True, "margin": 2.0},
+                 name="p=1 swap")
+
+
 OPS = [
     OpInfo("F.softmax", *fn("softmax"), softmax_f_samples, dtypes=FLOATS),
     OpInfo("F.log_softmax", *fn("log_softmax"), softmax_f_samples, dtypes=FLOATS),
@@ -172,4 +234,19 @@ OPS = [
     OpInfo("F.kl_div", *fn("kl_div"), kl_samples, dtypes=LOSS_DTYPES, value_scale=10),
     OpInfo("F.kl_div_zero_target", *fn("kl_div"), kl_zero_target_samples, dtypes=(loom.float32, loom.float64),
            grad_args=(0,)),
+    OpInfo("F.poisson_nll_loss", *fn("poisson_nll_loss"), poisson_samples, dtypes=LOSS_DTYPES, value_scale=10,
+           grad_args=(0,)),
+    OpInfo("F.gaussian_nll_loss", *fn("gaussian_nll_loss"), gaussian_samples, dtypes=LOSS_DTYPES, value_scale=10),
+    # The eps clamp passes gradients straight through (like torch), which finite differences cannot see.
+    OpInfo("F.gaussian_nll_loss_clamped", *fn("gaussian_nll_loss"), gaussian_clamped_samples,
+           dtypes=(loom.float32, loom.float64), fd=False),
+    OpInfo("F.margin_ranking_loss", *fn("margin_ranking_loss"), margin_ranking_samples, dtypes=LOSS_DTYPES,
+           grad_args=(0, 1)),
+    OpInfo("F.hinge_embedding_loss", *fn("hinge_embedding_loss"), hinge_samples, dtypes=LOSS_DTYPES, grad_args=(0,)),
+    OpInfo("F.soft_margin_loss", *fn("soft_margin_loss"), soft_margin_samples, dtypes=LOSS_DTYPES, grad_args=(0,)),
+    OpInfo("F.multilabel_soft_margin_loss", *fn("multilabel_soft_margin_loss"), multilabel_samples, dtypes=LOSS_DTYPES,
+           grad_args=(0, 1)),
+    OpInfo("F.cosine_embedding_loss", *fn("cosine_embedding_loss"), cosine_samples, dtypes=LOSS_DTYPES,
+           grad_args=(0, 1)),
+    OpInfo("F.triplet_margin_loss", *fn("triplet_margin_loss"), triplet_samples, dtypes=LOSS_DTYPES, value_scale=10),
 ]

@@ -161,6 +161,14 @@ def aminmax_samples(dtype, rng):
             yield sample
 
 
+def _double_backward(lib, x):
+    """The gradient of logcumsumexp, itself differentiated by the grad tests (the reversed scan's backward)."""
+    if not x.requires_grad:
+        x = x.detach().requires_grad_(True)
+    weights = lib.arange(x.shape[1], dtype=x.dtype) - 2
+    return lib.autograd.grad((lib.logcumsumexp(x, 1) * weights).sum(), [x], create_graph=True)[0]
+
+
 def with_torch_dtype(fn):
     """Calls fn, translating a loom dtype kwarg into torch's."""
     from op_db.common import TORCH_DTYPE
@@ -216,6 +224,17 @@ OPS = [
     OpInfo("cumsum", loom.cumsum, with_torch_dtype(torch.cumsum), scan_samples(), dtypes=ALL, value_scale=10),
     OpInfo("cumprod", loom.cumprod, with_torch_dtype(torch.cumprod), scan_samples(away_from_zero), dtypes=ALL,
            value_scale=10),
+    OpInfo("logcumsumexp", loom.logcumsumexp, torch.logcumsumexp,
+           lambda d, rng: (Sample((values_for(d, rng, shape), dim), name=f"{shape} dim={dim}")
+                           for shape, dim, _ in SHAPES_AND_DIM), dtypes=FLOATS, value_scale=10),
+    OpInfo("logcumsumexp_wide", loom.logcumsumexp, torch.logcumsumexp,
+           lambda d, rng: [Sample((np.array([[-300.0, 0.0, 200.0, -50.0], [5.0, -np.inf, 3.0, 700.0]]), 1),
+                                  name="wide range")], dtypes=(loom.float64,)),
+    OpInfo("logcumsumexp_inf", loom.logcumsumexp, torch.logcumsumexp,
+           lambda d, rng: [Sample((np.array([[-np.inf, -np.inf, 1.0], [np.inf, 2.0, -np.inf]]), 1), name="inf")],
+           dtypes=(loom.float32, loom.float64), grad=False),
+    OpInfo("logcumsumexp_double_backward", lambda x: _double_backward(loom, x), lambda x: _double_backward(torch, x),
+           lambda d, rng: [Sample((rand(rng, (3, 5)),))], dtypes=(loom.float32, loom.float64)),
     OpInfo("cummax", loom.cummax, torch.cummax,
            lambda d, rng: (Sample((values_for(d, rng, shape), dim), name=f"{shape} dim={dim}")
                            for shape, dim, _ in SHAPES_AND_DIM), dtypes=ALL),

@@ -177,6 +177,30 @@ std::vector<Tensor> scan_kernel(const KernelContext& c) {
   return {out};
 }
 
+// Running log(sum(exp)) along the line (from its end when `reverse`), accumulated in double.
+std::vector<Tensor> logcumsumexp_kernel(const KernelContext& c) {
+  Tensor out = c.alloc(0);
+  const bool reverse = c.attrs.get<bool>("reverse");
+  DimLayout l = dim_layout(c.inputs[0], c.attrs.get<int64_t>("dim"));
+  visit_floating(out.dtype(), "logcumsumexp", [&]<class T>() {
+    const T* x = l.data.data<T>();
+    T* y = out.data<T>();
+    for_each_line(l, [&](int64_t, int64_t first, int64_t stride) {
+      double acc = -std::numeric_limits<double>::infinity();
+      for (int64_t step = 0; step < l.reduced; ++step) {
+        int64_t at = first + (reverse ? l.reduced - 1 - step : step) * stride;
+        double value = static_cast<double>(opmath_t<T>(x[at]));
+        double high = std::max(acc, value), low = std::min(acc, value);
+        if (std::isnan(value) || std::isnan(acc)) acc = std::numeric_limits<double>::quiet_NaN();
+        else if (low == -std::numeric_limits<double>::infinity() || high == std::numeric_limits<double>::infinity()) acc = high;
+        else acc = high + std::log1p(std::exp(low - high));
+        y[at] = T(static_cast<opmath_t<T>>(acc));
+      }
+    });
+  });
+  return {out};
+}
+
 // Running extreme with the index where it was reached: ties and NaNs take the latest index (PyTorch's rule).
 template <bool IsMax>
 std::vector<Tensor> cumulative_extreme_kernel(const KernelContext& c) {
@@ -207,34 +231,89 @@ std::vector<Tensor> cumulative_extreme_kernel(const KernelContext& c) {
 }
 
 // y = exp(x - max) / sum(exp(x - max)), or its log: x - max - log(sum(exp(x - max))).
+// Works on `n` neighbouring lines at once ([outer, R, inner] with i0..i0+n-1 in the inner dim), so a softmax over
+// a non-last dim reads contiguous rows; n is 1 for the last dim.
+// One contiguous line (softmax over the last dim).
+template <bool IsLog, class T>
+void softmax_line(const T* x, T* y, int64_t R) {
+  using M = opmath_t<T>;
+  M max_value = -std::numeric_limits<M>::infinity();
+  bool has_nan = false;
+  for (int64_t r = 0; r < R; ++r) {
+    M value = M(x[r]);
+    has_nan |= value != value;
+    max_value = value > max_value ? value : max_value;
+  }
+  if (has_nan || std::isinf(max_value)) max_value = has_nan ? std::numeric_limits<M>::quiet_NaN() : M(0);
+  double total = 0;
+  for (int64_t r = 0; r < R; ++r) {
+    M e = std::exp(M(x[r]) - max_value);
+    total += e;
+    if constexpr (!IsLog) y[r] = T(e);
+  }
+  if constexpr (IsLog) {
+    M log_total = static_cast<M>(std::log(total));
+    for (int64_t r = 0; r < R; ++r) y[r] = T(M(x[r]) - max_value - log_total);
+  } else {
+    M scale = static_cast<M>(1.0 / total);
+    for (int64_t r = 0; r < R; ++r) y[r] = T(M(y[r]) * scale);
+  }
+}
+
+template <bool IsLog, class T>
+void softmax_lines(const T* x, T* y, int64_t R, int64_t inner, int64_t n, std::vector<opmath_t<T>>& max_value,
+                   std::vector<double>& total) {
+  using M = opmath_t<T>;
+  max_value.assign(n, -std::numeric_limits<M>::infinity());
+  total.assign(n, 0.0);
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t i = 0; i < n; ++i) {
+      M value = M(x[r * inner + i]);
+      if (beats<true>(value, max_value[i])) max_value[i] = value;
+    }
+  for (int64_t i = 0; i < n; ++i)
+    if (std::isinf(max_value[i])) max_value[i] = 0;  // all -inf (or +inf): the arithmetic gives NaN like torch
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t i = 0; i < n; ++i) {
+      M e = std::exp(M(x[r * inner + i]) - max_value[i]);
+      total[i] += e;
+      if constexpr (!IsLog) y[r * inner + i] = T(e);
+    }
+  if constexpr (IsLog) {
+    for (int64_t i = 0; i < n; ++i) total[i] = std::log(total[i]);
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t i = 0; i < n; ++i) y[r * inner + i] = T(M(x[r * inner + i]) - max_value[i] - static_cast<M>(total[i]));
+  } else {
+    for (int64_t i = 0; i < n; ++i) total[i] = 1.0 / total[i];
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t i = 0; i < n; ++i) y[r * inner + i] = T(M(y[r * inner + i]) * static_cast<M>(total[i]));
+  }
+}
+
 template <bool IsLog>
 std::vector<Tensor> softmax_kernel(const KernelContext& c) {
   Tensor out = c.alloc(0);
   DimLayout l = dim_layout(c.inputs[0], c.attrs.get<int64_t>("dim"));
   visit_floating(out.dtype(), IsLog ? "log_softmax" : "softmax", [&]<class T>() {
-    using M = opmath_t<T>;
     const T* x = l.data.data<T>();
     T* y = out.data<T>();
-    for_each_line(l, [&](int64_t, int64_t first, int64_t stride) {
-      M max_value = -std::numeric_limits<M>::infinity();
-      for (int64_t r = 0; r < l.reduced; ++r) {
-        M value = M(x[first + r * stride]);
-        if (beats<true>(value, max_value)) max_value = value;
-      }
-      if (std::isinf(max_value)) max_value = 0;  // all -inf (or +inf): let the arithmetic give NaN/0 like torch
-      double total = 0;
-      for (int64_t r = 0; r < l.reduced; ++r) {
-        M shifted = M(x[first + r * stride]) - max_value;
-        M e = std::exp(shifted);
-        total += e;
-        if constexpr (!IsLog) y[first + r * stride] = T(e);
-      }
-      if constexpr (IsLog) {
-        M log_total = static_cast<M>(std::log(total));
-        for (int64_t r = 0; r < l.reduced; ++r) y[first + r * stride] = T(M(x[first + r * stride]) - max_value - log_total);
-      } else {
-        M scale = static_cast<M>(1.0 / total);
-        for (int64_t r = 0; r < l.reduced; ++r) y[first + r * stride] = T(M(y[first + r * stride]) * scale);
+    const int64_t R = l.reduced, inner = l.inner;
+    if (inner == 1) {
+      parallel_for(0, l.outer, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(R, 1)), [&](int64_t b, int64_t e) {
+        for (int64_t o = b; o < e; ++o) softmax_line<IsLog, T>(x + o * R, y + o * R, R);
+      });
+      return;
+    }
+    parallel_for(0, l.outer * inner, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(R, 1)),
+                 [&](int64_t b, int64_t e) {
+      std::vector<opmath_t<T>> max_value;
+      std::vector<double> total;
+      for (int64_t pos = b; pos < e;) {
+        int64_t o = pos / inner, i0 = pos % inner;
+        int64_t n = std::min(inner - i0, e - pos);
+        int64_t offset = o * R * inner + i0;
+        softmax_lines<IsLog, T>(x + offset, y + offset, R, inner, n, max_value, total);
+        pos += n;
       }
     });
   });
@@ -255,6 +334,7 @@ void register_reduce_kernels(Registry& r) {
   r.set_kernel("any", cpu, logical_kernel<false>);
   r.set_kernel("cumsum", cpu, scan_kernel<true>);
   r.set_kernel("cumprod", cpu, scan_kernel<false>);
+  r.set_kernel("logcumsumexp", cpu, logcumsumexp_kernel);
   r.set_kernel("cummax", cpu, cumulative_extreme_kernel<true>);
   r.set_kernel("cummin", cpu, cumulative_extreme_kernel<false>);
   r.set_kernel("softmax", cpu, softmax_kernel<false>);
