@@ -74,6 +74,8 @@ class Tensor {
   // The single element as a Python-like number; raises ValueError unless numel() == 1.
   Scalar item() const;
   std::string str() const;  // tensor([...], dtype=...) like PyTorch's repr
+  // The same with more suffixes after size=/dtype=/device= (the Python repr adds grad_fn=...).
+  std::string str(const std::vector<std::string>& extra_suffixes) const;
 
   // --- autograd (implemented in autograd/tensor_autograd.cpp) ---
   bool requires_grad() const;
