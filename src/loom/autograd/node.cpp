@@ -29,7 +29,28 @@ AutogradMeta& meta(const Tensor& tensor) {
 
 const AutogradMeta* meta_if(const Tensor& tensor) { return tensor.impl()->autograd.get(); }
 
+void refresh_view_history(const Tensor& tensor) {
+  TensorImpl& impl = *tensor.impl();
+  if (!impl.view_base || impl.view_version == impl.storage->version()) return;
+  impl.view_version = impl.storage->version();  // first: the as_strided below must not recurse here
+  Tensor base(impl.view_base);
+  const AutogradMeta* base_meta = meta_if(base);
+  if (!base_meta || !(base_meta->grad_fn || base_meta->requires_grad)) return;
+  Tensor fresh;
+  {
+    EnableGradGuard grad_on(true);
+    fresh = as_strided(base, impl.sizes, impl.strides, impl.offset);
+  }
+  const AutogradMeta* from = meta_if(fresh);
+  if (!from || !from->grad_fn) return;
+  AutogradMeta& m = meta(tensor);
+  m.grad_fn = from->grad_fn;
+  m.output_nr = from->output_nr;
+  m.requires_grad = true;
+}
+
 Edge gradient_edge(const Tensor& tensor) {
+  refresh_view_history(tensor);
   const AutogradMeta* m = meta_if(tensor);
   if (!m) return {};
   if (m->grad_fn) return {m->grad_fn, m->output_nr};

@@ -42,6 +42,7 @@ Tensor Tensor::make_view(const Tensor& base, Shape sizes, Shape strides, int64_t
   impl->strides = std::move(strides);
   impl->dtype = base.dtype();
   impl->view_base = base.is_view() ? base.impl()->view_base : base.impl();
+  impl->view_version = base.version();
   return Tensor(std::move(impl));
 }
 

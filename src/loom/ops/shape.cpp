@@ -586,6 +586,7 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
   base.bump_version();
   adopt_history(base, new_base);
   adopt_history(self, as_strided(base, self.sizes(), self.strides(), self.offset()));
+  self.impl()->view_version = self.version();
   return self;
 }
 
