@@ -696,3 +696,21 @@ def test_detached_view_does_not_gain_history():
     y.mul_(2)
     assert not d.requires_grad and d.grad_fn is None
     np.testing.assert_allclose(d.numpy(), (lx.detach().numpy() * 2)[:2])
+
+
+def test_retain_grad_follows_inplace_and_hook_sees_old_value():
+    a = arr(3)
+    lx, tx = pair(a)
+    res = []
+    for x in (lx, tx):
+        y = x * 1
+        y.retain_grad()
+        seen = []
+        y.register_hook(lambda g, seen=seen: seen.append(g.detach().numpy().copy()))
+        y.mul_(3)
+        (y * y).sum().backward()
+        assert y.retains_grad
+        res.append((y.grad.detach().numpy().copy(), seen[0]))
+    np.testing.assert_allclose(res[0][0], res[1][0])  # grad w.r.t. the new value
+    np.testing.assert_allclose(res[0][1], res[1][1])  # the hook registered before sees the old value's grad
+    close(lx.grad, tx.grad)
