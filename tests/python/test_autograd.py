@@ -714,3 +714,24 @@ def test_retain_grad_follows_inplace_and_hook_sees_old_value():
     np.testing.assert_allclose(res[0][0], res[1][0])  # grad w.r.t. the new value
     np.testing.assert_allclose(res[0][1], res[1][1])  # the hook registered before sees the old value's grad
     close(lx.grad, tx.grad)
+
+
+def test_hook_changing_shape_or_dtype_raises():
+    x = loom.ones(3, requires_grad=True)
+    x.register_hook(lambda g: loom.ones(5))
+    with pytest.raises(RuntimeError, match="size"):
+        (x * 2).sum().backward()
+    x = loom.ones(3, requires_grad=True)
+    y = x * 2
+    y.register_hook(lambda g: g.double())
+    with pytest.raises(RuntimeError, match="dtype"):
+        (y * 2).sum().backward()
+
+
+def test_second_backward_through_ops_that_save_nothing():
+    lx, tx = pair(arr(3))
+    for x in (lx, tx):
+        y = (x + 1).sum()
+        y.backward()
+        y.backward()
+    close(lx.grad, tx.grad)

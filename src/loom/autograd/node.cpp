@@ -64,6 +64,14 @@ Edge gradient_edge(const Tensor& tensor) {
   return {accumulator, 0};
 }
 
+Tensor checked_hook_result(const Tensor& grad, const Tensor& replaced) {
+  LOOM_CHECK(replaced.sizes() == grad.sizes(), Runtime, "hook: a hook has changed the size of the gradient from ",
+             shape_str(grad.sizes()), " to ", shape_str(replaced.sizes()));
+  LOOM_CHECK(replaced.dtype() == grad.dtype(), Runtime, "hook: a hook has changed the dtype of the gradient from ",
+             dtype_name(grad.dtype()), " to ", dtype_name(replaced.dtype()));
+  return replaced;
+}
+
 // ---- SavedTensor ----
 
 SavedTensor::SavedTensor(const Tensor& tensor, bool is_output, const std::shared_ptr<Node>& owner)
@@ -172,9 +180,15 @@ std::vector<Tensor> OpNode::apply(std::vector<Tensor>&& grads) {
 }
 
 void OpNode::release_saved() {
-  for (SavedTensor& s : saved_inputs) s.reset();
-  for (SavedTensor& s : saved_outputs) s.reset();
-  if (!saved_inputs.empty() || !saved_outputs.empty()) released_ = true;
+  // Only a node that actually saved something refuses a second backward (add, sum... can run again, as in
+  // PyTorch).
+  bool any = false;
+  for (auto* saved : {&saved_inputs, &saved_outputs})
+    for (SavedTensor& s : *saved) {
+      any = any || s.defined();
+      s.reset();
+    }
+  if (any) released_ = true;
 }
 
 // ---- AccumulateGrad ----
@@ -187,7 +201,7 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
   Tensor g = grads[0];
   for (auto& [id, hook] : m.leaf_hooks) {
     Tensor replaced = hook(g);
-    if (replaced.defined()) g = replaced;
+    if (replaced.defined()) g = checked_hook_result(g, replaced);
   }
   if (!m.grad.defined()) {
     // Own the buffer: the incoming gradient may alias another tensor (e.g. a broadcast of the seed).

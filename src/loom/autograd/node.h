@@ -124,6 +124,9 @@ void set_creating_graph(bool value);
 // reading a tensor modified after it was saved still raises.
 void protect_saved_from_inplace(const Tensor& result, const Tensor& self);
 
+// A hook's replacement gradient, after checking it keeps the gradient's shape and dtype (raises otherwise).
+Tensor checked_hook_result(const Tensor& grad, const Tensor& replaced);
+
 // Installs the recorder into the dispatcher (done by loom/init.cpp).
 void install_recorder();
 
