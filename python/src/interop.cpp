@@ -179,7 +179,17 @@ void bind_interop(nb::module_& m, nb::class_<Tensor>& cls) {
       out = clone(src.detach()).detach();
       if (dtype) out = to_dtype(out, *dtype);
     } else if (nb::hasattr(data, "__array_interface__") || nb::hasattr(data, "__dlpack__")) {
-      nb::ndarray<nb::ro> array = nb::cast<nb::ndarray<nb::ro>>(data);
+      // A copy is made anyway, so arrays loom cannot view (negative strides) are made contiguous first.
+      nb::object source = nb::borrow(data);
+      if (nb::hasattr(data, "__array_interface__") && nb::hasattr(data, "ndim") && nb::cast<int64_t>(data.attr("ndim")) > 0)
+        source = nb::module_::import_("numpy").attr("ascontiguousarray")(data);
+      nb::ndarray<nb::ro> array;
+      try {
+        array = nb::cast<nb::ndarray<nb::ro>>(source);
+      } catch (const nb::cast_error&) {
+        fail(ErrorKind::Type, "tensor: unsupported array of type '", nb::inst_name(data).c_str(), "' (dtype ",
+             nb::hasattr(data, "dtype") ? nb::str(data.attr("dtype")).c_str() : "?", ")");
+      }
       Tensor view = wrap_array(array, "tensor");
       out = clone(view);
       if (dtype) out = to_dtype(out, *dtype);
@@ -208,6 +218,16 @@ void bind_interop(nb::module_& m, nb::class_<Tensor>& cls) {
 
   m.def("from_numpy", [](nb::ndarray<nb::numpy, nb::device::cpu> array) { return wrap_array(array, "from_numpy"); },
         nb::arg("array"), "A tensor sharing memory with a NumPy array.");
+  // Reached when the array above does not convert: explain why instead of nanobind's signature mismatch.
+  m.def("from_numpy", [](nb::handle obj) -> Tensor {
+    if (!nb::hasattr(obj, "__array_interface__") || !nb::hasattr(obj, "flags"))
+      fail(ErrorKind::Type, "from_numpy: expected a numpy.ndarray, got '", nb::inst_name(obj).c_str(), "'");
+    if (!nb::cast<bool>(obj.attr("flags").attr("writeable")))
+      fail(ErrorKind::Value, "from_numpy: the array is read-only and loom tensors are writable; pass a copy "
+           "(array.copy())");
+    fail(ErrorKind::Type, "from_numpy: unsupported NumPy dtype ", nb::str(obj.attr("dtype")).c_str(),
+         " (supported: bool, uint8, int8, int16, int32, int64, float16, float32, float64)");
+  }, nb::arg("array"));
   m.def("from_dlpack", [](nb::handle obj) {
     nb::ndarray<> array;
     try {

@@ -95,7 +95,13 @@ void bind_tensor(nb::module_& m, nb::class_<Tensor>& cls) {
         LOOM_CHECK(t.device().type == DeviceType::CPU, NotImplemented, "tolist: copy the tensor to the CPU first");
         return tolist_rec(t, 0, t.offset());
       })
-      .def("__repr__", &Tensor::str)
+      .def("__repr__", [](const Tensor& t) {
+        // torch's suffixes: grad_fn for results of recorded ops, requires_grad for leaves that need grad.
+        std::vector<std::string> suffixes;
+        if (auto fn = t.grad_fn()) suffixes.push_back("grad_fn=<" + fn->name() + "Backward>");
+        else if (t.requires_grad()) suffixes.push_back("requires_grad=True");
+        return t.str(suffixes);
+      })
       .def("__len__", [](const Tensor& t) {
         LOOM_CHECK(t.dim() > 0, Type, "len() of a 0-d tensor");
         return t.sizes()[0];

@@ -636,3 +636,102 @@ def test_output_of_no_grad_does_not_get_history_from_inplace():
     with loom.no_grad():
         buf.add_(lx)
     assert not buf.requires_grad
+
+
+# ---- views taken before an in-place write see the write in their gradient (PyTorch regenerates grad_fn) ----
+
+def _both(fn):
+    a = arr(4, 3)
+    lx, tx = pair(a)
+    lr, tr = fn(lx, loom), fn(tx, torch)
+    close(lx.grad, tx.grad)
+    return lr, tr
+
+
+def test_view_taken_before_inplace_on_base():
+    def f(x, m):
+        y = x * 1
+        v = y.narrow(0, 0, 2)
+        y.mul_(2)
+        (v * v).sum().backward()
+    _both(f)
+
+
+def test_view_taken_before_inplace_on_sibling_view():
+    def f(x, m):
+        y = x * 1
+        whole = y.view(12)
+        y.select(0, 1).mul_(5)
+        y.narrow(1, 0, 1).add_(y.narrow(1, 2, 1).detach())
+        (whole * whole.detach().exp()).sum().backward()
+    _both(f)
+
+
+def test_buffer_view_gains_history_from_copy_into_sibling():
+    for m in (loom, torch):
+        s = m.tensor([1.0, 2.0, 3.0], dtype=m.float64, requires_grad=True)
+        buf = m.zeros(2, 3, dtype=m.float64)
+        flat = buf.view(6)
+        buf.select(0, 0).copy_(s * 3)
+        assert flat.requires_grad
+        (flat * flat).sum().backward()
+        np.testing.assert_allclose(s.grad.detach().numpy(), 18 * np.array([1.0, 2.0, 3.0]))
+
+
+def test_view_of_leaf_after_no_grad_update():
+    a = arr(3, 2)
+    lx, tx = pair(a)
+    for x, m in ((lx, loom), (tx, torch)):
+        v = x.t()
+        with m.no_grad():
+            x.sub_(1.0)
+        (v * v).sum().backward()
+    close(lx.grad, tx.grad)
+
+
+def test_detached_view_does_not_gain_history():
+    lx, _ = pair(arr(3))
+    y = lx * 1
+    d = y.narrow(0, 0, 2).detach()
+    y.mul_(2)
+    assert not d.requires_grad and d.grad_fn is None
+    np.testing.assert_allclose(d.numpy(), (lx.detach().numpy() * 2)[:2])
+
+
+def test_retain_grad_follows_inplace_and_hook_sees_old_value():
+    a = arr(3)
+    lx, tx = pair(a)
+    res = []
+    for x in (lx, tx):
+        y = x * 1
+        y.retain_grad()
+        seen = []
+        y.register_hook(lambda g, seen=seen: seen.append(g.detach().numpy().copy()))
+        y.mul_(3)
+        (y * y).sum().backward()
+        assert y.retains_grad
+        res.append((y.grad.detach().numpy().copy(), seen[0]))
+    np.testing.assert_allclose(res[0][0], res[1][0])  # grad w.r.t. the new value
+    np.testing.assert_allclose(res[0][1], res[1][1])  # the hook registered before sees the old value's grad
+    close(lx.grad, tx.grad)
+
+
+def test_hook_changing_shape_or_dtype_raises():
+    x = loom.ones(3, requires_grad=True)
+    x.register_hook(lambda g: loom.ones(5))
+    with pytest.raises(RuntimeError, match="size"):
+        (x * 2).sum().backward()
+    x = loom.ones(3, requires_grad=True)
+    y = x * 2
+    y.register_hook(lambda g: g.double())
+    with pytest.raises(RuntimeError, match="dtype"):
+        (y * 2).sum().backward()
+
+
+def test_second_backward_through_ops_that_save_nothing():
+    lx, tx = pair(arr(3))
+    for x in (lx, tx):
+        y = (x + 1).sum()
+        y.backward()
+        y.backward()
+    close(lx.grad, tx.grad)

@@ -93,7 +93,7 @@ std::vector<Tensor> run_engine(const std::vector<Tensor>& roots, const std::vect
       for (auto& [id, hook] : node->output_hooks[i])
         if (grads[i].defined()) {
           Tensor replaced = hook(grads[i]);
-          if (replaced.defined()) grads[i] = replaced;
+          if (replaced.defined()) grads[i] = checked_hook_result(grads[i], replaced);
         }
     for (const Capture& c : captures)
       if (c.node == node && grads[c.output_nr].defined())

@@ -29,7 +29,28 @@ AutogradMeta& meta(const Tensor& tensor) {
 
 const AutogradMeta* meta_if(const Tensor& tensor) { return tensor.impl()->autograd.get(); }
 
+void refresh_view_history(const Tensor& tensor) {
+  TensorImpl& impl = *tensor.impl();
+  if (!impl.view_base || impl.view_version == impl.storage->version()) return;
+  impl.view_version = impl.storage->version();  // first: the as_strided below must not recurse here
+  Tensor base(impl.view_base);
+  const AutogradMeta* base_meta = meta_if(base);
+  if (!base_meta || !(base_meta->grad_fn || base_meta->requires_grad)) return;
+  Tensor fresh;
+  {
+    EnableGradGuard grad_on(true);
+    fresh = as_strided(base, impl.sizes, impl.strides, impl.offset);
+  }
+  const AutogradMeta* from = meta_if(fresh);
+  if (!from || !from->grad_fn) return;
+  AutogradMeta& m = meta(tensor);
+  m.grad_fn = from->grad_fn;
+  m.output_nr = from->output_nr;
+  m.requires_grad = true;
+}
+
 Edge gradient_edge(const Tensor& tensor) {
+  refresh_view_history(tensor);
   const AutogradMeta* m = meta_if(tensor);
   if (!m) return {};
   if (m->grad_fn) return {m->grad_fn, m->output_nr};
@@ -41,6 +62,14 @@ Edge gradient_edge(const Tensor& tensor) {
     mut.grad_accumulator = accumulator;
   }
   return {accumulator, 0};
+}
+
+Tensor checked_hook_result(const Tensor& grad, const Tensor& replaced) {
+  LOOM_CHECK(replaced.sizes() == grad.sizes(), Runtime, "hook: a hook has changed the size of the gradient from ",
+             shape_str(grad.sizes()), " to ", shape_str(replaced.sizes()));
+  LOOM_CHECK(replaced.dtype() == grad.dtype(), Runtime, "hook: a hook has changed the dtype of the gradient from ",
+             dtype_name(grad.dtype()), " to ", dtype_name(replaced.dtype()));
+  return replaced;
 }
 
 // ---- SavedTensor ----
@@ -151,9 +180,15 @@ std::vector<Tensor> OpNode::apply(std::vector<Tensor>&& grads) {
 }
 
 void OpNode::release_saved() {
-  for (SavedTensor& s : saved_inputs) s.reset();
-  for (SavedTensor& s : saved_outputs) s.reset();
-  if (!saved_inputs.empty() || !saved_outputs.empty()) released_ = true;
+  // Only a node that actually saved something refuses a second backward (add, sum... can run again, as in
+  // PyTorch).
+  bool any = false;
+  for (auto* saved : {&saved_inputs, &saved_outputs})
+    for (SavedTensor& s : *saved) {
+      any = any || s.defined();
+      s.reset();
+    }
+  if (any) released_ = true;
 }
 
 // ---- AccumulateGrad ----
@@ -166,7 +201,7 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
   Tensor g = grads[0];
   for (auto& [id, hook] : m.leaf_hooks) {
     Tensor replaced = hook(g);
-    if (replaced.defined()) g = replaced;
+    if (replaced.defined()) g = checked_hook_result(g, replaced);
   }
   if (!m.grad.defined()) {
     // Own the buffer: the incoming gradient may alias another tensor (e.g. a broadcast of the seed).

@@ -109,6 +109,11 @@ AutogradMeta& meta(const Tensor& tensor);
 const AutogradMeta* meta_if(const Tensor& tensor);
 // The edge a gradient w.r.t. `tensor` flows into (grad_fn or the leaf's accumulator); invalid if none.
 Edge gradient_edge(const Tensor& tensor);
+// If `tensor` is a view whose storage was written in place after its history was set (through the base or
+// another view) and the base requires grad, rebuilds its history as as_strided(base) of the base's current
+// history (PyTorch regenerates a view's grad_fn the same way). Without this, a view taken before
+// `y.mul_(2)` would keep differentiating through the old y. Cheap when there is nothing to do.
+void refresh_view_history(const Tensor& tensor);
 // Called by the engine after backward: whether create_graph is in effect for saved-tensor unpacking.
 bool creating_graph();
 void set_creating_graph(bool value);
@@ -118,6 +123,9 @@ void set_creating_graph(bool value);
 // in-place formulas keep `original_self`. Copies those saved tensors; nodes recorded before are left alone, so
 // reading a tensor modified after it was saved still raises.
 void protect_saved_from_inplace(const Tensor& result, const Tensor& self);
+
+// A hook's replacement gradient, after checking it keeps the gradient's shape and dtype (raises otherwise).
+Tensor checked_hook_result(const Tensor& grad, const Tensor& replaced);
 
 // Installs the recorder into the dispatcher (done by loom/init.cpp).
 void install_recorder();

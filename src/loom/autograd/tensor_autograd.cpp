@@ -10,6 +10,7 @@ using autograd::meta;
 using autograd::meta_if;
 
 bool Tensor::requires_grad() const {
+  autograd::refresh_view_history(*this);
   const autograd::AutogradMeta* m = meta_if(*this);
   return m && (m->requires_grad || m->grad_fn);
 }
@@ -42,11 +43,13 @@ void Tensor::set_grad(const Tensor& grad) const {
 }
 
 std::shared_ptr<autograd::Node> Tensor::grad_fn() const {
+  autograd::refresh_view_history(*this);
   const autograd::AutogradMeta* m = meta_if(*this);
   return m ? m->grad_fn : nullptr;
 }
 
 int64_t Tensor::output_nr() const {
+  autograd::refresh_view_history(*this);
   const autograd::AutogradMeta* m = meta_if(*this);
   return m ? m->output_nr : 0;
 }
@@ -60,6 +63,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph, bool create_gra
 Tensor Tensor::detach() const {
   auto impl = std::make_shared<TensorImpl>(*impl_);
   impl->autograd = nullptr;
+  impl->view_base = nullptr;  // not a differentiable view: a later write to the base must not give it history
   return Tensor(std::move(impl));
 }
 

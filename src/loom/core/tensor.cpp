@@ -1,6 +1,8 @@
 #include "loom/core/tensor.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <sstream>
 
 #include "loom/core/error.h"
@@ -40,6 +42,7 @@ Tensor Tensor::make_view(const Tensor& base, Shape sizes, Shape strides, int64_t
   impl->strides = std::move(strides);
   impl->dtype = base.dtype();
   impl->view_base = base.is_view() ? base.impl()->view_base : base.impl();
+  impl->view_version = base.version();
   return Tensor(std::move(impl));
 }
 
@@ -85,35 +88,131 @@ Scalar read_element(DType dtype, const void* p) {
   }
 }
 
-void format_element(std::ostringstream& out, const Scalar& s) {
-  if (s.is_bool()) out << (s.to_bool() ? "True" : "False");
-  else if (s.is_int()) out << s.to_int();
-  else {
-    double v = s.to_double();
-    if (std::isnan(v)) out << "nan";
-    else if (std::isinf(v)) out << (v > 0 ? "inf" : "-inf");
-    else if (v == std::floor(v) && std::fabs(v) < 1e16) out << static_cast<int64_t>(v) << ".";
-    else out << v;
+// PyTorch's print options: 4 digits of precision, 80 columns, tensors over 1000 elements summarised with
+// 3 items at each end of every dimension.
+constexpr int kPrecision = 4;
+constexpr int kLineWidth = 80;
+constexpr int64_t kThreshold = 1000;
+constexpr int64_t kEdgeItems = 3;
+
+// The element positions that will be printed, in order (skipping the summarised middle of long dims).
+void printed_offsets(const Tensor& t, size_t dim, int64_t offset, bool summarize, std::vector<int64_t>& out) {
+  if (dim == t.sizes().size()) {
+    out.push_back(offset);
+    return;
+  }
+  int64_t n = t.sizes()[dim];
+  for (int64_t i = 0; i < n; ++i) {
+    if (summarize && n > 2 * kEdgeItems && i == kEdgeItems) i = n - kEdgeItems;
+    printed_offsets(t, dim + 1, offset + i * t.strides()[dim], summarize, out);
   }
 }
 
-void format_dims(std::ostringstream& out, const Tensor& t, size_t dim, int64_t offset) {
-  if (dim == t.sizes().size()) {
-    format_element(out, read_element(t.dtype(), static_cast<const char*>(t.storage()->data()) +
-                                                    offset * static_cast<int64_t>(t.itemsize())));
-    return;
-  }
-  out << "[";
-  int64_t n = t.sizes()[dim];
-  for (int64_t i = 0; i < n; ++i) {
-    if (n > 1000 && i == 3) {  // summarise long dims as PyTorch does
-      out << "..., ";
-      i = n - 3;
+Scalar element_at(const Tensor& t, int64_t offset) {
+  return read_element(t.dtype(), static_cast<const char*>(t.storage()->data()) + offset * static_cast<int64_t>(t.itemsize()));
+}
+
+std::string printf_str(const char* fmt, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, fmt, kPrecision, v);
+  return buf;
+}
+
+// torch._tensor_str._Formatter: one number format (and width) for every printed element.
+class Formatter {
+ public:
+  Formatter(const Tensor& t, const std::vector<int64_t>& offsets) : dtype_(t.dtype()) {
+    if (is_floating(dtype_)) {
+      // As torch: the mode and the width come from the nonzero finite values only (nan, inf, 0 may stick out).
+      std::vector<double> values;
+      double lo = INFINITY, hi = 0;
+      bool any = false;
+      for (int64_t off : offsets) {
+        double v = element_at(t, off).to_double();
+        if (!std::isfinite(v) || v == 0) continue;
+        any = true;
+        lo = std::min(lo, std::fabs(v));
+        hi = std::max(hi, std::fabs(v));
+        if (v != std::ceil(v)) int_mode_ = false;
+        values.push_back(v);
+      }
+      if (any) {
+        if (int_mode_) sci_mode_ = hi / lo > 1000.0 || hi > 1e8;
+        else sci_mode_ = hi / lo > 1000.0 || hi > 1e8 || lo < 1e-4;
+      }
+      for (double v : values) width_ = std::max(width_, raw(Scalar(v)).size());
+    } else {
+      for (int64_t off : offsets) width_ = std::max(width_, raw(element_at(t, off)).size());
     }
-    if (i) out << ", ";
-    format_dims(out, t, dim + 1, offset + i * t.strides()[dim]);
   }
-  out << "]";
+  size_t width() const { return width_; }
+  std::string format(const Scalar& s) const {
+    std::string r = raw(s);
+    return std::string(width_ > r.size() ? width_ - r.size() : 0, ' ') + r;
+  }
+
+ private:
+  std::string raw(const Scalar& s) const {
+    if (dtype_ == DType::Bool) return s.to_bool() ? "True" : "False";
+    if (!is_floating(dtype_)) return std::to_string(s.to_int());
+    double v = s.to_double();
+    if (std::isnan(v)) return "nan";
+    if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+    if (sci_mode_) return printf_str("%.*e", v);
+    if (int_mode_) {
+      char buf[400];
+      std::snprintf(buf, sizeof buf, "%.0f.", v);
+      return buf;
+    }
+    return printf_str("%.*f", v);
+  }
+
+  DType dtype_;
+  bool int_mode_ = true;
+  bool sci_mode_ = false;
+  size_t width_ = 1;
+};
+
+// torch._tensor_str._tensor_str_with_formatter: nested brackets, vectors wrapped at 80 columns.
+void format_dims(std::string& out, const Tensor& t, size_t dim, int64_t offset, size_t indent, bool summarize,
+                 const Formatter& f) {
+  size_t nd = t.sizes().size();
+  int64_t n = t.sizes()[dim];
+  auto skip = [&](int64_t i) { return summarize && n > 2 * kEdgeItems && i == kEdgeItems; };
+  out += "[";
+  if (dim + 1 == nd) {
+    size_t per_line = std::max<size_t>(1, (kLineWidth - std::min<size_t>(indent, kLineWidth)) / (f.width() + 2));
+    size_t on_line = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      std::string item;
+      if (skip(i)) {
+        item = " ...";
+        i = n - kEdgeItems - 1;
+      } else {
+        item = f.format(element_at(t, offset + i * t.strides()[dim]));
+      }
+      if (on_line == per_line) {
+        out += ",\n" + std::string(indent + 1, ' ');
+        on_line = 0;
+      } else if (on_line > 0) {
+        out += ", ";
+      }
+      out += item;
+      ++on_line;
+    }
+  } else {
+    std::string sep = "," + std::string(nd - dim - 1, '\n') + std::string(indent + 1, ' ');
+    for (int64_t i = 0; i < n; ++i) {
+      if (i) out += sep;
+      if (skip(i)) {
+        out += "...";
+        i = n - kEdgeItems - 1;
+        continue;
+      }
+      format_dims(out, t, dim + 1, offset + i * t.strides()[dim], indent + 1, summarize, f);
+    }
+  }
+  out += "]";
 }
 }  // namespace
 
@@ -124,18 +223,42 @@ Scalar Tensor::item() const {
   return read_element(dtype(), data_ptr());
 }
 
-std::string Tensor::str() const {
+std::string Tensor::str() const { return str({}); }
+
+std::string Tensor::str(const std::vector<std::string>& extra_suffixes) const {
   if (!defined()) return "tensor(undefined)";
-  std::ostringstream out;
-  out << "tensor(";
-  if (device().type == DeviceType::CPU) format_dims(out, *this, 0, offset());
-  else out << "...";
-  if (numel() == 0) out << ", size=" << shape_str(sizes());
-  if (dtype() != DType::Float32 && dtype() != DType::Int64 && dtype() != DType::Bool)
-    out << ", dtype=loom." << dtype_name(dtype());
-  if (device().type != DeviceType::CPU) out << ", device='" << device().str() << "'";
-  out << ")";
-  return out.str();
+  std::string out = "tensor(";
+  std::vector<std::string> suffixes;
+  if (device().type != DeviceType::CPU) {
+    out += "...";
+  } else if (numel() == 0) {
+    out += "[]";
+    if (dim() != 1) suffixes.push_back("size=" + shape_str(sizes()));
+  } else {
+    bool summarize = numel() > kThreshold;
+    std::vector<int64_t> offsets;
+    printed_offsets(*this, 0, offset(), summarize, offsets);
+    Formatter f(*this, offsets);
+    if (dim() == 0) out += f.format(element_at(*this, offset()));
+    else format_dims(out, *this, 0, offset(), 7, summarize, f);
+  }
+  if (dtype() != default_float_dtype() && dtype() != DType::Int64 && dtype() != DType::Bool)
+    suffixes.push_back(std::string("dtype=loom.") + dtype_name(dtype()));
+  if (device().type != DeviceType::CPU) suffixes.push_back("device='" + device().str() + "'");
+  suffixes.insert(suffixes.end(), extra_suffixes.begin(), extra_suffixes.end());
+  // torch._tensor_str._add_suffixes: a suffix that would pass 80 columns goes on its own line.
+  size_t newline = out.rfind('\n');
+  size_t last_line = newline == std::string::npos ? out.size() + 2 : out.size() - newline + 1;
+  for (const std::string& suffix : suffixes) {
+    if (last_line + suffix.size() + 2 > static_cast<size_t>(kLineWidth)) {
+      out += ",\n       " + suffix;
+      last_line = 7 + suffix.size();
+    } else {
+      out += ", " + suffix;
+      last_line += suffix.size() + 2;
+    }
+  }
+  return out + ")";
 }
 
 }  // namespace loom

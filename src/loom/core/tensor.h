@@ -27,6 +27,10 @@ struct TensorImpl {
   DType dtype = DType::Float32;
   std::shared_ptr<autograd::AutogradMeta> autograd;  // null until autograd touches the tensor
   std::shared_ptr<TensorImpl> view_base;             // the non-view tensor this one views, or null
+  // For views: the storage version when the view's autograd history was last set. When the storage has been
+  // written in place since (through the base or another view), autograd rebuilds the view's history from the
+  // base's current history, as PyTorch does, so the view's gradient flows through that write.
+  uint64_t view_version = 0;
   // A Python number turned into a 0-d tensor for an op: it has the lowest priority in type promotion.
   bool wrapped_number = false;
 };
@@ -74,6 +78,8 @@ class Tensor {
   // The single element as a Python-like number; raises ValueError unless numel() == 1.
   Scalar item() const;
   std::string str() const;  // tensor([...], dtype=...) like PyTorch's repr
+  // The same with more suffixes after size=/dtype=/device= (the Python repr adds grad_fn=...).
+  std::string str(const std::vector<std::string>& extra_suffixes) const;
 
   // --- autograd (implemented in autograd/tensor_autograd.cpp) ---
   bool requires_grad() const;
@@ -85,7 +91,7 @@ class Tensor {
   int64_t output_nr() const;
   bool is_leaf() const;
   void backward(const Tensor& gradient = Tensor(), bool retain_graph = false, bool create_graph = false) const;
-  // A tensor sharing storage with this one but with no autograd history.
+  // A tensor sharing storage with this one but with no autograd history (and not an autograd view of the base).
   Tensor detach() const;
   // Keeps .grad for a non-leaf after backward.
   void retain_grad() const;

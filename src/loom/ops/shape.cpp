@@ -545,13 +545,24 @@ bool can_cast(DType from, DType to) {
 
 // Points `self` at the autograd node that produced `source` (keeping self's own hooks and .grad slot fresh).
 void adopt_history(const Tensor& self, const Tensor& source) {
+  // retain_grad() follows the tensor to its new value (as in PyTorch): the old node stops writing .grad.
+  bool retains = false;
+  Tensor kept_grad;
+  if (autograd::AutogradMeta* old = self.impl()->autograd.get(); old && old->retains_grad) {
+    retains = true;
+    kept_grad = old->grad;
+    if (old->grad_fn && old->output_nr < static_cast<int>(old->grad_fn->output_hooks.size()))
+      std::erase_if(old->grad_fn->output_hooks[old->output_nr], [](const auto& h) { return h.first == -1; });
+  }
   auto m = std::make_shared<autograd::AutogradMeta>();
   if (const autograd::AutogradMeta* from = source.impl()->autograd.get()) {
     m->grad_fn = from->grad_fn;
     m->output_nr = from->output_nr;
     m->requires_grad = from->requires_grad;
   }
+  m->grad = kept_grad;
   self.impl()->autograd = std::move(m);
+  if (retains && !self.is_leaf()) self.retain_grad();
 }
 }  // namespace
 
@@ -590,6 +601,7 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
   base.bump_version();
   adopt_history(base, new_base);
   adopt_history(self, as_strided(base, self.sizes(), self.strides(), self.offset()));
+  self.impl()->view_version = self.version();
   return self;
 }
 
