@@ -298,3 +298,14 @@ def test_unflatten_and_flatten():
         lt.unflatten(1, (5, -1))
     same_geometry(lt.flatten(), tt.flatten())
     same_geometry(pair(())[0].flatten(), torch.tensor(0.0).flatten())
+
+
+def test_copy_from_overlapping_memory_reads_before_writing():
+    import torch
+
+    x = loom.arange(9).reshape(3, 3)
+    x.copy_(x.t())
+    assert x.tolist() == torch.arange(9).reshape(3, 3).t().tolist()
+    y = loom.arange(6)
+    y[1:] = y[:-1]
+    assert y.tolist() == [0, 0, 1, 2, 3, 4]

@@ -577,6 +577,8 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
                ": a leaf Variable that requires grad is being used in an in-place operation.");
   }
   Tensor value = result.dtype() == self.dtype() ? result : to_dtype(result, self.dtype());
+  // A source that aliases the destination (x.copy_(x.t())) must be read completely before anything is written.
+  if (!value.is_same(self) && value.storage() == self.storage()) value = clone(value);
   if (!track) {
     if (!value.is_same(self)) copy_data(self, value);
     self.bump_version();
