@@ -419,3 +419,14 @@ def test_setitem_on_parameters_under_no_grad():
         w[[1, 2], [0, 3]] = -1
     assert w.is_leaf and w.requires_grad and w.grad_fn is None
     assert w.tolist() == [[0, 2, 0, 0], [-1, 2, 1, 1], [1, 2, 1, -1]]
+
+
+def test_functional_exports_match_torch():
+    import torch
+    import loom.nn.functional as F
+
+    w = loom.arange(12.0).reshape(4, 3)
+    idx = loom.tensor([[0, 3], [2, 1]])
+    assert F.embedding(idx, w).tolist() == torch.nn.functional.embedding(torch.tensor(idx.tolist()), torch.arange(12.0).reshape(4, 3)).tolist()
+    assert F.one_hot(loom.tensor([0, 2]), 3).tolist() == [[1, 0, 0], [0, 0, 1]]
+    assert F.pad(loom.ones(2, 2), (1, 0)).tolist() == torch.nn.functional.pad(torch.ones(2, 2), (1, 0)).tolist()

@@ -1,5 +1,5 @@
 """loom.nn.functional: the functional forms of layers, activations and losses, as torch.nn.functional."""
 from loom._C import gelu, leaky_relu, relu, sigmoid, silu, softplus, tanh  # noqa: F401
-from loom._C import linear  # noqa: F401
+from loom._C import embedding, linear, one_hot, pad  # noqa: F401
 from loom.nn._functional_layers import *  # noqa: F401,F403  (conv, pooling, norms, dropout, attention)
 from loom.nn._functional_losses import *  # noqa: F401,F403  (softmax family and losses)
