@@ -616,17 +616,23 @@ Tensor normalize(const Tensor& x, const Dims& dims, double eps) {
   return mul(centered, rsqrt(add(var, Scalar(eps))));
 }
 
+// Validates a layer/rms norm's input against normalized_shape (its trailing dims); returns their count.
+int64_t check_normalized_shape(const char* op, const Tensor& input, const Shape& normalized_shape) {
+  check_floating(op, input, "input");
+  int64_t k = static_cast<int64_t>(normalized_shape.size());
+  bool matches = k >= 1 && k <= input.dim() &&
+                 std::equal(normalized_shape.begin(), normalized_shape.end(), input.sizes().end() - k);
+  LOOM_CHECK(matches, Value, op, ": given normalized_shape=", shape_str(normalized_shape),
+             ", expected input with shape (*, ", dims_str(normalized_shape), "), but got input of shape ",
+             shape_str(input.sizes()));
+  return k;
+}
+
 }  // namespace
 
 Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
                   double eps) {
-  check_floating("layer_norm", input, "input");
-  int64_t k = static_cast<int64_t>(normalized_shape.size());
-  bool matches = k >= 1 && k <= input.dim() &&
-                 std::equal(normalized_shape.begin(), normalized_shape.end(), input.sizes().end() - k);
-  LOOM_CHECK(matches, Value, "layer_norm: given normalized_shape=", shape_str(normalized_shape),
-             ", expected input with shape (*, ", dims_str(normalized_shape), "), but got input of shape ",
-             shape_str(input.sizes()));
+  int64_t k = check_normalized_shape("layer_norm", input, normalized_shape);
   check_affine("layer_norm", weight, "weight", normalized_shape, input);
   check_affine("layer_norm", bias, "bias", normalized_shape, input);
   Dims dims;
@@ -638,13 +644,7 @@ Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tens
 }
 
 Tensor rms_norm(const Tensor& input, const Shape& normalized_shape, const Tensor& weight, std::optional<double> eps) {
-  check_floating("rms_norm", input, "input");
-  int64_t k = static_cast<int64_t>(normalized_shape.size());
-  bool matches = k >= 1 && k <= input.dim() &&
-                 std::equal(normalized_shape.begin(), normalized_shape.end(), input.sizes().end() - k);
-  LOOM_CHECK(matches, Value, "rms_norm: given normalized_shape=", shape_str(normalized_shape),
-             ", expected input with shape (*, ", dims_str(normalized_shape), "), but got input of shape ",
-             shape_str(input.sizes()));
+  int64_t k = check_normalized_shape("rms_norm", input, normalized_shape);
   check_affine("rms_norm", weight, "weight", normalized_shape, input);
   double epsilon = 0.0;
   if (eps) epsilon = *eps;
