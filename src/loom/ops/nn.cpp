@@ -302,6 +302,15 @@ Tensor fold(const Tensor& input, const Pair& output_size, const Pair& kernel_siz
 
 namespace {
 
+// A convolution's optional bias: one value per output channel, in the input's dtype.
+void check_conv_bias(const char* op, const Tensor& bias, int64_t out_channels, const Tensor& x) {
+  if (!bias.defined()) return;
+  LOOM_CHECK(bias.dim() == 1 && bias.sizes()[0] == out_channels, Value, op, ": expected bias of shape ",
+             shape_str({out_channels}), ", got ", shape_str(bias.sizes()));
+  LOOM_CHECK(bias.dtype() == x.dtype(), Type, op, ": bias (", dtype_name(bias.dtype()), ") and input (",
+             dtype_name(x.dtype()), ") must have the same dtype");
+}
+
 // x (N, C, H, W), w (O, C/groups, kh, kw) already validated for rank. Checks the rest and runs im2col + matmul.
 Tensor conv_core(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias, const Pair& stride,
                  const ConvPadding& padding, const Pair& dilation, int64_t groups, const Shape& shown_input,
@@ -318,12 +327,7 @@ Tensor conv_core(const char* op, const Tensor& x, const Tensor& w, const Tensor&
   LOOM_CHECK(O % groups == 0, Value, op, ": out_channels (", O, ") of weight of shape ", shape_str(shown_weight),
              " must be divisible by groups (", groups, ")");
   LOOM_CHECK(O > 0 && kh > 0 && kw > 0, Value, op, ": weight of shape ", shape_str(shown_weight), " must be non-empty");
-  if (bias.defined()) {
-    LOOM_CHECK(bias.dim() == 1 && bias.sizes()[0] == O, Value, op, ": expected bias of shape ", shape_str({O}),
-               ", got ", shape_str(bias.sizes()));
-    LOOM_CHECK(bias.dtype() == x.dtype(), Type, op, ": bias (", dtype_name(bias.dtype()), ") and input (",
-               dtype_name(x.dtype()), ") must have the same dtype");
-  }
+  check_conv_bias(op, bias, O, x);
   Pair s = positive_pair(stride, op, "stride"), d = positive_pair(dilation, op, "dilation");
   Pair pad4;
   if (padding.mode == "valid") {
@@ -408,12 +412,7 @@ Tensor conv_transpose_core(const char* op, const Tensor& x, const Tensor& w, con
   LOOM_CHECK(Og > 0 && kh > 0 && kw > 0, Value, op, ": weight of shape ", shape_str(shown_weight),
              " must be non-empty");
   int64_t O = Og * groups;
-  if (bias.defined()) {
-    LOOM_CHECK(bias.dim() == 1 && bias.sizes()[0] == O, Value, op, ": expected bias of shape ", shape_str({O}),
-               ", got ", shape_str(bias.sizes()));
-    LOOM_CHECK(bias.dtype() == x.dtype(), Type, op, ": bias (", dtype_name(bias.dtype()), ") and input (",
-               dtype_name(x.dtype()), ") must have the same dtype");
-  }
+  check_conv_bias(op, bias, O, x);
   Pair s = positive_pair(stride, op, "stride"), d = positive_pair(dilation, op, "dilation");
   Pair p = non_negative_pair(padding, op, "padding"), op_pad = non_negative_pair(output_padding, op, "output_padding");
   for (int i = 0; i < 2; ++i) {

@@ -7,6 +7,7 @@
 
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
+#include "loom/ops/index.h"
 #include "loom/ops/promotion.h"
 #include "loom/ops/registry.h"
 #include "loom/ops/shape.h"
@@ -176,7 +177,8 @@ std::vector<Tensor> logcumsumexp_backward(BackwardContext& c) {
 std::vector<Tensor> cumulative_extreme_backward(BackwardContext& c) {
   const Shape& in = c.input_meta[0].sizes;
   if (in.empty()) return {reshape(c.grad(0), in)};
-  return {detail::sort_scatter(c.grad(0), c.outputs[1], c.attrs.get<int64_t>("dim"), in)};
+  Tensor g = c.grad(0);
+  return {scatter_add(zeros(in, g.dtype(), g.device()), c.attrs.get<int64_t>("dim"), c.outputs[1], g)};
 }
 
 std::vector<TensorMeta> infer_cumulative_extreme(const std::vector<Tensor>& in, const Attrs&) {

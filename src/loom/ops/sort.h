@@ -26,12 +26,4 @@ std::pair<Tensor, Tensor> median(const Tensor& t, int64_t dim, bool keepdim = fa
 Tensor nanmedian(const Tensor& t);
 std::pair<Tensor, Tensor> nanmedian(const Tensor& t, int64_t dim, bool keepdim = false);
 
-namespace detail {
-// Adds src[..., j, ...] into a zero tensor of shape `sizes` at position index[..., j, ...] along `dim` (the
-// adjoint of picking elements along a dim; index and src have the same shape). Used by the backward of sort/topk.
-Tensor sort_scatter(const Tensor& src, const Tensor& index, int64_t dim, const Shape& sizes);
-// out[..., j, ...] = t[..., index[..., j, ...], ...] along `dim` (the adjoint of sort_scatter).
-Tensor sort_gather(const Tensor& t, const Tensor& index, int64_t dim);
-}  // namespace detail
-
 }  // namespace loom

@@ -56,65 +56,10 @@ std::vector<Tensor> sort_topk_kernel(const KernelContext& c) {
   return {values, indices};
 }
 
-// out (zeros of attrs sizes) [o, index[o, j, i], i] += src[o, j, i].
-std::vector<Tensor> sort_scatter_kernel(const KernelContext& c) {
-  Tensor out = c.alloc(0);
-  const int64_t dim = c.attrs.get<int64_t>("dim");
-  const Shape& sizes = c.attrs.get<Shape>("sizes");
-  const int64_t size = sizes.empty() ? 1 : sizes[dim];
-  DimLayout src = dim_layout(c.inputs[0], dim), index = dim_layout(c.inputs[1], dim);
-  visit_dtype(out.dtype(), [&]<class T>() {
-    using M = opmath_t<T>;
-    T* y = out.data<T>();
-    std::fill(y, y + out.numel(), T(M(0)));
-    const T* s = src.data.data<T>();
-    const int64_t* ix = index.data.data<int64_t>();
-    for_each_line(index, [&](int64_t line, int64_t first, int64_t stride) {
-      int64_t o = line / index.inner, i = line % index.inner;
-      int64_t base = o * size * index.inner + i;
-      for (int64_t j = 0; j < index.reduced; ++j) {
-        int64_t at = ix[first + j * stride];
-        LOOM_CHECK(at >= 0 && at < size, Index, "sort_scatter: index ", at, " is out of bounds for dimension ", dim,
-                   " with size ", size);
-        T& target = y[base + at * index.inner];
-        if constexpr (std::is_same_v<T, bool>) target = target || s[first + j * stride];
-        else target = T(M(M(target) + M(s[first + j * stride])));
-      }
-    });
-  });
-  return {out};
-}
-
-// out[o, j, i] = t[o, index[o, j, i], i].
-std::vector<Tensor> sort_gather_kernel(const KernelContext& c) {
-  Tensor out = c.alloc(0);
-  const int64_t dim = c.attrs.get<int64_t>("dim");
-  DimLayout input = dim_layout(c.inputs[0], dim), index = dim_layout(c.inputs[1], dim);
-  const int64_t size = input.reduced;
-  visit_dtype(out.dtype(), [&]<class T>() {
-    T* y = out.data<T>();
-    const T* x = input.data.data<T>();
-    const int64_t* ix = index.data.data<int64_t>();
-    for_each_line(index, [&](int64_t line, int64_t first, int64_t stride) {
-      int64_t o = line / index.inner, i = line % index.inner;
-      int64_t base = o * size * index.inner + i;
-      for (int64_t j = 0; j < index.reduced; ++j) {
-        int64_t at = ix[first + j * stride];
-        LOOM_CHECK(at >= 0 && at < size, Index, "sort_gather: index ", at, " is out of bounds for dimension ", dim,
-                   " with size ", size);
-        y[first + j * stride] = x[base + at * index.inner];
-      }
-    });
-  });
-  return {out};
-}
-
 }  // namespace
 
 void register_sort_kernels(Registry& r) {
   r.set_kernel("sort_topk", DeviceType::CPU, sort_topk_kernel);
-  r.set_kernel("sort_scatter", DeviceType::CPU, sort_scatter_kernel);
-  r.set_kernel("sort_gather", DeviceType::CPU, sort_gather_kernel);
 }
 
 }  // namespace loom::cpu
