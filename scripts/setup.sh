@@ -3,7 +3,9 @@
 # Safe to run repeatedly; skips what is already there.
 set -euo pipefail
 
-APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config libopenblas-dev libgtest-dev)
+# Build tools and libraries, then the built-in datasets (Fashion-MNIST IDX files, the fortunes text corpus).
+APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config libopenblas-dev libgtest-dev nlohmann-json3-dev
+              zlib1g-dev dataset-fashion-mnist fortunes)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -18,6 +20,9 @@ need_pip=()
 $PYTHON -c "import scikit_build_core" 2>/dev/null || need_pip+=("scikit-build-core>=0.10")
 $PYTHON -c "import nanobind" 2>/dev/null || need_pip+=("nanobind>=2.0")
 $PYTHON -c "import numpy" 2>/dev/null || need_pip+=(numpy)
+# The trainer's progress bar and loss-curve plot.
+$PYTHON -c "import tqdm" 2>/dev/null || need_pip+=(tqdm)
+$PYTHON -c "import matplotlib" 2>/dev/null || need_pip+=(matplotlib)
 if [ "${1:-}" = "--test" ]; then
   $PYTHON -c "import pytest" 2>/dev/null || need_pip+=(pytest)
   $PYTHON -c "import torch; assert torch.__version__.startswith('2.13.0')" 2>/dev/null || need_pip+=("torch==2.13.0")
