@@ -6,7 +6,9 @@ import os as _os
 
 # OpenMP workers that spin while idle starve each other (and the process) as soon as anything else runs on
 # the machine: measured 40x slower small-op training steps on a busy 2-core machine. Sleep instead; users
-# who own the machine can export OMP_WAIT_POLICY=ACTIVE. Must be set before libgomp loads with _C.
+# who own the machine can export OMP_WAIT_POLICY=ACTIVE. Must be set before libgomp loads with _C — and
+# PyTorch ships a libgomp.so.1 of its own that loom then shares, so importing torch first loses this default
+# (scripts that use both set the variable themselves, as tests/python/conftest.py does).
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from loom import _C  # noqa: E402

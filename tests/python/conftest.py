@@ -1,4 +1,9 @@
 import os
 import sys
 
+# PyTorch's wheel ships its own libgomp.so.1; whichever of torch and loom loads first initialises the one
+# OpenMP runtime both then share, so loom's PASSIVE default must be in place before torch is imported.
+# Spinning OpenMP workers made a mixed loom/torch GPT step 8x slower on this busy 2-core machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 sys.path.insert(0, os.path.dirname(__file__))
