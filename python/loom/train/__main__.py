@@ -1,0 +1,4 @@
+"""`python -m loom.train`: the GPT trainer (see loom.train.main)."""
+from loom.train import main
+
+main()
