@@ -50,7 +50,9 @@ void bind_tensor(nb::module_& m, nb::class_<Tensor>& cls) {
         return nb::tuple(out);
       });
 
-  cls.def_prop_ro("shape", [](const Tensor& t) { return to_tuple(t.sizes()); })
+  // Tensor(t): a new autograd leaf sharing t's data, so Python subclasses (nn.Parameter) can wrap a tensor.
+  cls.def("__init__", [](Tensor* self, const Tensor& t) { new (self) Tensor(t.detach()); }, nb::arg("data"))
+      .def_prop_ro("shape", [](const Tensor& t) { return to_tuple(t.sizes()); })
       .def_prop_ro("ndim", &Tensor::dim)
       .def_prop_ro("dtype", &Tensor::dtype)
       .def_prop_ro("device", &Tensor::device)
