@@ -73,7 +73,10 @@ class Bilinear(Module):
         if input1.shape[:-1] != input2.shape[:-1]:
             raise ValueError(f"Bilinear: input1 {tuple(input1.shape)} and input2 {tuple(input2.shape)} must have the "
                              "same leading dimensions")
-        out = _C.einsum("...i,oij,...j->...o", input1, self.weight, input2)
+        o, i, j = self.weight.shape
+        # x1^T A_o x2 for every o: (..., i) @ (i, o*j) -> (..., o, j), then the dot with x2 over j.
+        left = input1.matmul(self.weight.permute(1, 0, 2).reshape(i, o * j)).unflatten(-1, (o, j))
+        out = (left * input2.unsqueeze(-2)).sum(-1)
         if self.bias is not None:
             out = out + self.bias
         return out
