@@ -373,3 +373,60 @@ def test_default_init_constants_and_normal():
     mha = lnn.MultiheadAttention(16, 2)
     assert np.all(mha.in_proj_bias.detach().numpy() == 0) and np.all(mha.out_proj.bias.detach().numpy() == 0)
     assert np.all(lnn.PReLU().weight.detach().numpy() == 0.25)
+
+
+# loom.nn.init functions against torch.nn.init.
+@pytest.mark.parametrize("args", [("linear",), ("conv2d",), ("sigmoid",), ("tanh",), ("relu",), ("leaky_relu",),
+                                  ("leaky_relu", 0.2), ("selu",)])
+def test_calculate_gain(args):
+    assert lnn.init.calculate_gain(*args) == pytest.approx(tnn.init.calculate_gain(*args))
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (5, 4, 3), (6, 2, 3, 3)])
+def test_fan_in_and_fan_out(shape):
+    assert lnn.init._calculate_fan_in_and_fan_out(loom.empty(*shape)) == \
+        tnn.init._calculate_fan_in_and_fan_out(torch.empty(*shape))
+    with pytest.raises(ValueError, match="fewer than 2 dimensions"):
+        lnn.init._calculate_fan_in_and_fan_out(loom.empty(3))
+
+
+@pytest.mark.parametrize("fn, kwargs, std", [
+    ("xavier_uniform_", {"gain": 2.0}, 2.0 * math.sqrt(2 / (300 + 200))),
+    ("xavier_normal_", {}, math.sqrt(2 / (300 + 200))),
+    ("kaiming_uniform_", {"mode": "fan_out", "nonlinearity": "relu"}, math.sqrt(2 / 300)),
+    ("kaiming_normal_", {"a": 0.1}, math.sqrt(2 / (1 + 0.01)) / math.sqrt(200)),
+    ("normal_", {"mean": 0.0, "std": 0.3}, 0.3),
+    ("trunc_normal_", {"std": 1.0, "a": -1.0, "b": 1.5}, None),
+])
+def test_init_distributions(fn, kwargs, std):
+    t = lnn.Parameter(loom.empty(300, 200))
+    out = getattr(lnn.init, fn)(t, **kwargs, generator=loom.Generator().manual_seed(3))
+    assert out is t and t.requires_grad and t.grad_fn is None
+    ours = t.detach().numpy().ravel()
+    theirs = getattr(tnn.init, fn)(torch.empty(300, 200), **kwargs).numpy().ravel()
+    if std is not None:
+        assert abs(ours.std() - std) < 0.02 * std
+    assert abs(ours.std() - theirs.std()) < 0.02 * theirs.std()
+    assert abs(ours.mean() - theirs.mean()) < 0.02 * theirs.std() + 0.01
+    if "uniform" in fn:
+        bound = math.sqrt(3) * std
+        assert ours.min() >= -bound and ours.max() <= bound and ours.max() > 0.99 * bound
+    if fn == "trunc_normal_":
+        assert ours.min() >= -1.0 and ours.max() <= 1.5 and ours.min() < -0.99 and ours.max() > 1.49
+    again = getattr(lnn.init, fn)(loom.empty(300, 200), **kwargs, generator=loom.Generator().manual_seed(3))
+    np.testing.assert_array_equal(again.numpy().ravel(), ours)
+
+
+@pytest.mark.parametrize("fn, args, shape", [
+    ("constant_", (0.3,), (3, 4)), ("zeros_", (), (3, 4)), ("ones_", (), (2, 5)), ("eye_", (), (3, 5)),
+    ("dirac_", (), (4, 3, 3, 3)), ("dirac_", (2,), (4, 2, 5)),
+])
+def test_deterministic_inits_match_torch(fn, args, shape):
+    ours = getattr(lnn.init, fn)(lnn.Parameter(loom.empty(*shape)), *args)
+    theirs = getattr(tnn.init, fn)(torch.empty(*shape), *args)
+    np.testing.assert_array_equal(ours.detach().numpy(), theirs.numpy())
+
+
+def test_orthogonal_init():
+    w = lnn.init.orthogonal_(loom.empty(20, 50), gain=2.0).numpy()
+    np.testing.assert_allclose(w @ w.T, 4 * np.eye(20), atol=1e-5)
