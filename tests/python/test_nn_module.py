@@ -411,3 +411,13 @@ def test_user_subclass_trains():
                 p.sub_(p.grad * 0.2)
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_load_state_dict_assign_takes_the_tensors():
+    ours, _ = pair()
+    source = build("loom")
+    sd = source.state_dict()
+    ours.load_state_dict(sd, assign=True)
+    assert ours.a.fc.weight.data_ptr() == source.a.fc.weight.data_ptr()
+    assert isinstance(ours.a.fc.weight, lnn.Parameter) and ours.a.fc.weight.requires_grad
+    assert ours.seq[2].running_mean.data_ptr() == source.seq[2].running_mean.data_ptr()

@@ -439,6 +439,9 @@ class Module:
     def cpu(self):
         return self
 
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
+
     def type(self, dst_type):
         return self._apply(lambda t: t.to(dst_type))
 
@@ -491,6 +494,13 @@ class Module:
                                   f"{_shape_str(param.shape)}.")
                 continue
             try:
+                if local_metadata.get("assign_to_params_buffers", False):
+                    # assign=True: the module takes the state_dict's tensors themselves (keeping requires_grad).
+                    if name in self._parameters:
+                        self._parameters[name] = Parameter(input_param, requires_grad=param.requires_grad)
+                    else:
+                        self._buffers[name] = input_param
+                    continue
                 with no_grad():
                     param.copy_(input_param)
             except Exception as exc:  # noqa: BLE001
@@ -509,19 +519,19 @@ class Module:
                     unexpected_keys.append(key)
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
-        """Copies parameters and buffers from ``state_dict`` (loom tensors, or torch/numpy arrays by name).
+        """Copies parameters and buffers from ``state_dict`` (loom tensors, or torch/numpy arrays by name); with
+        assign=True the module takes the given tensors instead of copying into its own.
 
         With strict=True, missing or unexpected keys raise RuntimeError naming them; mis-shaped entries always
         raise. Returns a named tuple (missing_keys, unexpected_keys).
         """
         if not isinstance(state_dict, dict):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict).__name__}.")
-        if assign:
-            raise NotImplementedError("load_state_dict: assign=True is not supported")
         missing_keys, unexpected_keys, error_msgs = [], [], []
 
         def load(module, prefix=""):
-            module._load_from_state_dict(state_dict, prefix, {}, True, missing_keys, unexpected_keys, error_msgs)
+            module._load_from_state_dict(state_dict, prefix, {"assign_to_params_buffers": assign}, True, missing_keys,
+                                         unexpected_keys, error_msgs)
             for name, child in module._modules.items():
                 if child is not None:
                     load(child, prefix + name + ".")

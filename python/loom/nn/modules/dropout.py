@@ -22,6 +22,8 @@ class Dropout(_DropoutNd):
     """Zeroes elements with probability p during training and scales the rest by 1/(1-p)."""
 
     def forward(self, input):
+        if not self.training or self.p == 0:
+            return input
         return F.dropout(input, self.p, self.training, self.inplace)
 
 
