@@ -159,8 +159,9 @@ class MultiheadAttention(Module):
             if mask is not None:
                 scores = scores + mask
             weights = scores.softmax(-1)
-            attn = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
-            out = attn.matmul(v)
+            if dropout_p > 0:  # the returned weights include dropout, as torch's
+                weights = F.dropout(weights, dropout_p)
+            out = weights.matmul(v)
             if average_attn_weights:
                 weights = weights.mean(1)
             if unbatched:
