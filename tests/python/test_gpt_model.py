@@ -9,7 +9,7 @@ import torch
 import loom
 from loom.models import GPT, GPTConfig
 from tolerances import GRAD, MODULE
-from torch_reference_models import TorchGPT, copy_loom_to_torch, to_torch
+from torch_reference_models import TorchGPT, copy_loom_to_torch
 
 CONFIG = dict(vocab_size=23, block_size=16, n_layer=2, n_head=4, n_embd=32)
 
@@ -182,3 +182,27 @@ def test_dropout_train_vs_eval():
     model.eval()
     a, b = model(idx)[0], model(idx)[0]
     np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+
+
+def test_training_steps_track_torch():
+    # Plain SGD written out (optimizers are tested elsewhere): the loss curves of the twins stay together.
+    model, twin = make_pair()
+    losses, t_losses = [], []
+    for step in range(8):
+        idx, targets, t_idx, t_targets = batch(seed=step)
+        _, loss = model(idx, targets)
+        _, t_loss = twin(t_idx, t_targets)
+        model.zero_grad()
+        twin.zero_grad()
+        loss.backward()
+        t_loss.backward()
+        with loom.no_grad():
+            for p in model.parameters():
+                p.sub_(p.grad * 0.5)
+        with torch.no_grad():
+            for p in twin.parameters():
+                p.sub_(p.grad * 0.5)
+        losses.append(loss.item())
+        t_losses.append(t_loss.item())
+    np.testing.assert_allclose(losses, t_losses, rtol=1e-4)
+    assert losses[-1] < losses[0]

@@ -12,7 +12,7 @@ import loom
 import loom.nn as lnn
 import torch.nn as tnn
 from tolerances import GRAD, MODULE
-from torch_reference_models import copy_loom_to_torch, to_loom, to_torch
+from torch_reference_models import copy_loom_to_torch
 
 
 def rand(*shape, low=-2.0, high=2.0):
@@ -67,6 +67,10 @@ CASES = [
     Case("BatchNorm2d-noaffine", lambda nn: nn.BatchNorm2d(4, affine=False), [rand(3, 4, 5, 5)]),
     Case("BatchNorm2d-nobias", lambda nn: nn.BatchNorm2d(4, bias=False), [rand(3, 4, 5, 5)]),
     Case("BatchNorm2d-notrack", lambda nn: nn.BatchNorm2d(4, track_running_stats=False), [rand(3, 4, 5, 5)]),
+    Case("InstanceNorm1d", lambda nn: nn.InstanceNorm1d(4), [rand(3, 4, 6)]),
+    Case("InstanceNorm2d-affine-track", lambda nn: nn.InstanceNorm2d(4, affine=True, track_running_stats=True),
+         [rand(3, 4, 5, 5)]),
+    Case("InstanceNorm2d-unbatched", lambda nn: nn.InstanceNorm2d(4, affine=True), [rand(4, 5, 5)]),
     Case("LayerNorm", lambda nn: nn.LayerNorm(6), [rand(3, 4, 6)]),
     Case("LayerNorm-2d", lambda nn: nn.LayerNorm([4, 6], eps=1e-3), [rand(3, 4, 6)]),
     Case("LayerNorm-nobias", lambda nn: nn.LayerNorm(6, bias=False), [rand(3, 6)]),

@@ -2,12 +2,13 @@
 import numbers
 
 from loom import _C
+from loom.autograd import no_grad
 from loom.nn import functional as F
 from loom.nn import init
 from loom.nn.module import Module
 from loom.nn.parameter import Parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "RMSNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "InstanceNorm1d", "InstanceNorm2d", "LayerNorm", "GroupNorm", "RMSNorm"]
 
 
 class _BatchNorm(Module):
@@ -88,6 +89,55 @@ class BatchNorm2d(_BatchNorm):
     """Batch normalisation over (N, C, H, W) inputs, with running statistics for eval mode."""
 
     _expected_dims = (4,)
+
+
+class _InstanceNorm(_BatchNorm):
+    _no_batch_dim = 2
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, device=None,
+                 dtype=None, *, bias=True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
+
+    def forward(self, input):
+        if input.dim() not in (self._no_batch_dim, self._no_batch_dim + 1):
+            raise ValueError(f"{self._get_name()}: expected {self._no_batch_dim}D or {self._no_batch_dim + 1}D input "
+                             f"(got {input.dim()}D input of shape {tuple(input.shape)})")
+        feature_dim = input.dim() - self._no_batch_dim
+        if input.shape[feature_dim] != self.num_features and self.affine:
+            raise ValueError(f"{self._get_name()}: expected input's size at dim={feature_dim} to match num_features "
+                             f"({self.num_features}), but got: {input.shape[feature_dim]}.")
+        unbatched = input.dim() == self._no_batch_dim
+        if unbatched:
+            input = input.unsqueeze(0)
+        if self.running_mean is None:
+            out = F.instance_norm(input, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        elif not self.training:  # normalise with the running statistics, per channel
+            out = F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0,
+                               self.eps)
+        else:
+            out = F.instance_norm(input, None, None, self.weight, self.bias, True, 0.0, self.eps)
+            # Running statistics as torch's: the batch average of per-instance mean and unbiased variance.
+            momentum = self.momentum if self.momentum is not None else 0.0
+            dims = tuple(range(2, input.dim()))
+            with no_grad():
+                data = input.detach()
+                mean = data.mean(dims).mean(0).to(self.running_mean.dtype)
+                var = data.var(dims, correction=1).mean(0).to(self.running_var.dtype)
+                self.running_mean.mul_(1 - momentum).add_(mean * momentum)
+                self.running_var.mul_(1 - momentum).add_(var * momentum)
+        return out.squeeze(0) if unbatched else out
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Normalises each (sample, channel) of (N, C, L) or (C, L) inputs over L; affine=False by default."""
+
+    _no_batch_dim = 2
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Normalises each (sample, channel) of (N, C, H, W) or (C, H, W) inputs over (H, W)."""
+
+    _no_batch_dim = 3
 
 
 def _normalized_shape(normalized_shape):
