@@ -12,7 +12,7 @@ import loom
 import loom.nn as lnn
 import torch.nn as tnn
 from tolerances import GRAD, MODULE
-from torch_reference_models import copy_loom_to_torch
+from torch_reference_models import copy_loom_to_torch, small_cnn
 
 
 def rand(*shape, low=-2.0, high=2.0):
@@ -302,6 +302,43 @@ def test_batchnorm_running_stats_over_steps_then_eval(make):
                  MODULE[loom.float32], "eval output")
     # Eval mode leaves the statistics alone.
     assert int(ours.num_batches_tracked) == 4
+
+
+def test_cnn_training_steps_track_torch():
+    # SGD with momentum written out; BatchNorm statistics, losses and eval outputs stay with torch's.
+    loom.manual_seed(0)
+    ours, theirs = small_cnn(lnn), small_cnn(tnn)
+    copy_loom_to_torch(ours, theirs)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, size=16)
+    l_buf, t_buf = {}, {}
+    losses, t_losses = [], []
+    for _ in range(5):
+        loss = lnn.functional.cross_entropy(ours(loom.from_numpy(x)), loom.from_numpy(y))
+        t_loss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x)), torch.from_numpy(y))
+        ours.zero_grad()
+        theirs.zero_grad()
+        loss.backward()
+        t_loss.backward()
+        with loom.no_grad():
+            for name, p in ours.named_parameters():
+                l_buf[name] = p.grad.clone() if name not in l_buf else l_buf[name] * 0.9 + p.grad
+                p.sub_(l_buf[name] * 0.01)
+        with torch.no_grad():
+            for name, p in theirs.named_parameters():
+                t_buf[name] = p.grad.clone() if name not in t_buf else t_buf[name] * 0.9 + p.grad
+                p.sub_(t_buf[name] * 0.01)
+        losses.append(loss.item())
+        t_losses.append(t_loss.item())
+    np.testing.assert_allclose(losses, t_losses, rtol=1e-4)
+    assert losses[-1] < losses[0]
+    for name, value in theirs.state_dict().items():
+        assert_close(ours.state_dict()[name].numpy(), value.numpy(), GRAD[loom.float32], name)
+    ours.eval()
+    theirs.eval()
+    assert_close(ours(loom.from_numpy(x)).detach().numpy(), theirs(torch.from_numpy(x)).detach().numpy(),
+                 GRAD[loom.float32], "eval logits")
 
 
 def test_layer_errors_name_the_layer():

@@ -120,3 +120,12 @@ class TorchGPT(tnn.Module):
         if targets is not None:
             loss = TF.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
         return logits, loss
+
+
+def small_cnn(nn, num_classes=10):
+    """A Fashion-MNIST-sized CNN with BatchNorm, built from loom.nn or torch.nn (same names in both)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(0.0), nn.Linear(16 * 7 * 7, num_classes),
+    )
