@@ -206,3 +206,15 @@ def test_training_steps_track_torch():
         t_losses.append(t_loss.item())
     np.testing.assert_allclose(losses, t_losses, rtol=1e-4)
     assert losses[-1] < losses[0]
+
+
+def test_num_params_and_crop_block_size():
+    model, twin = make_pair()
+    assert model.num_params(non_embedding=False) == sum(p.numel() for p in twin.parameters())
+    idx, *_ = batch(B=1, T=8)
+    before = model(idx)[0].detach().numpy()
+    model.crop_block_size(8)
+    assert tuple(model.transformer.wpe.weight.shape) == (8, CONFIG["n_embd"])
+    np.testing.assert_array_equal(model(idx)[0].detach().numpy(), before)
+    with pytest.raises(ValueError, match="block size"):
+        model(loom.zeros(1, 9, dtype=loom.int64))
