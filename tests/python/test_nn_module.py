@@ -2,6 +2,7 @@
 named_parameters/buffers/modules, state_dict/load_state_dict (messages compared with torch's), hooks, modes, dtype
 conversion, zero_grad, apply, containers and repr."""
 import copy
+import pickle
 
 import numpy as np
 import pytest
@@ -336,6 +337,8 @@ def test_parameter_behaves_like_torch():
     assert p.requires_grad_(False) is p and not p.requires_grad
     clone = copy.deepcopy(p)
     assert isinstance(clone, lnn.Parameter) and clone.data_ptr() != p.data_ptr()
+    restored = pickle.loads(pickle.dumps(lnn.Parameter(loom.ones(2, 3))))
+    assert isinstance(restored, lnn.Parameter) and restored.requires_grad and restored.shape == (2, 3)
     assert lnn.Parameter().shape == (0,)
     with pytest.raises(TypeError, match="Parameter"):
         lnn.Parameter([1.0])
