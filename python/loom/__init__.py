@@ -27,3 +27,5 @@ long = _C.int64
 int = _C.int32  # noqa: A001
 short = _C.int16
 bool = _C.bool  # noqa: A001
+
+from loom import nn  # noqa: E402,F401  (torch.nn is available after `import torch`; same here)

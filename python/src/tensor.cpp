@@ -50,7 +50,18 @@ void bind_tensor(nb::module_& m, nb::class_<Tensor>& cls) {
         return nb::tuple(out);
       });
 
-  cls.def_prop_ro("shape", [](const Tensor& t) { return to_tuple(t.sizes()); })
+  // Tensor(t): a new autograd leaf sharing t's data, so Python subclasses (nn.Parameter) can wrap a tensor.
+  cls.def("__init__", [](Tensor* self, const Tensor& t) { new (self) Tensor(t.detach()); }, nb::arg("data"))
+      .def("__deepcopy__", [](const Tensor& t, nb::handle) {
+        // copy.deepcopy (used by nn modules): a new leaf with copied data, requires_grad and .grad, like torch.
+        LOOM_CHECK(t.is_leaf(), Runtime,
+                   "deepcopy: only tensors created explicitly by the user (graph leaves) can be deep-copied");
+        Tensor out = clone(t.detach());
+        if (t.requires_grad()) out.set_requires_grad(true);
+        if (t.grad().defined()) out.set_grad(clone(t.grad().detach()));
+        return out;
+      }, nb::arg("memo"))
+      .def_prop_ro("shape", [](const Tensor& t) { return to_tuple(t.sizes()); })
       .def_prop_ro("ndim", &Tensor::dim)
       .def_prop_ro("dtype", &Tensor::dtype)
       .def_prop_ro("device", &Tensor::device)

@@ -13,6 +13,11 @@ GRAD = {
     loom.float64: (1e-6, 1e-6),
     loom.float32: (1e-4, 1e-4),
 }
+# Whole layers and models against their PyTorch twins (longer chains of ops than one op), by dtype.
+MODULE = {
+    loom.float64: (1e-7, 1e-8),
+    loom.float32: (2e-4, 2e-5),
+}
 # Finite differences in float64: central differences with this step, compared at this tolerance.
 FD_EPS = 1e-6
 FD_TOL = (1e-4, 1e-5)

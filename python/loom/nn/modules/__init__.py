@@ -1,0 +1,12 @@
+"""The layer classes of loom.nn, one file per family."""
+from loom.nn.modules.activation import *  # noqa: F401,F403
+from loom.nn.modules.container import *  # noqa: F401,F403
+from loom.nn.modules.conv import *  # noqa: F401,F403
+from loom.nn.modules.dropout import *  # noqa: F401,F403
+from loom.nn.modules.flatten import *  # noqa: F401,F403
+from loom.nn.modules.linear import *  # noqa: F401,F403
+from loom.nn.modules.loss import *  # noqa: F401,F403
+from loom.nn.modules.normalization import *  # noqa: F401,F403
+from loom.nn.modules.pooling import *  # noqa: F401,F403
+from loom.nn.modules.sparse import *  # noqa: F401,F403
+from loom.nn.modules.transformer import *  # noqa: F401,F403
