@@ -129,8 +129,10 @@ class Trainer:
         self.model.train()
         return total / args.eval_batches
 
-    def fit(self):
+    def fit(self, until=None):
+        """Trains to --steps (or stops after step `until`, as an interrupted run would, checkpoint included)."""
         args = self.args
+        until = args.steps if until is None else min(until, args.steps)
         metrics = report.MetricsLog(self.path(METRICS), resume_step=self.step if args.resume else None)
         progress = report.Progress(args.steps, self.step, enabled=not args.no_progress)
         progress.log(self._describe())
@@ -139,7 +141,7 @@ class Trainer:
         losses, val_loss, start = [], None, time.perf_counter()
         batches = self.batches()
         self.model.train()
-        while self.step < args.steps:
+        while self.step < until:
             inputs, targets = next(batches)
             _, loss = self.model(inputs, targets)
             self.optimizer.zero_grad(set_to_none=True)
@@ -166,7 +168,8 @@ class Trainer:
                 self.save_checkpoint()
         progress.close()
         self.save_checkpoint()
-        self._finish(val_loss, time.perf_counter() - start)
+        if self.step == args.steps:
+            self._finish(val_loss, time.perf_counter() - start)
         return losses
 
     def _describe(self):
