@@ -498,6 +498,10 @@ FUZZ = textwrap.dedent("""
         elif kind < 0.25:
             raw[:8] = rng.randrange(2**64).to_bytes(8, "little") if rng.random() < 0.5 else \\
                 (int.from_bytes(raw[:8], "little") + rng.randint(-9, 9)).to_bytes(8, "little", signed=True)
+        elif kind < 0.5:  # keeps the JSON valid: exercises the offset, shape and structure checks
+            digits = [i for i in range(8, header_end) if 48 <= raw[i] <= 57]
+            for _ in range(rng.randint(1, 3)):
+                raw[rng.choice(digits)] = rng.choice(b"0123456789")
         else:
             for _ in range(rng.randint(1, 4)):
                 at = rng.randrange(header_end) if rng.random() < 0.8 else rng.randrange(len(raw))
