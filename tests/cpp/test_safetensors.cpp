@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -178,6 +179,53 @@ TEST_F(Safetensors, HostileFilesRaiseNamingTheFile) {
     EXPECT_NE(message.find(p), std::string::npos) << c.name << ": " << message;
     EXPECT_NE(message.find(c.message), std::string::npos) << c.name << ": " << message;
   }
+}
+
+TEST_F(Safetensors, RandomCorruptionNeverCrashes) {
+  // Bit flips, byte overwrites, digit changes (JSON stays valid) and truncations of a valid file: every load
+  // either succeeds or raises loom::Error naming the file. Run under LOOM_SANITIZE=address;undefined as well.
+  loom::serialize::NamedTensors tensors = {{"a", arange_as(12, DType::Float32, {3, 4})},
+                                           {"b", arange_as(5, DType::Int64, {5})},
+                                           {"c", arange_as(3, DType::Bool, {3})},
+                                           {"d", loom::zeros({0, 2}, DType::BFloat16)},
+                                           {"e", loom::scalar_tensor(loom::Scalar(1.5), DType::Float16)}};
+  std::string source = path("good.safetensors"), target = path("bad.safetensors");
+  loom::serialize::save_safetensors(source, tensors, {{"note", "fuzz"}});
+  const std::string good = read_bytes(source);
+  size_t header_end = 8;
+  for (int i = 0; i < 8; ++i) header_end += size_t(static_cast<unsigned char>(good[i])) << (8 * i);
+  std::vector<size_t> digits;
+  for (size_t i = 8; i < header_end; ++i)
+    if (good[i] >= '0' && good[i] <= '9') digits.push_back(i);
+  std::mt19937_64 rng(1234);
+  auto below = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  int loaded = 0, rejected = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    std::string bad = good;
+    size_t kind = below(10);
+    if (kind == 0) {
+      bad.resize(below(bad.size()));
+    } else if (kind == 1) {
+      for (int i = 0; i < 8; ++i) bad[below(8)] = static_cast<char>(below(256));
+    } else if (kind < 5) {
+      for (size_t k = 0, n = 1 + below(3); k < n; ++k) bad[digits[below(digits.size())]] = static_cast<char>('0' + below(10));
+    } else {
+      for (size_t k = 0, n = 1 + below(4); k < n; ++k) {
+        size_t at = below(4) ? below(header_end) : below(bad.size());
+        bad[at] = below(2) ? static_cast<char>(below(256)) : static_cast<char>(bad[at] ^ (1 << below(8)));
+      }
+    }
+    write_bytes(target, bad);
+    try {
+      loom::serialize::load_safetensors(target);
+      ++loaded;
+    } catch (const loom::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(target), std::string::npos) << e.what();
+      ++rejected;
+    }
+  }
+  EXPECT_EQ(loaded + rejected, 400);
+  EXPECT_GT(rejected, 200);
 }
 
 }  // namespace
