@@ -6,6 +6,7 @@ model, optimizer, scheduler, RNG and data-loader state) is flattened: its tensor
 names and the rest of its structure as JSON in the header's ``__metadata__`` under ``"loom.structure"``. See
 docs/checkpoints.md for the layout.
 """
+import collections
 import errno
 import json
 import math
@@ -20,6 +21,12 @@ __all__ = ["save", "load", "save_file", "load_file", "load_metadata", "STRUCTURE
 STRUCTURE_KEY = "loom.structure"
 _FORMAT = "loom.nested"
 _VERSION = 1
+# dict subclasses that keep their class (schedulers keep milestones in a Counter, optimizers state in a defaultdict)
+_DICT_CLASSES = {collections.OrderedDict: "OrderedDict", collections.Counter: "Counter",
+                 collections.defaultdict: "defaultdict"}
+_FACTORIES = {None: None, dict: "dict", list: "list", set: "set", int: "int", float: "float", str: "str",
+              tuple: "tuple", bool: "bool"}
+_FACTORY_BY_NAME = {name: factory for factory, name in _FACTORIES.items()}
 
 
 def _path(f, fn):
@@ -98,24 +105,37 @@ class _Flattener:
                                             f"({type(key).__name__}) at {_path_str(path)}")
                         key = key if isinstance(key, str) else int(key)
                         items.append([key, self.encode(value, path + [key])])
-                    return {"type": "dict", "items": items}
+                    node = {"type": "dict", "items": items}
+                    cls = _DICT_CLASSES.get(type(obj))  # other dict subclasses are saved as plain dicts
+                    if cls is not None:
+                        node["class"] = cls
+                    if cls == "defaultdict":
+                        if obj.default_factory not in _FACTORIES:
+                            raise TypeError(f"{self.fn}: cannot save a defaultdict whose default_factory is "
+                                            f"{obj.default_factory!r} at {_path_str(path)} (supported: "
+                                            f"{', '.join(sorted(n for n in _FACTORY_BY_NAME if n))} or None)")
+                        node["default_factory"] = _FACTORIES[obj.default_factory]
+                    return node
                 encoded = [self.encode(value, path + [i]) for i, value in enumerate(obj)]
                 return encoded if isinstance(obj, list) else {"type": "tuple", "items": encoded}
             finally:
                 self.open.discard(id(obj))
+        if isinstance(obj, (set, frozenset)):
+            items = [self.encode(value, path + [i]) for i, value in enumerate(obj)]
+            return {"type": "frozenset" if isinstance(obj, frozenset) else "set", "items": items}
         # NumPy scalars (np.int64, np.float32, np.bool_) become the matching Python number.
         if type(obj).__module__ == "numpy" and hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
             return self.encode(obj.item(), path)
         raise TypeError(f"{self.fn}: cannot save an object of type {type(obj).__name__} at {_path_str(path)} "
-                        "(supported: Tensor, dict with str/int keys, list, tuple, int, float, bool, str, None, dtype)")
+                        "(supported: Tensor, dict with str/int keys, list, tuple, set, int, float, bool, str, None, dtype)")
 
 
 def save(obj, f, metadata=None):
     """Saves a tensor, a state dict or a nested checkpoint to the safetensors file ``f``, atomically.
 
     A flat ``dict[str, Tensor]`` becomes a plain safetensors file (readable by ``safetensors.torch.load_file``);
-    other objects (dicts with str or int keys, lists, tuples, tensors, int/float/bool/str/None) are flattened
-    and ``loom.load`` rebuilds them. ``metadata`` is an optional ``dict[str, str]`` stored in the header.
+    other objects (dicts with str or int keys, lists, tuples, sets, tensors, int/float/bool/str/None, dtypes)
+    are flattened and ``loom.load`` rebuilds them. ``metadata`` is an optional ``dict[str, str]`` stored in the header.
     Tensors are saved detached, contiguous, and as separate copies even when they share storage. The file is
     written to a temporary name and renamed over ``f``, so an existing file survives a failed save.
     """
@@ -168,18 +188,34 @@ class _Decoder:
             items = node.get("items")
             if not isinstance(items, list):
                 raise self.bad("a dict node has no item list")
-            out = {}
+            cls = node.get("class")
+            if cls is None:
+                out = {}
+            elif cls == "OrderedDict":
+                out = collections.OrderedDict()
+            elif cls == "Counter":
+                out = collections.Counter()
+            elif cls == "defaultdict" and node.get("default_factory") in _FACTORY_BY_NAME:
+                out = collections.defaultdict(_FACTORY_BY_NAME[node.get("default_factory")])
+            else:
+                raise self.bad(f"unknown dict class {cls!r} (default_factory {node.get('default_factory')!r})")
             for item in items:
                 if (not isinstance(item, list) or len(item) != 2 or isinstance(item[0], bool)
                         or not isinstance(item[0], (str, int))):
                     raise self.bad(f"a dict item must be [str or int key, value], got {item!r}")
                 out[item[0]] = self.decode(item[1])
             return out
-        if kind == "tuple":
+        if kind in ("tuple", "set", "frozenset"):
             items = node.get("items")
             if not isinstance(items, list):
-                raise self.bad("a tuple node has no item list")
-            return tuple(self.decode(item) for item in items)
+                raise self.bad(f"a {kind} node has no item list")
+            values = [self.decode(item) for item in items]
+            if kind == "tuple":
+                return tuple(values)
+            try:
+                return set(values) if kind == "set" else frozenset(values)
+            except TypeError as e:
+                raise self.bad(f"a {kind} holds an unhashable value ({e})") from None
         if kind == "float":
             value = node.get("value")
             if value not in ("nan", "inf", "-inf"):
@@ -196,8 +232,8 @@ class _Decoder:
 def load(f, map_location=None, weights_only=None):
     """Loads an object saved by ``loom.save``, or any safetensors file (as a ``dict[str, Tensor]``).
 
-    Nested objects come back with the same structure (dicts keep their order and int keys, tuples stay tuples;
-    OrderedDicts come back as dicts). The file is validated before any data is read; a truncated, corrupted or
+    Nested objects come back with the same structure: dicts keep their order and int keys, tuples and sets stay
+    tuples and sets, OrderedDict/Counter/defaultdict keep their class (other dict subclasses become dicts). The file is validated before any data is read; a truncated, corrupted or
     hostile file raises ``ValueError`` naming the file. ``map_location`` may only be None or "cpu";
     ``weights_only`` is accepted for PyTorch compatibility (loading never runs code).
     """

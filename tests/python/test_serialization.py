@@ -1,5 +1,6 @@
 """loom.save / loom.load against the reference `safetensors` library and PyTorch 2.13: both directions, the byte
 layout, nested checkpoints, atomic writes, and hostile or corrupted files."""
+import collections
 import json
 import math
 import os
@@ -214,6 +215,9 @@ def nested_state():
         "a": {"b": loom.ones(1)},  # its tensor path "a.b" collides with the key above
         "empty": {},
         "t": (),
+        "classes": {"milestones": collections.Counter({30: 1, 80: 2}), "ordered": collections.OrderedDict(b=1, a=2),
+                    "state": collections.defaultdict(dict, {0: {"momentum_buffer": loom.ones(2)}}),
+                    "lists": collections.defaultdict(list), "set": {1, "x", (2, 3)}, "frozen": frozenset([4.5])},
     }
 
 
@@ -224,8 +228,11 @@ def assert_nested_equal(a, b, where="root"):
         assert torch.equal(to_torch(a), to_torch(b)), where
     elif isinstance(a, dict):
         assert list(a.keys()) == list(b.keys()), where
+        assert getattr(a, "default_factory", None) == getattr(b, "default_factory", None), where
         for k in a:
             assert_nested_equal(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, (set, frozenset)):
+        assert a == b, where
     elif isinstance(a, (list, tuple)):
         assert len(a) == len(b), where
         for i, (x, y) in enumerate(zip(a, b)):
@@ -245,6 +252,8 @@ def test_nested_round_trip(tmp_path):
     assert_nested_equal(state, loaded)
     assert list(loaded["optimizer"]["state"].keys()) == [0, 1]  # int keys stay ints
     random.setstate(loaded["rng"]["python"])  # Python's RNG state comes back usable
+    assert loaded["classes"]["milestones"][7] == 0  # still a Counter (MultiStepLR relies on it)
+    loaded["classes"]["lists"]["new"].append(1)  # still a defaultdict(list)
     metadata = loom.serialization.load_metadata(tmp_path / "ckpt.safetensors")
     assert metadata["run"] == "test" and loom.serialization.STRUCTURE_KEY in metadata
 
@@ -266,7 +275,7 @@ def test_nested_file_is_plain_safetensors(tmp_path):
     assert_same(state["model"]["fc.weight"], loaded["model.fc.weight"])
     assert_same(state["optimizer"]["state"][1]["exp_avg_sq"], loaded["optimizer.state.1.exp_avg_sq"])
     assert_same(state["a"]["b"], loaded["a.b#1"])  # the colliding path got a suffix
-    assert len(loaded) == count_tensors(state) == 13
+    assert len(loaded) == count_tensors(state) == 14
 
 
 def test_single_tensor_and_torch_optimizer_state(tmp_path):
@@ -291,8 +300,10 @@ def test_single_tensor_and_torch_optimizer_state(tmp_path):
 
 
 def test_unsupported_objects_raise_naming_the_path(tmp_path):
-    with pytest.raises(TypeError, match=r"cannot save an object of type set at \['model'\]\[0\]"):
-        loom.save({"model": [{1, 2}]}, tmp_path / "x.safetensors")
+    with pytest.raises(TypeError, match=r"cannot save an object of type ndarray at \['model'\]\[0\]"):
+        loom.save({"model": [np.zeros(2)]}, tmp_path / "x.safetensors")
+    with pytest.raises(TypeError, match=r"defaultdict whose default_factory is <function"):
+        loom.save({"d": collections.defaultdict(lambda: 0)}, tmp_path / "x.safetensors")
     with pytest.raises(TypeError, match=r"dict keys must be str or int, got 1.5"):
         loom.save({"model": {1.5: 1}}, tmp_path / "x.safetensors")
     with pytest.raises(TypeError, match="dict keys must be str or int, got True"):
@@ -319,8 +330,10 @@ def test_malformed_structure_metadata(tmp_path):
         ('{"format":"other","version":1,"root":null}', "not a loom nested-object layout"),
         ('{"format":"loom.nested","version":99,"root":null}', "unsupported version 99"),
         ('{"format":"loom.nested","version":1,"root":{"type":"tensor","name":"nope"}}', "not in the file"),
-        ('{"format":"loom.nested","version":1,"root":{"type":"set"}}', "unknown node type 'set'"),
+        ('{"format":"loom.nested","version":1,"root":{"type":"pickle"}}', "unknown node type 'pickle'"),
         ('{"format":"loom.nested","version":1,"root":{"type":"dict","items":[[[1],2]]}}', "dict item"),
+        ('{"format":"loom.nested","version":1,"root":{"type":"dict","items":[],"class":"X"}}', "unknown dict class"),
+        ('{"format":"loom.nested","version":1,"root":{"type":"set","items":[[1]]}}', "unhashable"),
         ('{"format":"loom.nested","version":1,"root":' + "[" * 5000 + "]" * 5000 + "}", "too deeply|invalid JSON"),
     ]:
         safetensors.numpy.save_file({}, str(path), metadata={"loom.structure": structure})
