@@ -318,6 +318,8 @@ def test_unsupported_objects_raise_naming_the_path(tmp_path):
         loom.save({}, tmp_path / "x.safetensors", metadata={"loom.structure": "{}"})
     with pytest.raises(ValueError, match=r"\"__metadata__\" is reserved"):
         loom.save({"__metadata__": loom.zeros(1)}, tmp_path / "x.safetensors")
+    with pytest.raises(ValueError, match="the header would be 1000000.. bytes, more than the 100000000"):
+        loom.save({"w": loom.zeros(1)}, tmp_path / "x.safetensors", metadata={"big": "x" * 100_000_000})
     assert os.listdir(tmp_path) == []
     with pytest.raises(FileNotFoundError, match="no such file"):
         loom.load(tmp_path / "missing.safetensors")

@@ -408,6 +408,9 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
          e.what(), ")");
   }
   text.append((8 - text.size() % 8) % 8, ' ');
+  LOOM_CHECK(text.size() <= kMaxSafetensorsHeaderBytes, Value, "save_safetensors: '", path, "': the header would be ",
+             text.size(), " bytes, more than the ", kMaxSafetensorsHeaderBytes,
+             " that readers accept; store large data in tensors, not in names or metadata");
   unsigned char length_bytes[8];
   for (int i = 0; i < 8; ++i) length_bytes[i] = static_cast<unsigned char>(text.size() >> (8 * i));
 

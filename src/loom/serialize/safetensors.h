@@ -36,7 +36,8 @@ const char* safetensors_dtype_name(DType dtype);
 // tensor's data is aligned to its itemsize and the file is byte-for-byte what safetensors.torch.save_file
 // writes for the same dict. Non-contiguous tensors are written contiguously; tensors that share storage are
 // written as separate copies; autograd state is not saved.
-// Raises ValueError for duplicate or reserved ("__metadata__") names, undefined tensors or non-UTF-8 strings,
+// Raises ValueError for duplicate or reserved ("__metadata__") names, undefined tensors, non-UTF-8 strings or a
+// header over kMaxSafetensorsHeaderBytes (such a file could not be loaded),
 // and RuntimeError naming the file for I/O errors (the old file at `path`, if any, is left untouched).
 void save_safetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata = {});
 
