@@ -491,6 +491,14 @@ def test_hostile_file_raises_naming_the_file(tmp_path, name, raw, message):
             safetensors.numpy.load_file(str(path))
 
 
+def test_not_a_regular_file(tmp_path):
+    with pytest.raises(ValueError, match=f"load_safetensors: '{tmp_path}': not a regular file"):
+        loom.load(tmp_path)
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(ValueError, match="not a regular file"):  # without blocking on the open
+        loom.load(tmp_path / "fifo")
+
+
 def test_bool_bytes_are_normalised(tmp_path):
     path = tmp_path / "b.safetensors"
     path.write_bytes(st_bytes({"m": info("BOOL", [3], [0, 3])}, b"\x00\x07\x01"))

@@ -175,7 +175,8 @@ class Loader {
 
   SafetensorsContents load() {
     check_little_endian("load_safetensors");
-    int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO must not hang; it is then refused as not a regular file.
+    int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
       int error = errno;
       fail(ErrorKind::Runtime, "load_safetensors: cannot open '", path_, "': ", std::strerror(error));
