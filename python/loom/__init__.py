@@ -16,6 +16,7 @@ from loom._C import Tensor, device, dtype  # noqa: F401,E402
 from loom._C import *  # noqa: F401,F403  (ops, creation functions, dtypes)
 from loom import autograd  # noqa: F401
 from loom.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled  # noqa: F401
+from loom.serialization import save, load, save_file, load_file  # noqa: F401,E402
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,278 @@
+"""loom.save / loom.load: tensors, state dicts and whole training checkpoints in the safetensors format.
+
+A flat ``dict[str, Tensor]`` is written as a plain safetensors file that the ``safetensors`` library and
+``safetensors.torch.load_file`` read with the same names, dtypes and values. Any other object (a checkpoint holding
+model, optimizer, scheduler, RNG and data-loader state) is flattened: its tensors are stored under dotted path
+names and the rest of its structure as JSON in the header's ``__metadata__`` under ``"loom.structure"``. See
+docs/checkpoints.md for the layout.
+"""
+import collections
+import errno
+import json
+import math
+import os
+
+from loom import _C
+from loom._C import Tensor
+
+__all__ = ["save", "load", "save_file", "load_file", "load_metadata", "STRUCTURE_KEY"]
+
+# The __metadata__ key that holds the JSON skeleton of a nested object.
+STRUCTURE_KEY = "loom.structure"
+_FORMAT = "loom.nested"
+_VERSION = 1
+# dict subclasses that keep their class (schedulers keep milestones in a Counter, optimizers state in a defaultdict)
+_DICT_CLASSES = {collections.OrderedDict: "OrderedDict", collections.Counter: "Counter",
+                 collections.defaultdict: "defaultdict"}
+_FACTORIES = {None: None, dict: "dict", list: "list", set: "set", int: "int", float: "float", str: "str",
+              tuple: "tuple", bool: "bool"}
+_FACTORY_BY_NAME = {name: factory for factory, name in _FACTORIES.items()}
+
+
+def _path(f, fn):
+    if isinstance(f, (str, bytes, os.PathLike)):
+        path = os.fspath(f)
+        return os.fsdecode(path) if isinstance(path, bytes) else path
+    raise TypeError(f"{fn}: expected a file path (str or os.PathLike), got {type(f).__name__}; "
+                    "file objects are not supported")
+
+
+def _check_metadata(metadata, fn):
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise TypeError(f"{fn}: metadata must be a dict of str to str, got {type(metadata).__name__}")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"{fn}: metadata must be a dict of str to str, got the entry {key!r}: {value!r} "
+                            f"({type(key).__name__}: {type(value).__name__})")
+    if STRUCTURE_KEY in metadata:
+        raise ValueError(f"{fn}: the metadata key {STRUCTURE_KEY!r} is reserved for loom's nested-object layout")
+    return dict(metadata)
+
+
+def _is_flat_tensor_dict(obj):
+    return isinstance(obj, dict) and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
+
+
+def _path_str(path):
+    return "".join(f"[{p!r}]" for p in path) or "the top level"
+
+
+class _Flattener:
+    """Turns a nested object into (named tensors, JSON skeleton)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.tensors = []
+        self.used = {"__metadata__"}
+        self.open = set()  # ids of the containers being visited (cycle detection)
+
+    def tensor_name(self, path):
+        base = ".".join(str(p) for p in path) or "tensor"
+        name, n = base, 0
+        while name in self.used:  # e.g. {"a.b": t, "a": {"b": t}}; the skeleton keeps the real key anyway
+            n += 1
+            name = f"{base}#{n}"
+        self.used.add(name)
+        return name
+
+    def encode(self, obj, path):
+        if obj is None or isinstance(obj, (bool, str)):
+            return obj
+        if isinstance(obj, int):
+            return int(obj)
+        if isinstance(obj, float):
+            if math.isfinite(obj):
+                return float(obj)
+            return {"type": "float", "value": repr(float(obj))}
+        if isinstance(obj, Tensor):
+            name = self.tensor_name(path)
+            self.tensors.append((name, obj))
+            return {"type": "tensor", "name": name}
+        if isinstance(obj, _C.dtype):
+            return {"type": "dtype", "name": str(obj).removeprefix("loom.")}
+        if isinstance(obj, (dict, list, tuple)):
+            if id(obj) in self.open:
+                raise ValueError(f"{self.fn}: the object contains a reference cycle at {_path_str(path)}")
+            self.open.add(id(obj))
+            try:
+                if isinstance(obj, dict):
+                    items = []
+                    for key, value in obj.items():
+                        if isinstance(key, bool) or not isinstance(key, (str, int)):
+                            raise TypeError(f"{self.fn}: dict keys must be str or int, got {key!r} "
+                                            f"({type(key).__name__}) at {_path_str(path)}")
+                        key = key if isinstance(key, str) else int(key)
+                        items.append([key, self.encode(value, path + [key])])
+                    node = {"type": "dict", "items": items}
+                    cls = _DICT_CLASSES.get(type(obj))  # other dict subclasses are saved as plain dicts
+                    if cls is not None:
+                        node["class"] = cls
+                    if cls == "defaultdict":
+                        if obj.default_factory not in _FACTORIES:
+                            raise TypeError(f"{self.fn}: cannot save a defaultdict whose default_factory is "
+                                            f"{obj.default_factory!r} at {_path_str(path)} (supported: "
+                                            f"{', '.join(sorted(n for n in _FACTORY_BY_NAME if n))} or None)")
+                        node["default_factory"] = _FACTORIES[obj.default_factory]
+                    return node
+                encoded = [self.encode(value, path + [i]) for i, value in enumerate(obj)]
+                return encoded if isinstance(obj, list) else {"type": "tuple", "items": encoded}
+            finally:
+                self.open.discard(id(obj))
+        if isinstance(obj, (set, frozenset)):
+            items = [self.encode(value, path + [i]) for i, value in enumerate(obj)]
+            return {"type": "frozenset" if isinstance(obj, frozenset) else "set", "items": items}
+        # NumPy scalars (np.int64, np.float32, np.bool_) become the matching Python number.
+        if type(obj).__module__ == "numpy" and hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
+            return self.encode(obj.item(), path)
+        raise TypeError(f"{self.fn}: cannot save an object of type {type(obj).__name__} at {_path_str(path)} "
+                        "(supported: Tensor, dict with str/int keys, list, tuple, set, int, float, bool, str, None, dtype)")
+
+
+def save(obj, f, metadata=None):
+    """Saves a tensor, a state dict or a nested checkpoint to the safetensors file ``f``, atomically.
+
+    A flat ``dict[str, Tensor]`` becomes a plain safetensors file (readable by ``safetensors.torch.load_file``);
+    other objects (dicts with str or int keys, lists, tuples, sets, tensors, int/float/bool/str/None, dtypes)
+    are flattened and ``loom.load`` rebuilds them. ``metadata`` is an optional ``dict[str, str]`` stored in the header.
+    Tensors are saved detached, contiguous, and as separate copies even when they share storage. The file is
+    written to a temporary name and renamed over ``f``, so an existing file survives a failed save.
+    """
+    path = _path(f, "loom.save")
+    meta = _check_metadata(metadata, "loom.save")
+    if _is_flat_tensor_dict(obj):
+        tensors = list(obj.items())
+    else:
+        flattener = _Flattener("loom.save")
+        root = flattener.encode(obj, [])
+        skeleton = {"format": _FORMAT, "version": _VERSION, "root": root}
+        meta[STRUCTURE_KEY] = json.dumps(skeleton, separators=(",", ":"), allow_nan=False)
+        tensors = flattener.tensors
+    _C._save_safetensors(path, tensors, meta)
+
+
+def _read(f, fn):
+    path = _path(f, fn)
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, f"{fn}: no such file: '{path}'", path)
+    return path, _C._load_safetensors(path)
+
+
+class _Decoder:
+    def __init__(self, path, tensors):
+        self.path = path
+        self.tensors = tensors
+        self.used = set()
+
+    def bad(self, why):
+        return ValueError(f"loom.load: '{self.path}': malformed {STRUCTURE_KEY!r} metadata: {why}")
+
+    def decode(self, node):
+        if node is None or isinstance(node, (bool, int, float, str)):
+            return node
+        if isinstance(node, list):
+            return [self.decode(item) for item in node]
+        if not isinstance(node, dict):
+            raise self.bad(f"unexpected node {node!r}")
+        kind = node.get("type")
+        if kind == "tensor":
+            name = node.get("name")
+            if not isinstance(name, str) or name not in self.tensors:
+                raise self.bad(f"it refers to a tensor {name!r} that is not in the file")
+            if name in self.used:
+                raise self.bad(f"tensor {name!r} is referenced twice")
+            self.used.add(name)
+            return self.tensors[name]
+        if kind == "dict":
+            items = node.get("items")
+            if not isinstance(items, list):
+                raise self.bad("a dict node has no item list")
+            cls = node.get("class")
+            if cls is None:
+                out = {}
+            elif cls == "OrderedDict":
+                out = collections.OrderedDict()
+            elif cls == "Counter":
+                out = collections.Counter()
+            elif cls == "defaultdict" and node.get("default_factory") in _FACTORY_BY_NAME:
+                out = collections.defaultdict(_FACTORY_BY_NAME[node.get("default_factory")])
+            else:
+                raise self.bad(f"unknown dict class {cls!r} (default_factory {node.get('default_factory')!r})")
+            for item in items:
+                if (not isinstance(item, list) or len(item) != 2 or isinstance(item[0], bool)
+                        or not isinstance(item[0], (str, int))):
+                    raise self.bad(f"a dict item must be [str or int key, value], got {item!r}")
+                out[item[0]] = self.decode(item[1])
+            return out
+        if kind in ("tuple", "set", "frozenset"):
+            items = node.get("items")
+            if not isinstance(items, list):
+                raise self.bad(f"a {kind} node has no item list")
+            values = [self.decode(item) for item in items]
+            if kind == "tuple":
+                return tuple(values)
+            try:
+                return set(values) if kind == "set" else frozenset(values)
+            except TypeError as e:
+                raise self.bad(f"a {kind} holds an unhashable value ({e})") from None
+        if kind == "float":
+            value = node.get("value")
+            if value not in ("nan", "inf", "-inf"):
+                raise self.bad(f"unknown float value {value!r}")
+            return float(value)
+        if kind == "dtype":
+            dtype = getattr(_C, str(node.get("name")), None)
+            if not isinstance(dtype, _C.dtype):
+                raise self.bad(f"unknown dtype {node.get('name')!r}")
+            return dtype
+        raise self.bad(f"unknown node type {kind!r}")
+
+
+def load(f, map_location=None, weights_only=None):
+    """Loads an object saved by ``loom.save``, or any safetensors file (as a ``dict[str, Tensor]``).
+
+    Nested objects come back with the same structure: dicts keep their order and int keys, tuples and sets stay
+    tuples and sets, OrderedDict/Counter/defaultdict keep their class (other dict subclasses become dicts). The file is validated before any data is read; a truncated, corrupted or
+    hostile file raises ``ValueError`` naming the file. ``map_location`` may only be None or "cpu";
+    ``weights_only`` is accepted for PyTorch compatibility (loading never runs code).
+    """
+    if map_location is not None and str(map_location) != "cpu":
+        raise NotImplementedError(f"loom.load: map_location={map_location!r} is not supported (only 'cpu')")
+    path, (tensors, metadata) = _read(f, "loom.load")
+    structure = metadata.get(STRUCTURE_KEY)
+    if structure is None:
+        return dict(tensors)
+    decoder = _Decoder(path, dict(tensors))
+    try:
+        skeleton = json.loads(structure)
+    except (ValueError, RecursionError) as e:
+        raise decoder.bad(f"invalid JSON ({e})") from None
+    if not isinstance(skeleton, dict) or skeleton.get("format") != _FORMAT or "root" not in skeleton:
+        raise decoder.bad("not a loom nested-object layout")
+    if skeleton.get("version") != _VERSION:
+        raise decoder.bad(f"unsupported version {skeleton.get('version')!r} (this loom reads version {_VERSION})")
+    try:
+        return decoder.decode(skeleton["root"])
+    except RecursionError:
+        raise decoder.bad("nested too deeply") from None
+
+
+def load_metadata(f):
+    """The header's ``__metadata__`` of a safetensors file as a ``dict[str, str]`` (loom's own key included)."""
+    return _read(f, "loom.load_metadata")[1][1]
+
+
+def save_file(tensors, filename, metadata=None):
+    """``safetensors.torch.save_file``: writes a flat ``dict[str, Tensor]`` (atomically)."""
+    if not _is_flat_tensor_dict(tensors):
+        raise TypeError("loom.save_file: expected a dict of str to Tensor; use loom.save for nested objects")
+    _C._save_safetensors(_path(filename, "loom.save_file"), list(tensors.items()),
+                         _check_metadata(metadata, "loom.save_file"))
+
+
+def load_file(filename, device="cpu"):
+    """``safetensors.torch.load_file``: every tensor in the file as a flat ``dict[str, Tensor]``."""
+    if str(device) != "cpu":
+        raise NotImplementedError(f"loom.load_file: device={device!r} is not supported (only 'cpu')")
+    return dict(_read(filename, "loom.load_file")[1][0])
