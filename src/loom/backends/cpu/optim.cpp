@@ -38,7 +38,9 @@ void finish(const Work& w) {
 Tensor readable(const Tensor& t) { return t.is_contiguous() ? t : contiguous(t); }
 
 #if defined(__x86_64__)
-#define LOOM_AVX2 __attribute__((target("avx2,fma"), always_inline)) inline
+// fp-contract=off: GCC would otherwise fuse a separate multiply and add into an FMA where torch rounds twice.
+#define LOOM_AVX2_FUNCTION __attribute__((target("avx2,fma"), optimize("fp-contract=off")))
+#define LOOM_AVX2 __attribute__((target("avx2,fma"), optimize("fp-contract=off"), always_inline)) inline
 
 bool has_avx2_fma() {
   static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -129,8 +131,8 @@ void sgd_range(T* p, const T* grad, T* buf, bool first, int64_t begin, int64_t e
 #if defined(__x86_64__)
 // The same update, 8 (float) or 4 (double) elements at a time; returns where the scalar tail starts.
 template <class T>
-__attribute__((target("avx2,fma"))) int64_t sgd_avx2(T* p, const T* grad, T* buf, bool first, int64_t begin,
-                                                     int64_t end, const SGDScalars& s) {
+LOOM_AVX2_FUNCTION int64_t sgd_avx2(T* p, const T* grad, T* buf, bool first, int64_t begin, int64_t end,
+                                    const SGDScalars& s) {
   using A = Avx<T>;
   const auto sign = A::set1(s.maximize ? T(-1) : T(1));
   const auto wd = A::set1(static_cast<T>(s.weight_decay));
@@ -242,9 +244,8 @@ void adam_range(T* p, const T* grad, T* exp_avg, T* exp_avg_sq, T* max_exp_avg_s
 
 #if defined(__x86_64__)
 template <class T, bool Amsgrad>
-__attribute__((target("avx2,fma"))) int64_t adam_avx2(T* p, const T* grad, T* exp_avg, T* exp_avg_sq,
-                                                      T* max_exp_avg_sq, int64_t begin, int64_t end,
-                                                      const AdamScalars& s, const AdamStep& st) {
+LOOM_AVX2_FUNCTION int64_t adam_avx2(T* p, const T* grad, T* exp_avg, T* exp_avg_sq, T* max_exp_avg_sq,
+                                     int64_t begin, int64_t end, const AdamScalars& s, const AdamStep& st) {
   using A = Avx<T>;
   const T weight_scalar = static_cast<T>(1.0 - s.beta1);
   const bool weight_small = std::abs(weight_scalar) < T(0.5);
