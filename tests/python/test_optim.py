@@ -359,3 +359,71 @@ def test_fused_op_on_non_contiguous_tensors():
     assert_close(lp, tparam, loom.float32, "transposed param")
     assert_close(lm, topt.state[tparam]["exp_avg"], loom.float32, "transposed exp_avg")
     assert lstep.item() == 3.0
+
+
+# ---- loom.nn.utils.clip_grad_norm_ / clip_grad_value_ ----
+
+def grads_pair(rng, scale=1.0, with_none=True):
+    lp, tp = make_params(rng, np.float32)
+    for i, (a, b) in enumerate(zip(lp, tp)):
+        if with_none and i == 1:
+            continue  # a parameter without a gradient is skipped
+        g = (rng.standard_normal(a.shape) * scale).astype(np.float32)
+        a.grad, b.grad = loom.from_numpy(g.copy()), torch.from_numpy(g.copy())
+    return lp, tp
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, float("inf")])
+@pytest.mark.parametrize("max_norm", [0.5, 1e6])
+def test_clip_grad_norm_matches_torch(norm_type, max_norm):
+    import loom.nn.utils
+    lp, tp = grads_pair(np.random.default_rng(9))
+    total = loom.nn.utils.clip_grad_norm_(lp, max_norm, norm_type=norm_type)
+    expected = torch.nn.utils.clip_grad_norm_(tp, max_norm, norm_type=norm_type)
+    assert total.dim() == 0
+    np.testing.assert_allclose(total.item(), expected.item(), rtol=1e-6)
+    for a, b in zip(lp, tp):
+        if b.grad is None:
+            assert a.grad is None
+        else:
+            np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_clip_grad_norm_single_tensor_nonfinite_and_empty():
+    import loom.nn.utils
+    p = loom.ones(3, requires_grad=True)
+    p.grad = loom.tensor([3.0, 4.0, 0.0])
+    assert math_isclose(loom.nn.utils.clip_grad_norm_(p, 1.0).item(), 5.0)
+    np.testing.assert_allclose(p.grad.numpy(), np.array([3.0, 4.0, 0.0]) / (5.0 + 1e-6), rtol=1e-6)
+    p.grad = loom.tensor([1.0, float("inf"), 0.0])
+    with pytest.raises(RuntimeError, match="non-finite"):
+        loom.nn.utils.clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
+    q = loom.ones(2, requires_grad=True)
+    assert loom.nn.utils.clip_grad_norm_([q], 1.0).item() == 0.0  # no gradients at all
+
+
+def math_isclose(a, b):
+    return abs(a - b) <= 1e-6 * abs(b)
+
+
+def test_clip_grad_value_matches_torch():
+    import loom.nn.utils
+    lp, tp = grads_pair(np.random.default_rng(10), scale=2.0)
+    loom.nn.utils.clip_grad_value_(lp, 0.7)
+    torch.nn.utils.clip_grad_value_(tp, 0.7)
+    for a, b in zip(lp, tp):
+        if b.grad is not None:
+            np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+
+
+def test_float64_default_dtype_step_state():
+    previous = loom.get_default_dtype()
+    loom.set_default_dtype(loom.float64)
+    try:
+        p = loom.zeros(2, dtype=loom.float64, requires_grad=True)
+        opt = loom.optim.Adam([p])
+        p.grad = loom.ones(2, dtype=loom.float64)
+        opt.step()
+        assert opt.state[p]["step"].dtype == loom.float64  # like torch's _get_scalar_dtype()
+    finally:
+        loom.set_default_dtype(previous)
