@@ -56,6 +56,12 @@ SCHEDULERS = {
     "SequentialLR_three": lambda m: lambda opt: m.SequentialLR(
         opt, [m.ConstantLR(opt, factor=0.5, total_iters=4), m.ExponentialLR(opt, gamma=0.9),
               m.StepLR(opt, step_size=5, gamma=0.5)], milestones=[6, 20]),
+    "PolynomialLR": lambda m: lambda opt: m.PolynomialLR(opt, total_iters=30, power=2.0),
+    "CosineAnnealingWarmRestarts": lambda m: lambda opt: m.CosineAnnealingWarmRestarts(opt, T_0=7, eta_min=0.001),
+    "CosineAnnealingWarmRestarts_mult": lambda m: lambda opt: m.CosineAnnealingWarmRestarts(opt, T_0=3, T_mult=2),
+    "SequentialLR_warmup_poly": lambda m: lambda opt: m.SequentialLR(
+        opt, [m.LinearLR(opt, start_factor=0.1, total_iters=5), m.PolynomialLR(opt, total_iters=40)],
+        milestones=[5]),
     "OneCycleLR_sgd": lambda m: lambda opt: m.OneCycleLR(opt, max_lr=[0.5, 0.05], total_steps=STEPS + 1),
     "OneCycleLR_linear_three_phase": lambda m: lambda opt: m.OneCycleLR(
         opt, max_lr=0.3, total_steps=STEPS + 1, anneal_strategy="linear", three_phase=True),
@@ -126,6 +132,24 @@ def test_scheduler_drives_the_update():
         opt.step()
         sched.step()
     assert math.isclose(p.item(), -(1.0 + 0.5 + 0.25))
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(mode="max", factor=0.5, patience=2, cooldown=3, min_lr=[0.02, 0.0]),
+                                    dict(threshold_mode="abs", threshold=0.05, patience=1)])
+def test_reduce_lr_on_plateau_matches_torch(kwargs):
+    lopt, topt = make_optimizers()
+    lsch, tsch = lsched.ReduceLROnPlateau(lopt, **kwargs), tsched.ReduceLROnPlateau(topt, **kwargs)
+    metrics = [1.0, 0.9, 0.95, 0.95, 0.96, 0.97, 0.89, 0.9, 0.9, 0.9, 0.9, 0.91] * 5
+    for metric in metrics:
+        lopt.step()
+        topt.step()
+        lsch.step(metric)
+        tsch.step(metric)
+        assert lsch.get_last_lr() == tsch.get_last_lr()
+    state = lsch.state_dict()
+    fresh = lsched.ReduceLROnPlateau(lopt, **kwargs)
+    fresh.load_state_dict(state)
+    assert fresh.num_bad_epochs == lsch.num_bad_epochs and fresh.best == lsch.best
 
 
 def test_errors():
