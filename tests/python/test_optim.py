@@ -427,3 +427,15 @@ def test_float64_default_dtype_step_state():
         assert opt.state[p]["step"].dtype == loom.float64  # like torch's _get_scalar_dtype()
     finally:
         loom.set_default_dtype(previous)
+
+
+def test_failed_step_leaves_no_uninitialised_momentum_buffer():
+    p = loom.ones(3, requires_grad=True)
+    half = loom.ones(2, dtype=loom.float16).requires_grad_(True)  # the fused op supports float32/float64 only
+    opt = loom.optim.SGD([p, half], lr=0.1, momentum=0.9)
+    p.grad = loom.ones(3)
+    half.grad = loom.ones(2, dtype=loom.float16)
+    with pytest.raises(TypeError, match=r"_fused_sgd_: params\[1\] has dtype float16"):
+        opt.step()
+    assert "momentum_buffer" not in opt.state.get(p, {})
+    np.testing.assert_array_equal(p.detach().numpy(), np.ones(3))  # validation runs before any write

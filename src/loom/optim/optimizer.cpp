@@ -121,15 +121,17 @@ void SGD::step() {
       params.push_back(p);
       grads.push_back(grad);
       if (o.momentum != 0.0) {
-        Tensor& buffer = momentum_buffers_[p.impl().get()];
+        Tensor buffer = momentum_buffer(p);
         first.push_back(!buffer.defined());
-        if (!buffer.defined()) buffer = empty_like(p);
-        buffers.push_back(buffer);
+        buffers.push_back(buffer.defined() ? buffer : empty_like(p));  // filled from the gradient by the op
       }
     }
     if (params.empty()) continue;
     fused_sgd_(params, grads, buffers, first,
                FusedSGDArgs{o.lr, o.momentum, o.dampening, o.weight_decay, o.nesterov, o.maximize});
+    // New buffers enter the state only once the step has succeeded.
+    for (size_t i = 0; i < first.size(); ++i)
+      if (first[i]) momentum_buffers_[params[i].impl().get()] = buffers[i];
   }
 }
 
