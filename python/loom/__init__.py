@@ -29,4 +29,5 @@ int = _C.int32  # noqa: A001
 short = _C.int16
 bool = _C.bool  # noqa: A001
 
-from loom import nn  # noqa: E402,F401  (torch.nn is available after `import torch`; same here)
+# Subpackages available after a plain `import loom`, as torch.nn and torch.optim are after `import torch`.
+from loom import nn, optim  # noqa: E402,F401

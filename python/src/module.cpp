@@ -50,4 +50,5 @@ NB_MODULE(_C, m) {
   bind_random(m, cls);
   bind_autograd(m);
   bind_serialize(m);
+  bind_optim(m);
 }

@@ -26,3 +26,5 @@
 #include "loom/ops/sort.h"
 #include "loom/serialize/atomic_file.h"
 #include "loom/serialize/safetensors.h"
+#include "loom/optim/fused.h"
+#include "loom/optim/optimizer.h"
