@@ -11,6 +11,7 @@
 #include "loom/core/scalar.h"
 #include "loom/core/shape.h"
 #include "loom/core/tensor.h"
+#include "loom/data/idx.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/index.h"
