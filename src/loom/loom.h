@@ -12,6 +12,8 @@
 #include "loom/core/shape.h"
 #include "loom/core/tensor.h"
 #include "loom/data/idx.h"
+#include "loom/data/prefetcher.h"
+#include "loom/data/tokenizer.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/index.h"

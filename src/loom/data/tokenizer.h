@@ -52,7 +52,7 @@ class CharTokenizer {
 // (whitespace), general/CJK punctuation, symbol and emoji blocks (punctuation) and invalid UTF-8 bytes (punctuation).
 class ByteLevelBPETokenizer {
  public:
-  ByteLevelBPETokenizer() = default;
+  ByteLevelBPETokenizer() { set_merges({}); }
   ByteLevelBPETokenizer(const ByteLevelBPETokenizer& other) { *this = other; }
   ByteLevelBPETokenizer& operator=(const ByteLevelBPETokenizer& other);
 
