@@ -121,3 +121,63 @@ TEST(Idx, MalformedFilesNameTheFile) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Tokenizer, CharRoundTripAndJson) {
+  std::string text = "hello wörld 😀 hello";
+  loom::data::CharTokenizer tok;
+  tok.train(text);
+  EXPECT_EQ(tok.vocab_size(), 10);  // ' ', 'd', 'e', 'h', 'l', 'o', 'r', 'w', 'ö', '😀'
+  auto ids = tok.encode(text);
+  EXPECT_EQ(ids.size(), 19u);
+  EXPECT_EQ(ids[0], 3);  // 'h'
+  std::vector<int64_t> ids64(ids.begin(), ids.end());
+  EXPECT_EQ(tok.decode(ids64), text);
+  auto back = loom::data::CharTokenizer::from_json(tok.to_json());
+  EXPECT_EQ(back.encode(text), ids);
+  EXPECT_THROW(tok.encode("xyz"), loom::Error);
+}
+
+TEST(Tokenizer, BpeRoundTripDeterministicAndJson) {
+  std::string corpus;
+  for (int i = 0; i < 50; ++i) corpus += "the cat sat on the mat, the end. ";
+  loom::data::ByteLevelBPETokenizer a, b;
+  a.train(corpus, 265);
+  b.train(corpus, 265);
+  EXPECT_EQ(a.vocab_size(), 265);
+  EXPECT_EQ(a.merges(), b.merges());
+  auto ids = a.encode(corpus);
+  EXPECT_LT(ids.size(), corpus.size() / 2);
+  std::vector<int64_t> ids64(ids.begin(), ids.end());
+  EXPECT_EQ(a.decode(ids64), corpus);
+  std::string bytes("\xff\x00\x80 the\xc3", 7);
+  auto bid = a.encode(bytes);
+  EXPECT_EQ(a.decode(std::vector<int64_t>(bid.begin(), bid.end())), bytes);
+  auto c = loom::data::ByteLevelBPETokenizer::from_json(a.to_json());
+  EXPECT_EQ(c.encode(corpus), ids);
+  EXPECT_THROW(loom::data::ByteLevelBPETokenizer::from_json("{\"type\": 1"), loom::Error);
+}
+
+TEST(Prefetcher, GathersBatchesInOrderAndPropagatesErrors) {
+  loom::Tensor x = loom::reshape(loom::arange(int64_t(0), int64_t(20), int64_t(1), loom::DType::Float32), {10, 2});
+  loom::data::BatchPrefetcher p({x}, {{0, 1}, {9}, {4, 4, 5}});
+  std::vector<loom::Tensor> batch;
+  ASSERT_TRUE(p.next(batch));
+  EXPECT_EQ(batch[0].sizes(), (loom::Shape{2, 2}));
+  ASSERT_TRUE(p.next(batch));
+  EXPECT_EQ(batch[0].data<float>()[1], 19.0f);
+  ASSERT_TRUE(p.next(batch));
+  EXPECT_EQ(batch[0].data<float>()[2], 8.0f);
+  EXPECT_FALSE(p.next(batch));
+
+  loom::data::BatchPrefetcher bad({x}, {{0}, {10}});
+  ASSERT_TRUE(bad.next(batch));
+  EXPECT_THROW(bad.next(batch), loom::Error);
+  EXPECT_FALSE(bad.next(batch));
+
+  // Dropped mid-epoch with a full queue: the destructor stops and joins the worker.
+  { loom::data::BatchPrefetcher early({x}, std::vector<std::vector<int64_t>>(100, {1, 2})); }
+}
+
+}  // namespace
