@@ -51,7 +51,7 @@ void bind_common(nb::class_<Tok>& cls, const char* name) {
         nb::gil_scoped_release release;
         return t.encode_tensor(v);
       }, nb::arg("text"))
-      .def("decode_bytes", [](const Tok& t, const std::vector<int64_t>& ids) {
+      .def("decode_bytes", [](const Tok& t, const Tensor& ids) {
         std::string s;
         {
           nb::gil_scoped_release release;
@@ -59,7 +59,7 @@ void bind_common(nb::class_<Tok>& cls, const char* name) {
         }
         return nb::bytes(s.data(), s.size());
       }, nb::arg("ids"))
-      .def("decode_bytes", [](const Tok& t, const Tensor& ids) {
+      .def("decode_bytes", [](const Tok& t, const std::vector<int64_t>& ids) {
         std::string s;
         {
           nb::gil_scoped_release release;

@@ -323,6 +323,10 @@ def test_random_split_subset_concat():
     sub = Subset(ds, [9, 0])
     assert sub[0][1].item() == 63
     assert [b[1].tolist() for b in DataLoader(sub, batch_size=2)] == [[63, 0]]
+    # A Subset of a TensorDataset takes the C++ path and matches the Python path.
+    it = iter(DataLoader(a, batch_size=3))
+    assert it._prefetcher is not None
+    assert [b[1].tolist() for b in it] == [b[1].tolist() for b in DataLoader(a, batch_size=3, prefetch=False)]
     cat = ConcatDataset([sub, Subset(ds, [1])])
     assert len(cat) == 3 and cat[2][1].item() == 7 and cat[-1][1].item() == 7
     with pytest.raises(ValueError, match="size mismatch"):

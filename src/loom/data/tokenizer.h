@@ -40,6 +40,8 @@ class CharTokenizer {
 
  private:
   void build_index();
+  template <class Id>
+  size_t encode_into(std::string_view text, Id* out) const;  // out has room for text.size() ids
   std::vector<uint32_t> chars_;  // sorted code points
   bool unk_ = false;
   std::vector<int32_t> index_;   // code point -> id, -1 if absent (sized to the largest code point + 1)

@@ -79,13 +79,13 @@ void CharTokenizer::train(std::string_view text, bool add_unk) {
   build_index();
 }
 
-std::vector<int32_t> CharTokenizer::encode(std::string_view text) const {
-  std::vector<int32_t> out;
-  out.reserve(text.size());
+template <class Id>
+size_t CharTokenizer::encode_into(std::string_view text, Id* out) const {
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   const size_t n = text.size();
   const int32_t* index = index_.data();
   const uint32_t limit = static_cast<uint32_t>(index_.size());
+  size_t count = 0;
   for (size_t i = 0; i < n;) {
     uint32_t cp;
     int len;
@@ -102,13 +102,27 @@ std::vector<int32_t> CharTokenizer::encode(std::string_view text) const {
                  "characters to an unknown token)");
       id = static_cast<int32_t>(chars_.size());
     }
-    out.push_back(id);
+    out[count++] = static_cast<Id>(id);
     i += len;
   }
+  return count;
+}
+
+std::vector<int32_t> CharTokenizer::encode(std::string_view text) const {
+  std::vector<int32_t> out(text.size());
+  out.resize(encode_into(text, out.data()));
   return out;
 }
 
-Tensor CharTokenizer::encode_tensor(std::string_view text) const { return ids_to_tensor(encode(text)); }
+Tensor CharTokenizer::encode_tensor(std::string_view text) const {
+  // At most one id per byte: fill a buffer that large, then keep the used prefix (one copy only when shorter).
+  Tensor buf = Tensor::empty({static_cast<int64_t>(text.size())}, DType::Int64);
+  size_t n = encode_into(text, buf.data<int64_t>());
+  if (n == text.size()) return buf;
+  Tensor out = Tensor::empty({static_cast<int64_t>(n)}, DType::Int64);
+  std::copy(buf.data<int64_t>(), buf.data<int64_t>() + n, out.data<int64_t>());
+  return out;
+}
 
 std::string CharTokenizer::decode(const std::vector<int64_t>& ids) const {
   std::string out;

@@ -2,7 +2,7 @@
 import loom
 from loom import _C
 from loom.utils.data._collate import default_collate
-from loom.utils.data.dataset import IterableDataset, TensorDataset
+from loom.utils.data.dataset import IterableDataset, Subset, TensorDataset
 from loom.utils.data.sampler import BatchSampler, RandomSampler, SequentialSampler
 
 
@@ -120,11 +120,17 @@ class _LoaderIter:
         for _ in range(skip):
             if next(index_batches, None) is None:
                 break
+        base, remap = ds, None
+        if type(ds) is Subset and type(ds.dataset) is TensorDataset:  # e.g. a random_split of a TensorDataset
+            base, remap = ds.dataset, ds.indices
         fast = (loader.prefetch and loader._default_collate and loader._auto_collation
-                and type(ds) is TensorDataset)
+                and type(base) is TensorDataset)
         if fast:
-            batches = [list(b) for b in index_batches]
-            self._prefetcher = _C._data.BatchPrefetcher(list(ds.tensors), batches, 2)
+            if remap is None:
+                batches = [list(b) for b in index_batches]
+            else:
+                batches = [[remap[i] for i in b] for b in index_batches]
+            self._prefetcher = _C._data.BatchPrefetcher(list(base.tensors), batches, 2)
             self._gen = None
         else:
             self._gen = self._map_batches(index_batches)
