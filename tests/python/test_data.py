@@ -344,3 +344,19 @@ def test_prefetch_overlaps_with_the_caller():
     rest = list(it)
     assert len(rest) == 7 and rest[-1][0].shape == (8, 200000)
     assert first[0][0, :3].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_worker_and_caller_run_loom_ops_concurrently():
+    """The worker's index_select (allocator, dispatcher, OpenMP) runs while the caller does autograd work."""
+    n, d = 256, 4096
+    x = loom.arange(n * d, dtype=loom.float32).reshape(n, d)
+    ds = TensorDataset(x, loom.arange(n))
+    g = loom.Generator()
+    g.manual_seed(0)
+    w = loom.randn(d, 8, requires_grad=True)
+    for xb, yb in DataLoader(ds, batch_size=32, shuffle=True, generator=g):
+        loss = (xb @ w).sum()  # the caller records a graph with grad on; the worker has grad off
+        loss.backward()
+        rows = yb.tolist()
+        np.testing.assert_array_equal(xb.numpy(), x.numpy()[rows])
+    assert w.grad is not None and loom.is_grad_enabled()
