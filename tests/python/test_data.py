@@ -1,5 +1,6 @@
 """loom.utils.data: collate vs torch, batching, shuffling, resume, the C++ prefetch thread, error propagation."""
 import collections
+import faulthandler
 import gc
 import os
 import time
@@ -232,7 +233,15 @@ def test_resume_at_epoch_boundary():
     assert [epoch_labels(restored) for _ in range(2)] == ref[1:]
 
 
-def test_prefetch_early_break_no_hang():
+@pytest.fixture
+def hang_guard():
+    """A deadlock in the prefetcher fails the run (traceback + exit) instead of hanging it."""
+    faulthandler.dump_traceback_later(60, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+def test_prefetch_early_break_no_hang(hang_guard):
     n = 2000
     ds = TensorDataset(loom.arange(n * 64, dtype=loom.float32).reshape(n, 64), loom.arange(n))
     def os_threads():
@@ -258,7 +267,7 @@ def test_prefetch_early_break_no_hang():
     assert batch[0].tolist() == [[1.0, 1.0]] * 4
 
 
-def test_prefetch_worker_error_is_raised():
+def test_prefetch_worker_error_is_raised(hang_guard):
     ds, _ = make_tensor_dataset(10)
 
     class BadSampler:
@@ -333,7 +342,7 @@ def test_random_split_subset_concat():
         TensorDataset(loom.zeros(3), loom.zeros(4))
 
 
-def test_prefetch_overlaps_with_the_caller():
+def test_prefetch_overlaps_with_the_caller(hang_guard):
     """The worker assembles batch k+1 while the caller holds batch k (the GIL is released while it waits)."""
     n = 64
     ds = TensorDataset(loom.arange(n * 200000, dtype=loom.float32).reshape(n, 200000))
