@@ -173,3 +173,19 @@ def test_encode_type_errors():
         tok.encode(123)
     with pytest.raises(ValueError, match="invalid UTF-8"):
         tok.encode(b"a\xff")
+
+
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def test_pretokenize_matches_gpt2_regex():
+    regex = pytest.importorskip("regex")
+    pat = regex.compile(GPT2_PATTERN)
+    texts = [UNICODE_TEXT, CORPUS, "Ω≈ç√∫ ½¼ ① ٣ ᚠ Ä ß µ ª 𝔘𝔫 ‰ ™ © ® «»", "  \t\n x  \n\ny ' 's 'S !'s"]
+    try:
+        from loom.datasets import text_corpus
+        texts.append(text_corpus()[:300_000])
+    except FileNotFoundError:
+        pass
+    for text in texts:
+        assert [p.decode() for p in pretokenize(text)] == pat.findall(text)
