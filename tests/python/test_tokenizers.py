@@ -189,3 +189,67 @@ def test_pretokenize_matches_gpt2_regex():
         pass
     for text in texts:
         assert [p.decode() for p in pretokenize(text)] == pat.findall(text)
+
+
+def reference_bpe(text, n_merges):
+    """Naive Python BPE: recount every pair after each merge; ties go to the smallest (left, right) pair."""
+    words = {}
+    for w in pretokenize(text):
+        words[w] = words.get(w, 0) + 1
+    seqs = {w: list(w) for w in words}
+    merges = []
+    for r in range(n_merges):
+        counts = {}
+        for w, seq in seqs.items():
+            for pair in zip(seq, seq[1:]):
+                counts[pair] = counts.get(pair, 0) + words[w]
+        if not counts:
+            break
+        best = min(counts, key=lambda p: (-counts[p], p))
+        if counts[best] < 2:
+            break
+        merges.append(best)
+        new = 256 + r
+        for w, seq in seqs.items():
+            out, i = [], 0
+            while i < len(seq):
+                if i + 1 < len(seq) and (seq[i], seq[i + 1]) == best:
+                    out.append(new)
+                    i += 2
+                else:
+                    out.append(seq[i])
+                    i += 1
+            seqs[w] = out
+    return merges
+
+
+def reference_encode(merges, text):
+    rank = {m: r for r, m in enumerate(merges)}
+    ids = []
+    for w in pretokenize(text):
+        seq = list(w)
+        while len(seq) > 1:
+            pairs = [(rank[p], p) for p in zip(seq, seq[1:]) if p in rank]
+            if not pairs:
+                break
+            r, best = min(pairs)
+            out, i = [], 0
+            while i < len(seq):
+                if i + 1 < len(seq) and (seq[i], seq[i + 1]) == best:
+                    out.append(256 + r)
+                    i += 2
+                else:
+                    out.append(seq[i])
+                    i += 1
+            seq = out
+        ids.extend(seq)
+    return ids
+
+
+def test_bpe_matches_python_reference():
+    text = CORPUS + UNICODE_TEXT * 3
+    tok = ByteLevelBPETokenizer().train(text, vocab_size=256 + 120)
+    ref = reference_bpe(text, 120)
+    assert [tuple(m) for m in tok.merges] == ref
+    for sample in [text, "the foxes'll jump over 42 dogs — naïve 😀", UNICODE_TEXT]:
+        assert tok.encode(sample) == reference_encode(ref, sample)
