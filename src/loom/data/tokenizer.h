@@ -1,6 +1,7 @@
 // Tokenizers: character level (Unicode code points) and byte-level BPE (GPT-2 style), saved as JSON.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -82,8 +83,14 @@ class ByteLevelBPETokenizer {
   std::vector<std::pair<int32_t, int32_t>> merges_;
   std::unordered_map<uint64_t, int32_t> rank_;  // (left << 32 | right) -> merge rank
   std::vector<std::string> vocab_;               // id -> bytes
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
   mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;  // pre-token -> ids
+  // pre-token -> (offset, count) of its ids in cache_ids_
+  mutable std::unordered_map<std::string, std::pair<uint32_t, uint32_t>, StringHash, std::equal_to<>> cache_;
+  mutable std::vector<int32_t> cache_ids_;
 };
 
 // GPT-2 style pre-tokenisation: the byte ranges [begin, end) of each pre-token of `text` (they tile the text).

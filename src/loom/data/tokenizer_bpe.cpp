@@ -171,6 +171,7 @@ void ByteLevelBPETokenizer::set_merges(std::vector<std::pair<int32_t, int32_t>> 
   }
   std::lock_guard<std::mutex> lock(cache_mutex_);
   cache_.clear();
+  cache_ids_.clear();
 }
 
 const std::string& ByteLevelBPETokenizer::token_bytes(int64_t id) const {
@@ -312,24 +313,28 @@ std::vector<int32_t> ByteLevelBPETokenizer::encode(std::string_view text) const 
   }
   std::lock_guard<std::mutex> lock(cache_mutex_);
   constexpr size_t kMaxCache = size_t(1) << 20;
-  std::string key;
   for_each_pretoken(text, [&](size_t b, size_t e) {
     std::string_view w = text.substr(b, e - b);
     if (w.size() == 1) {
       out.push_back(static_cast<unsigned char>(w[0]));
       return;
     }
-    key.assign(w);
-    auto it = cache_.find(key);
+    auto it = cache_.find(w);
     if (it != cache_.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
+      const int32_t* ids = cache_ids_.data() + it->second.first;
+      out.insert(out.end(), ids, ids + it->second.second);
       return;
     }
     size_t before = out.size();
     encode_word(w, out);
     if (w.size() <= 256) {
-      if (cache_.size() >= kMaxCache) cache_.clear();
-      cache_.emplace(key, std::vector<int32_t>(out.begin() + before, out.end()));
+      if (cache_.size() >= kMaxCache) {
+        cache_.clear();
+        cache_ids_.clear();
+      }
+      uint32_t offset = static_cast<uint32_t>(cache_ids_.size());
+      cache_ids_.insert(cache_ids_.end(), out.begin() + before, out.end());
+      cache_.emplace(std::string(w), std::make_pair(offset, static_cast<uint32_t>(out.size() - before)));
     }
   });
   return out;
