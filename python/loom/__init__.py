@@ -30,4 +30,4 @@ short = _C.int16
 bool = _C.bool  # noqa: A001
 
 # Subpackages available after a plain `import loom`, as torch.nn and torch.optim are after `import torch`.
-from loom import nn, optim  # noqa: E402,F401
+from loom import nn, optim, utils, datasets, tokenizers  # noqa: E402,F401

@@ -51,4 +51,5 @@ NB_MODULE(_C, m) {
   bind_autograd(m);
   bind_serialize(m);
   bind_optim(m);
+  bind_data(m);
 }
