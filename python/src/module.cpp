@@ -49,4 +49,5 @@ NB_MODULE(_C, m) {
   bind_loss(m, cls);
   bind_random(m, cls);
   bind_autograd(m);
+  bind_optim(m);
 }

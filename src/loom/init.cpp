@@ -15,6 +15,7 @@ void define_sort_ops(Registry& r);
 void define_nn_ops(Registry& r);
 void define_loss_ops(Registry& r);
 void define_random_ops(Registry& r);
+void define_optim_ops(Registry& r);
 
 namespace detail {
 
@@ -29,6 +30,7 @@ void initialize_registry(Registry& r) {
   define_nn_ops(r);
   define_loss_ops(r);
   define_random_ops(r);
+  define_optim_ops(r);
   cpu::register_cpu_backend(r);
   autograd::install_recorder();
 }

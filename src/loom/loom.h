@@ -28,3 +28,5 @@
 #include "loom/ops/registry.h"
 #include "loom/ops/shape.h"
 #include "loom/ops/sort.h"
+#include "loom/optim/fused.h"
+#include "loom/optim/optimizer.h"

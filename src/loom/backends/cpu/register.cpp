@@ -13,6 +13,7 @@ void register_sort_kernels(Registry& r);
 void register_nn_kernels(Registry& r);
 void register_loss_kernels(Registry& r);
 void register_random_kernels(Registry& r);
+void register_optim_kernels(Registry& r);
 
 void register_cpu_backend(Registry& r) {
   register_copy_kernels(r);
@@ -25,6 +26,7 @@ void register_cpu_backend(Registry& r) {
   register_nn_kernels(r);
   register_loss_kernels(r);
   register_random_kernels(r);
+  register_optim_kernels(r);
 }
 
 }  // namespace loom::cpu
