@@ -91,5 +91,6 @@ void bind_loss(nb::module_& m, nb::class_<Tensor>& cls);
 void bind_random(nb::module_& m, nb::class_<Tensor>& cls);
 void bind_autograd(nb::module_& m);
 void bind_optim(nb::module_& m);
+void bind_data(nb::module_& m);
 
 }  // namespace loom::python

@@ -50,4 +50,5 @@ NB_MODULE(_C, m) {
   bind_random(m, cls);
   bind_autograd(m);
   bind_optim(m);
+  bind_data(m);
 }

@@ -1,0 +1,2 @@
+"""Utilities (torch.utils): data loading in loom.utils.data."""
+from loom.utils import data  # noqa: F401

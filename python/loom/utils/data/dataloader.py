@@ -1,0 +1,207 @@
+"""DataLoader: batches a dataset, optionally shuffled, with a C++ prefetch thread for tensor datasets, resumable."""
+import loom
+from loom import _C
+from loom.utils.data._collate import default_collate
+from loom.utils.data.dataset import IterableDataset, TensorDataset
+from loom.utils.data.sampler import BatchSampler, RandomSampler, SequentialSampler
+
+
+class DataLoader:
+    """Iterates over `dataset` in batches, like torch.utils.data.DataLoader (single process).
+
+    Args:
+        dataset: a map-style Dataset (or an IterableDataset, batched in arrival order).
+        batch_size: samples per batch (None: no batching, samples are yielded one by one, collated by collate_fn).
+        shuffle: a new random order each epoch, drawn from `generator` (the same seed gives the same batches;
+            the order differs from PyTorch's for that seed because the RNGs differ).
+        sampler / batch_sampler: custom index order / custom index batches (exclusive with shuffle etc., as torch).
+        drop_last: drop the last incomplete batch.
+        collate_fn: merges a list of samples into a batch (default: default_collate).
+        generator: a loom.Generator for shuffling (default: loom's default generator).
+        prefetch: for a TensorDataset with the default collate, assemble the next batch on a C++ thread (queue
+            depth 2) while the caller works. Other datasets are always collated in the calling thread.
+
+    Resume: state_dict() records the epoch, the batches already yielded in it and the shuffle state;
+    load_state_dict() makes the next iteration yield exactly the remaining batches of that epoch, and later
+    epochs match an uninterrupted run.
+    """
+
+    def __init__(self, dataset, batch_size=1, shuffle=False, sampler=None, batch_sampler=None, drop_last=False,
+                 collate_fn=None, generator=None, prefetch=True):
+        self.dataset = dataset
+        self.generator = generator
+        self.prefetch = prefetch
+        self._iterable = isinstance(dataset, IterableDataset)
+        if self._iterable:
+            if shuffle or sampler is not None or batch_sampler is not None:
+                raise ValueError("DataLoader: an IterableDataset does not take shuffle, sampler or batch_sampler")
+        if batch_sampler is not None:
+            if batch_size != 1 or shuffle or sampler is not None or drop_last:
+                raise ValueError("DataLoader: batch_sampler option is mutually exclusive with batch_size, shuffle, "
+                                 "sampler, and drop_last")
+            batch_size = None
+            drop_last = False
+        elif batch_size is None and drop_last:
+            raise ValueError("DataLoader: batch_size=None option disables auto-batching and is mutually exclusive "
+                             "with drop_last")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle")
+        if not self._iterable and sampler is None:
+            sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+        if not self._iterable and batch_size is not None and batch_sampler is None:
+            batch_sampler = BatchSampler(sampler, batch_size, drop_last)
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+        self.sampler = sampler
+        self.batch_sampler = batch_sampler
+        self._auto_collation = batch_sampler is not None
+        self._default_collate = collate_fn is None
+        if collate_fn is None:
+            collate_fn = default_collate if (self._auto_collation or self._iterable) else (lambda x: x)
+        self.collate_fn = collate_fn
+        self._epoch = 0           # epochs completed
+        self._yielded = 0         # batches yielded in the current epoch
+        self._resume_skip = 0     # batches to skip in the next epoch (set by load_state_dict)
+
+    def __len__(self):
+        if self._iterable:
+            n = len(self.dataset)  # TypeError when the iterable has no length, as in torch
+            if self.batch_size is None:
+                return n
+            return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
+        return len(self.sampler)
+
+    def __iter__(self):
+        return _LoaderIter(self)
+
+    # --- resumability ---
+    def state_dict(self):
+        """{epoch, batches yielded in the current epoch, sampler state (epoch seed + generator state)}."""
+        state = {"epoch": self._epoch, "batches_yielded": self._yielded, "sampler": None, "generator": None}
+        sampler = getattr(self.batch_sampler, "sampler", self.sampler)
+        if hasattr(sampler, "state_dict"):
+            state["sampler"] = sampler.state_dict()
+        if self.generator is not None:
+            state["generator"] = list(self.generator.get_state())
+        return state
+
+    def load_state_dict(self, state):
+        """Restores a state_dict(): the next iteration yields the remaining batches of the saved epoch."""
+        for key in ("epoch", "batches_yielded"):
+            if key not in state:
+                raise KeyError(f"DataLoader.load_state_dict: missing key '{key}' (got {sorted(state)})")
+        self._epoch = int(state["epoch"])
+        self._yielded = 0
+        self._resume_skip = int(state["batches_yielded"])
+        sampler = getattr(self.batch_sampler, "sampler", self.sampler)
+        if state.get("sampler") is not None and hasattr(sampler, "load_state_dict"):
+            sampler.load_state_dict(state["sampler"], resume_epoch=self._resume_skip > 0)
+        elif self.generator is not None and state.get("generator") is not None:
+            self.generator.set_state(list(state["generator"]))
+
+
+class _LoaderIter:
+    def __init__(self, loader):
+        self._loader = loader
+        self._prefetcher = None
+        self._done = False
+        skip, loader._resume_skip = loader._resume_skip, 0
+        loader._yielded = skip
+        ds = loader.dataset
+        if loader._iterable:
+            self._gen = self._iterable_batches(skip)
+            return
+        if loader._auto_collation:
+            index_batches = iter(loader.batch_sampler)
+        else:
+            index_batches = ([i] for i in loader.sampler)
+        for _ in range(skip):
+            if next(index_batches, None) is None:
+                break
+        fast = (loader.prefetch and loader._default_collate and loader._auto_collation
+                and type(ds) is TensorDataset)
+        if fast:
+            batches = [list(b) for b in index_batches]
+            self._prefetcher = _C._data.BatchPrefetcher(list(ds.tensors), batches, 2)
+            self._gen = None
+        else:
+            self._gen = self._map_batches(index_batches)
+
+    def _map_batches(self, index_batches):
+        loader, ds = self._loader, self._loader.dataset
+        for indices in index_batches:
+            if loader._auto_collation:
+                yield loader.collate_fn([ds[i] for i in indices])
+            else:
+                yield loader.collate_fn(ds[indices[0]])
+
+    def _iterable_batches(self, skip):
+        loader = self._loader
+        it = iter(loader.dataset)
+        bs = loader.batch_size
+        count = 0
+        while True:
+            if bs is None:
+                try:
+                    sample = next(it)
+                except StopIteration:
+                    return
+                batch = loader.collate_fn(sample)
+            else:
+                samples = []
+                for sample in it:
+                    samples.append(sample)
+                    if len(samples) == bs:
+                        break
+                if not samples or (len(samples) < bs and loader.drop_last):
+                    return
+                batch = None if count < skip else loader.collate_fn(samples)
+            count += 1
+            if count > skip:
+                yield batch
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._done:
+            raise StopIteration
+        try:
+            if self._prefetcher is not None:
+                batch = self._prefetcher.next()
+                if batch is None:
+                    raise StopIteration
+            else:
+                batch = next(self._gen)
+        except StopIteration:
+            self._finish()
+            raise
+        except BaseException:
+            self.close()
+            raise
+        self._loader._yielded += 1
+        return batch
+
+    def _finish(self):
+        self._done = True
+        self._loader._epoch += 1
+        self._loader._yielded = 0
+        self.close()
+
+    def close(self):
+        """Stops the prefetch thread (also done when the iterator is garbage-collected)."""
+        self._done = True
+        if self._prefetcher is not None:
+            self._prefetcher.close()
+            self._prefetcher = None
+
+    def __len__(self):
+        return len(self._loader)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
