@@ -105,8 +105,9 @@ TEST(NNModule, NamesMatchPyTorch) {
 }
 
 TEST(NNModule, ReprLikePyTorch) {
-  auto model = std::make_shared<nn::Sequential>(std::make_shared<nn::Linear>(3, 4), std::make_shared<nn::ReLU>(),
-                                                std::make_shared<nn::Conv1d>(4, 2, 3, nn::Conv1dOptions{.bias = false}));
+  auto model =
+      std::make_shared<nn::Sequential>(std::make_shared<nn::Linear>(3, 4), std::make_shared<nn::ReLU>(),
+                                       std::make_shared<nn::Conv1d>(4, 2, 3, nn::Conv1dOptions{.bias = false}));
   EXPECT_EQ(model->str(),
             "Sequential(\n  (0): Linear(in_features=3, out_features=4, bias=True)\n  (1): ReLU()\n"
             "  (2): Conv1d(4, 2, kernel_size=(3,), stride=(1,), bias=False)\n)");
@@ -443,4 +444,65 @@ TEST(NNTraining, TinyMlpLearnsXor) {
   model->eval();
   Tensor predicted = loom::gt(model->forward(x), Scalar(0.0));
   for (int i = 0; i < 4; ++i) EXPECT_EQ(predicted.data<bool>()[i], ys[i] == 1.0f) << i;
+}
+
+// ---------------- against PyTorch ----------------
+
+// A small CNN loaded through a state dict with PyTorch's keys; the expected numbers were printed by PyTorch 2.13:
+//   m = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+//                     nn.Linear(12, 4)).double(); m.load_state_dict(<the tensors below>)
+//   loss = F.cross_entropy(m(x), tensor([1, 3])); loss.backward(); then m.eval(); m(x)
+TEST(NNTorchReference, SmallCnnLossGradsRunningStatsAndEvalOutput) {
+  using loom::DType;
+  auto wave = [](int64_t n, double freq, double scale, loom::Shape shape, bool cosine = false) {
+    Tensor t = loom::mul(loom::arange(Scalar(int64_t(0)), Scalar(n), Scalar(int64_t(1)), DType::Float64), Scalar(freq));
+    return loom::reshape(loom::mul(cosine ? loom::cos(t) : loom::sin(t), Scalar(scale)), shape);
+  };
+  auto vec = [](std::vector<double> v) { return loom::from_blob_copy(v.data(), {int64_t(v.size())}, DType::Float64); };
+  auto model = std::make_shared<nn::Sequential>(
+      std::make_shared<nn::Conv2d>(2, 3, 3, nn::Conv2dOptions{.padding = 1}), std::make_shared<nn::BatchNorm2d>(3),
+      std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2), std::make_shared<nn::Flatten>(),
+      std::make_shared<nn::Linear>(12, 4));
+  model->to(DType::Float64);
+  nn::StateDict state = {{"0.weight", wave(54, 0.21, 0.3, {3, 2, 3, 3}, true)},
+                         {"0.bias", vec({0.1, -0.2, 0.05})},
+                         {"1.weight", vec({1.0, 0.5, 1.5})},
+                         {"1.bias", vec({0.0, 0.1, -0.1})},
+                         {"1.running_mean", loom::zeros({3}, DType::Float64)},
+                         {"1.running_var", loom::ones({3}, DType::Float64)},
+                         {"1.num_batches_tracked", loom::zeros({}, DType::Int64)},
+                         {"5.weight", wave(48, 0.13, 0.2, {4, 12})},
+                         {"5.bias", vec({0.01, 0.02, 0.03, 0.04})}};
+  model->load_state_dict(state);
+  Tensor x = wave(100, 0.37, 1.0, {2, 2, 5, 5});
+  int64_t labels[] = {1, 3};
+  Tensor target = loom::from_blob_copy(labels, {2}, DType::Int64);
+  Tensor loss = loom::cross_entropy(model->forward(x), target);
+  loss.backward();
+  const double tol = 1e-12;
+  EXPECT_NEAR(loss.item().to_double(), 2.2199376675461715, tol);
+  auto grad = [&](const std::string& name) { return loom::contiguous(model->parameter(name).grad()); };
+  auto expect_values = [&](const Tensor& t, std::vector<double> expected, const std::string& what) {
+    for (size_t i = 0; i < expected.size(); ++i)
+      EXPECT_NEAR(t.data<double>()[i], expected[i], tol) << what << "[" << i << "]";
+  };
+  expect_values(grad("0.weight"),
+                {-0.04792049238076347, -0.026691034655356764, 0.009472256541050807, 0.05601611485195743},
+                "0.weight.grad");
+  EXPECT_NEAR(loom::sum(grad("0.weight")).item().to_double(), -0.06538508236708573, tol);
+  EXPECT_LT(max_abs(grad("0.bias")), 1e-15);  // a bias before BatchNorm has no effect
+  expect_values(grad("1.weight"), {0.16530001490190457, 0.564613218222037, 0.6242620300178393}, "1.weight.grad");
+  expect_values(grad("1.bias"), {0.15645740428698704, 0.38027477652522773, 0.5137968289819161}, "1.bias.grad");
+  expect_values(grad("5.weight"), {0.558130278277975, 0.8531974860884488, 0.0, 0.0}, "5.weight.grad");
+  expect_values(grad("5.bias"), {0.568759064829824, -0.1162092148320395, 0.019619030587127193, -0.47216888058491163},
+                "5.bias.grad");
+  expect_values(model->buffer("1.running_mean"), {0.04378156913090935, -0.03740186839530453, -0.0008325721913532456},
+                "running_mean");
+  expect_values(model->buffer("1.running_var"), {0.9569967148205172, 0.9646600952349649, 0.9784947883688023},
+                "running_var");
+  model->eval();
+  expect_values(loom::contiguous(model->forward(x)),
+                {1.388786725788864, 1.2193104810151918, -1.3228909331043697, -1.1885224187769183, 1.4751312882916718,
+                 1.1769004380358243, -1.4101512231840805, -1.1479965204100289},
+                "eval logits");
 }

@@ -31,6 +31,11 @@ std::string tuple_str(const std::vector<int64_t>& values) {
   return out.str();
 }
 
+// Pooling reprs print a single number when every dim agrees, as PyTorch does for an int argument.
+std::string compact(const std::vector<int64_t>& v) {
+  return v.size() == 1 || (v.size() == 2 && v[0] == v[1]) ? std::to_string(v[0]) : tuple_str(v);
+}
+
 // One value per spatial dim: a single value is repeated `n` times.
 std::vector<int64_t> expand(const std::vector<int64_t>& values, size_t n, const std::string& layer, const char* what) {
   LOOM_CHECK(values.size() == 1 || values.size() == n, Value, layer, ": ", what, " must have 1 or ", n,
@@ -392,12 +397,9 @@ Tensor MaxPool2d::forward(const Tensor& input) {
 
 std::string MaxPool2d::extra_repr() const {
   std::ostringstream out;
-  auto single = [](const std::vector<int64_t>& v) {
-    return v.size() == 2 && v[0] == v[1] ? std::to_string(v[0]) : tuple_str(v);
-  };
-  out << "kernel_size=" << single(kernel_size)
-      << ", stride=" << single(options.stride ? options.stride->values : kernel_size)
-      << ", padding=" << single(options.padding.values) << ", dilation=" << single(options.dilation.values)
+  out << "kernel_size=" << compact(kernel_size)
+      << ", stride=" << compact(options.stride ? options.stride->values : kernel_size)
+      << ", padding=" << compact(options.padding.values) << ", dilation=" << compact(options.dilation.values)
       << ", ceil_mode=" << bool_str(options.ceil_mode);
   return out.str();
 }
@@ -415,9 +417,9 @@ Tensor AvgPool2d::forward(const Tensor& input) {
 
 std::string AvgPool2d::extra_repr() const {
   std::ostringstream out;
-  out << "kernel_size=" << tuple_str(kernel_size)
-      << ", stride=" << tuple_str(options.stride ? options.stride->values : kernel_size)
-      << ", padding=" << tuple_str(options.padding.values);
+  out << "kernel_size=" << compact(kernel_size)
+      << ", stride=" << compact(options.stride ? options.stride->values : kernel_size)
+      << ", padding=" << compact(options.padding.values);
   return out.str();
 }
 

@@ -121,7 +121,8 @@ class Module : public std::enable_shared_from_this<Module> {
  private:
   void register_module_impl(const std::string& name, std::shared_ptr<Module> module);
   void check_new_name(const std::string& name, const char* what) const;
-  void collect_named_modules(const std::string& prefix, std::vector<std::pair<std::string, std::shared_ptr<Module>>>& out,
+  void collect_named_modules(const std::string& prefix,
+                             std::vector<std::pair<std::string, std::shared_ptr<Module>>>& out,
                              std::vector<const Module*>& seen);
   void collect_state(const std::string& prefix, StateDict& out) const;
   std::pair<const Module*, std::string> resolve(const std::string& dotted, const char* what) const;
