@@ -114,6 +114,50 @@ TEST(Optim, InvalidOptionsRaise) {
   EXPECT_THROW(loom::optim::AdamW({a}, {.betas = {1.0, 0.999}}), loom::Error);
 }
 
+TEST(Optim, RestoredStateContinuesLikeAnUninterruptedRun) {
+  auto grad_at = [](int step) {
+    std::vector<float> g = {0.3f * step - 1.0f, 0.5f, -0.2f * step};
+    return loom::from_blob_copy(g.data(), {3}, loom::DType::Float32);
+  };
+  Tensor full = param({1.0f, 2.0f, 3.0f});
+  loom::optim::AdamW full_opt({full}, {.lr = 0.1, .amsgrad = true});
+  Tensor first = param({1.0f, 2.0f, 3.0f});
+  loom::optim::AdamW first_opt({first}, {.lr = 0.1, .amsgrad = true});
+  Tensor sgd_full = param({1.0f, 2.0f, 3.0f});
+  loom::optim::SGD sgd_full_opt({sgd_full}, {.lr = 0.1, .momentum = 0.9});
+  Tensor sgd_first = param({1.0f, 2.0f, 3.0f});
+  loom::optim::SGD sgd_first_opt({sgd_first}, {.lr = 0.1, .momentum = 0.9});
+  for (int step = 0; step < 10; ++step) {
+    for (auto* p : {&full, &sgd_full}) p->set_grad(grad_at(step));
+    full_opt.step();
+    sgd_full_opt.step();
+    if (step < 5) {
+      for (auto* p : {&first, &sgd_first}) p->set_grad(grad_at(step));
+      first_opt.step();
+      sgd_first_opt.step();
+    }
+  }
+  Tensor resumed = loom::clone(first.detach());
+  resumed.set_requires_grad(true);
+  loom::optim::AdamW resumed_opt({resumed}, {.lr = 0.1, .amsgrad = true});
+  resumed_opt.set_state(resumed, *first_opt.state(first));
+  Tensor sgd_resumed = loom::clone(sgd_first.detach());
+  sgd_resumed.set_requires_grad(true);
+  loom::optim::SGD sgd_resumed_opt({sgd_resumed}, {.lr = 0.1, .momentum = 0.9});
+  sgd_resumed_opt.set_momentum_buffer(sgd_resumed, sgd_first_opt.momentum_buffer(sgd_first));
+  for (int step = 5; step < 10; ++step) {
+    for (auto* p : {&resumed, &sgd_resumed}) p->set_grad(grad_at(step));
+    resumed_opt.step();
+    sgd_resumed_opt.step();
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(resumed.data<float>()[i], full.data<float>()[i]);
+    EXPECT_EQ(sgd_resumed.data<float>()[i], sgd_full.data<float>()[i]);
+  }
+  EXPECT_EQ(resumed_opt.state(resumed)->step.item().to_double(), 10.0);
+  EXPECT_THROW(resumed_opt.set_state(full, *full_opt.state(full)), loom::Error);  // not its parameter
+}
+
 TEST(Optim, ClipGradNorm) {
   Tensor a = param({0.0f, 0.0f});
   Tensor b = param({0.0f});

@@ -41,15 +41,15 @@ class SGD(Optimizer):
             params.append(p)
             grads.append(grad)
             if momentum != 0:
-                state = self.state[p]
-                buf = state.get("momentum_buffer")
+                buf = self.state[p].get("momentum_buffer") if p in self.state else None
                 first.append(buf is None)
-                if buf is None:
-                    buf = loom.empty_like(p)
-                    state["momentum_buffer"] = buf
-                buffers.append(buf)
+                buffers.append(loom.empty_like(p) if buf is None else buf)  # filled from the gradient by the op
         if not params:
             return
         _optim._fused_sgd_(params, grads, buffers, first, lr=_as_float(group["lr"], "lr", "SGD"),
                            momentum=momentum, dampening=group["dampening"], weight_decay=group["weight_decay"],
                            nesterov=group["nesterov"], maximize=group.get("maximize", False))
+        if momentum != 0:  # new buffers enter the state only once the step has succeeded
+            for p, buf, is_new in zip(params, buffers, first):
+                if is_new:
+                    self.state[p]["momentum_buffer"] = buf

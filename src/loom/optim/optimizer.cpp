@@ -56,6 +56,21 @@ void check_params(const char* name, const std::vector<Tensor>& params, const Opt
   }
 }
 
+void check_owned(const char* name, const Optimizer& optimizer, const Tensor& param) {
+  for (size_t g = 0; g < optimizer.num_param_groups(); ++g)
+    for (const Tensor& p : optimizer.group_params(g))
+      if (p.is_same(param)) return;
+  fail(ErrorKind::Value, name, ": the tensor of shape ", shape_str(param.sizes()), " is not one of its parameters");
+}
+
+// A private copy of a state tensor restored for `param`, checked against it.
+Tensor restored(const char* name, const char* what, const Tensor& value, const Tensor& param) {
+  LOOM_CHECK(value.defined() && value.sizes() == param.sizes(), Value, name, ": restored ", what, " has shape ",
+             value.defined() ? shape_str(value.sizes()) : std::string("undefined"), " but the parameter has shape ",
+             shape_str(param.sizes()));
+  return contiguous(clone(to_dtype(value, param.dtype())));
+}
+
 void check_lr(const char* name, double lr) {
   LOOM_CHECK(lr >= 0.0, Value, name, ": Invalid learning rate: ", lr);
 }
@@ -106,21 +121,29 @@ void SGD::step() {
       params.push_back(p);
       grads.push_back(grad);
       if (o.momentum != 0.0) {
-        Tensor& buffer = momentum_buffers_[p.impl().get()];
+        Tensor buffer = momentum_buffer(p);
         first.push_back(!buffer.defined());
-        if (!buffer.defined()) buffer = empty_like(p);
-        buffers.push_back(buffer);
+        buffers.push_back(buffer.defined() ? buffer : empty_like(p));  // filled from the gradient by the op
       }
     }
     if (params.empty()) continue;
     fused_sgd_(params, grads, buffers, first,
                FusedSGDArgs{o.lr, o.momentum, o.dampening, o.weight_decay, o.nesterov, o.maximize});
+    // New buffers enter the state only once the step has succeeded.
+    for (size_t i = 0; i < first.size(); ++i)
+      if (first[i]) momentum_buffers_[params[i].impl().get()] = buffers[i];
   }
 }
 
 Tensor SGD::momentum_buffer(const Tensor& param) const {
   auto it = momentum_buffers_.find(param.impl().get());
   return it == momentum_buffers_.end() ? Tensor() : it->second;
+}
+
+void SGD::set_momentum_buffer(const Tensor& param, const Tensor& buffer) {
+  check_owned("SGD", *this, param);
+  NoGradGuard no_grad;
+  momentum_buffers_[param.impl().get()] = restored("SGD", "momentum_buffer", buffer, param);
 }
 
 // ---- Adam / AdamW ----
@@ -178,6 +201,22 @@ const AdamState* AdamBase<Options, Decoupled>::state(const Tensor& param) const 
   return it == state_.end() ? nullptr : &it->second;
 }
 
+template <class Options, bool Decoupled>
+void AdamBase<Options, Decoupled>::set_state(const Tensor& param, const AdamState& state) {
+  const char* name = Decoupled ? "AdamW" : "Adam";
+  check_owned(name, *this, param);
+  LOOM_CHECK(state.step.defined() && state.step.numel() == 1 && is_floating(state.step.dtype()), Value, name,
+             ": restored step must be a one-element floating tensor");
+  NoGradGuard no_grad;
+  AdamState copy;
+  copy.step = clone(reshape(state.step, {}));
+  copy.exp_avg = restored(name, "exp_avg", state.exp_avg, param);
+  copy.exp_avg_sq = restored(name, "exp_avg_sq", state.exp_avg_sq, param);
+  if (state.max_exp_avg_sq.defined())
+    copy.max_exp_avg_sq = restored(name, "max_exp_avg_sq", state.max_exp_avg_sq, param);
+  state_[param.impl().get()] = std::move(copy);
+}
+
 template class AdamBase<AdamOptions, false>;
 template class AdamBase<AdamWOptions, true>;
 
@@ -209,7 +248,8 @@ Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, doubl
 void clip_grad_value_(const std::vector<Tensor>& params, double clip_value) {
   NoGradGuard no_grad;
   for (const Tensor& p : params)
-    if (Tensor g = p.grad(); g.defined()) loom::detail::commit_inplace(g, clamp(g, Scalar(-clip_value), Scalar(clip_value)), "clip_grad_value_");
+    if (Tensor g = p.grad(); g.defined())
+      loom::detail::commit_inplace(g, clamp(g, Scalar(-clip_value), Scalar(clip_value)), "clip_grad_value_");
 }
 
 }  // namespace loom::optim

@@ -78,6 +78,9 @@ class SGD : public OptimizerWithOptions<SGDOptions> {
   void step() override;
   // The momentum buffer of `param`, undefined before its first step or when momentum is 0.
   Tensor momentum_buffer(const Tensor& param) const;
+  // Restores a momentum buffer (resuming from a checkpoint); raises ValueError when `param` is not optimized
+  // here or the buffer's shape/dtype differ from the parameter's. The optimizer keeps its own copy.
+  void set_momentum_buffer(const Tensor& param, const Tensor& buffer);
 
  private:
   std::unordered_map<const TensorImpl*, Tensor> momentum_buffers_;
@@ -123,6 +126,10 @@ class AdamBase : public OptimizerWithOptions<Options> {
   void step() override;
   // The state of `param`; null before its first step.
   const AdamState* state(const Tensor& param) const;
+  // Restores the state of `param` (resuming from a checkpoint): `step` is a one-element tensor, the others
+  // match the parameter's shape (max_exp_avg_sq may be undefined without amsgrad). The optimizer keeps copies.
+  // Raises ValueError when `param` is not optimized here or a shape differs.
+  void set_state(const Tensor& param, const AdamState& state);
 
  private:
   std::unordered_map<const TensorImpl*, AdamState> state_;
