@@ -4,6 +4,7 @@ import os
 import time
 
 import loom
+import loom.datasets
 from loom.models.gpt import GPT, GPTConfig
 from loom.nn.utils import clip_grad_norm_
 from loom.optim import AdamW
@@ -42,7 +43,7 @@ class Trainer:
         resume = self._load_checkpoint() if args.resume else None
 
         text = loom.datasets.text_corpus(args.data)
-        self.tokenizer = CharTokenizer.load(self.path(TOKENIZER)) if resume else CharTokenizer.train_from(text)
+        self.tokenizer = CharTokenizer.load(self.path(TOKENIZER)) if resume else CharTokenizer().train(text)
         if not resume:
             self.tokenizer.save(self.path(TOKENIZER))
         tokens = self.tokenizer.encode_tensor(text)
@@ -192,7 +193,7 @@ class Trainer:
 
     def sample(self, prompt, chars):
         """Continues `prompt` by `chars` characters drawn from the model."""
-        unknown = sorted(set(prompt) - set(self.tokenizer.vocab()))
+        unknown = sorted(set(prompt) - set(self.tokenizer.chars))
         if unknown:
             raise ValueError(f"--prompt has characters the corpus never uses: {''.join(unknown)!r}")
         idx = self.tokenizer.encode_tensor(prompt or "\n").unsqueeze(0)
