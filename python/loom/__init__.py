@@ -10,6 +10,11 @@ import os as _os
 # PyTorch ships a libgomp.so.1 of its own that loom then shares, so importing torch first loses this default
 # (scripts that use both set the variable themselves, as tests/python/conftest.py does).
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenBLAS's workers spin on sched_yield for 2^28 cycles after each matrix product (its default
+# OPENBLAS_THREAD_TIMEOUT=28), taking the cores loom's own loops need between products: on the trainer's GPT
+# step that was a third of all CPU time, in the kernel. 2^4 cycles makes them sleep almost at once; measured
+# 294 -> 256 ms per step, system time 8.5 s -> 1.2 s. Read when libopenblas loads, so it too goes before _C.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from loom import _C  # noqa: E402
 from loom._C import Tensor, device, dtype  # noqa: F401,E402

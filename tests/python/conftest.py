@@ -5,5 +5,6 @@ import sys
 # OpenMP runtime both then share, so loom's PASSIVE default must be in place before torch is imported.
 # Spinning OpenMP workers made a mixed loom/torch GPT step 8x slower on this busy 2-core machine.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as loom/__init__.py sets it
 
 sys.path.insert(0, os.path.dirname(__file__))

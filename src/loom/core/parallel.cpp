@@ -3,19 +3,42 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <exception>
 #include <mutex>
+#include <vector>
 
 #include "loom/core/error.h"
 
 namespace loom {
 
-int get_num_threads() { return omp_get_max_threads(); }
+namespace {
+// omp_set_num_threads only changes the calling thread's setting; loom's count is one number for the process,
+// passed to every parallel region explicitly.
+std::atomic<int> g_num_threads{0};  // 0: not yet read from OpenMP's default
+std::vector<void (*)(int)>& listeners() {
+  static std::vector<void (*)(int)> all;
+  return all;
+}
+}  // namespace
+
+int get_num_threads() {
+  int n = g_num_threads.load(std::memory_order_relaxed);
+  if (n == 0) {
+    int expected = 0;
+    g_num_threads.compare_exchange_strong(expected, omp_get_max_threads());
+    n = g_num_threads.load(std::memory_order_relaxed);
+  }
+  return n;
+}
 
 void set_num_threads(int num_threads) {
   LOOM_CHECK(num_threads >= 1, Value, "set_num_threads: expected a positive number of threads, got ", num_threads);
-  omp_set_num_threads(num_threads);
+  g_num_threads.store(num_threads, std::memory_order_relaxed);
+  for (auto listener : listeners()) listener(num_threads);
 }
+
+void add_num_threads_listener(void (*listener)(int)) { listeners().push_back(listener); }
 
 bool in_parallel_region() { return omp_in_parallel(); }
 

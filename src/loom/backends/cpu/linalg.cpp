@@ -101,6 +101,9 @@ std::vector<Tensor> bmm_kernel(const KernelContext& c) {
 }  // namespace
 
 void register_linalg_kernels(Registry& r) {
+  // OpenBLAS keeps its own thread pool: follow loom's thread count (starting from the current one).
+  add_num_threads_listener([](int n) { openblas_set_num_threads(n); });
+  openblas_set_num_threads(get_num_threads());
   r.set_kernel("mm", DeviceType::CPU, mm_kernel);
   r.set_kernel("bmm", DeviceType::CPU, bmm_kernel);
 }
