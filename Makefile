@@ -1,4 +1,4 @@
-# The two commands of the README: `make demo` (the main job) and `make test` (every test).
+# The two commands of the README: `make demo` (the main job: train a GPT) and `make test` (every test).
 # Each does its own set-up (apt + pip packages, build) on a fresh Debian 12 machine.
 PYTHON ?= python3
 JOBS ?= 2
@@ -7,7 +7,7 @@ CMAKE_BUILD := build/cmake
 .PHONY: demo test setup setup-test install cpp-build cpp-test package-test py-test clean
 
 demo: setup install
-	$(PYTHON) examples/python/mlp_demo.py
+	$(PYTHON) -m loom.train
 
 test: setup-test install cpp-build
 	$(MAKE) cpp-test package-test py-test

@@ -53,7 +53,7 @@ def accuracy(model, images, labels, batch_size=1000):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2, help="passes over the 60,000 training images")
+    parser.add_argument("--epochs", type=int, default=3, help="passes over the 60,000 training images")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.05, help="peak SGD learning rate")
     parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist", help="folder with the IDX files")

@@ -14,17 +14,17 @@ def build_parser():
     data.add_argument("--val-fraction", type=float, default=0.1, help="share of the text held out for validation")
 
     model = p.add_argument_group("model")
-    model.add_argument("--n-layer", type=int, default=4, help="transformer blocks")
+    model.add_argument("--n-layer", type=int, default=3, help="transformer blocks")
     model.add_argument("--n-head", type=int, default=4, help="attention heads per block")
-    model.add_argument("--n-embd", type=int, default=128, help="model width (divisible by --n-head)")
+    model.add_argument("--n-embd", type=int, default=96, help="model width (divisible by --n-head)")
     model.add_argument("--block-size", type=int, default=64, help="context length in characters")
     model.add_argument("--dropout", type=float, default=0.0, help="dropout probability")
 
     train = p.add_argument_group("training")
-    train.add_argument("--steps", type=int, default=1000, help="optimizer steps")
+    train.add_argument("--steps", type=int, default=900, help="optimizer steps")
     train.add_argument("--batch-size", type=int, default=32, help="sequences per step")
-    train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW)")
-    train.add_argument("--min-lr", type=float, default=3e-4, help="learning rate at the end of the cosine decay")
+    train.add_argument("--lr", type=float, default=5e-3, help="peak learning rate (AdamW)")
+    train.add_argument("--min-lr", type=float, default=5e-4, help="learning rate at the end of the cosine decay")
     train.add_argument("--warmup", type=int, default=50, help="linear warm-up steps")
     train.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay (matrices only)")
     train.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradient norm to this (0: off)")
@@ -41,7 +41,7 @@ def build_parser():
     run.add_argument("--sample-chars", type=int, default=300, help="characters to sample at the end (0: none)")
     run.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
     run.add_argument("--top-k", type=int, default=None, help="sample only from the k most likely characters")
-    run.add_argument("--no-progress", action="store_true", help="log lines instead of a live progress bar")
+    run.add_argument("--no-progress", action="store_true", help="log lines instead of a live progress bar (also when stderr is not a terminal)")
     return p
 
 

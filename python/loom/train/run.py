@@ -1,6 +1,7 @@
 """One training run of the GPT trainer: data, model, optimizer, schedule, checkpoints and the loop."""
 import math
 import os
+import sys
 import time
 
 import loom
@@ -135,7 +136,7 @@ class Trainer:
         args = self.args
         until = args.steps if until is None else min(until, args.steps)
         metrics = report.MetricsLog(self.path(METRICS), resume_step=self.step if args.resume else None)
-        progress = report.Progress(args.steps, self.step, enabled=not args.no_progress)
+        progress = report.Progress(args.steps, self.step, enabled=not args.no_progress and sys.stderr.isatty())
         progress.log(self._describe())
         rate = report.Throughput()
         tokens_per_step = args.batch_size * args.block_size
