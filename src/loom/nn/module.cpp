@@ -133,11 +133,11 @@ std::vector<std::shared_ptr<Module>> Module::children() const {
   return out;
 }
 
-std::vector<std::pair<std::string, Tensor>> Module::named_parameters(bool recurse) const {
-  std::vector<std::pair<std::string, Tensor>> out;
+Module::NamedTensors Module::collect_named(NamedTensors Module::*kind, bool recurse) const {
+  NamedTensors out;
   std::vector<const TensorImpl*> seen;
   auto add_from = [&](const std::string& prefix, const Module& m) {
-    for (const auto& [name, t] : m.parameters_) {
+    for (const auto& [name, t] : m.*kind) {
       if (!t.defined() || std::find(seen.begin(), seen.end(), t.impl().get()) != seen.end()) continue;
       seen.push_back(t.impl().get());
       out.emplace_back(join(prefix, name), t);
@@ -149,6 +149,10 @@ std::vector<std::pair<std::string, Tensor>> Module::named_parameters(bool recurs
   }
   for (const auto& [prefix, m] : const_cast<Module*>(this)->named_modules()) add_from(prefix, *m);
   return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_parameters(bool recurse) const {
+  return collect_named(&Module::parameters_, recurse);
 }
 
 std::vector<Tensor> Module::parameters(bool recurse) const {
@@ -158,21 +162,7 @@ std::vector<Tensor> Module::parameters(bool recurse) const {
 }
 
 std::vector<std::pair<std::string, Tensor>> Module::named_buffers(bool recurse) const {
-  std::vector<std::pair<std::string, Tensor>> out;
-  std::vector<const TensorImpl*> seen;
-  auto add_from = [&](const std::string& prefix, const Module& m) {
-    for (const auto& [name, t] : m.buffers_) {
-      if (!t.defined() || std::find(seen.begin(), seen.end(), t.impl().get()) != seen.end()) continue;
-      seen.push_back(t.impl().get());
-      out.emplace_back(join(prefix, name), t);
-    }
-  };
-  if (!recurse) {
-    add_from("", *this);
-    return out;
-  }
-  for (const auto& [prefix, m] : const_cast<Module*>(this)->named_modules()) add_from(prefix, *m);
-  return out;
+  return collect_named(&Module::buffers_, recurse);
 }
 
 std::vector<Tensor> Module::buffers(bool recurse) const {

@@ -126,6 +126,10 @@ class Module : public std::enable_shared_from_this<Module> {
                              std::vector<const Module*>& seen);
   void collect_state(const std::string& prefix, StateDict& out) const;
   std::pair<const Module*, std::string> resolve(const std::string& dotted, const char* what) const;
+  using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+  // The tensors of one kind (parameters_ or buffers_) of this module and, with recurse, its descendants,
+  // by dotted name; a tensor registered twice is listed once, under its first name (PyTorch's rule).
+  NamedTensors collect_named(NamedTensors Module::*kind, bool recurse) const;
 
   std::string name_;
   std::vector<std::pair<std::string, Tensor>> parameters_;
