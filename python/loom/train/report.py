@@ -12,7 +12,7 @@ class Progress:
 
     def __init__(self, total, initial, enabled):
         self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, disable=not enabled,
-                        smoothing=0.1, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+                        smoothing=0.1, bar_format="{percentage:3.0f}%|{bar:24}| step {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
         self.enabled = enabled
 
     def update(self, loss, tokens_per_s, val_loss=None):
