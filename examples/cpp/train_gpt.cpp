@@ -1,0 +1,291 @@
+// Trains the C++ GPT (loom::models::GPT, the twin of Python's loom.models.GPT) on characters, from C++ alone:
+// loom::data::CharTokenizer turns the text into ids, random windows of block_size + 1 characters make the batches,
+// loom::optim::AdamW updates the model. Prints the training loss every --log-every steps, the validation loss
+// (the last 10% of the text) at the start and the end, and a sample of generated text.
+//
+//   make cpp-build && build/cmake/train_gpt              # 300 steps of a 2-layer, 64-wide model on the fortunes
+//   build/cmake/train_gpt --steps 2000 --n-embd 128 --data my.txt
+//   build/cmake/train_gpt --help
+//
+// The default text is Debian's package `fortunes` (/usr/share/games/fortunes: its plain text files in name order,
+// '%' separator lines removed, as loom.datasets.text_corpus() reads it); --data FILE names any UTF-8 file.
+//
+// --check-logits FILE (used by tests/python/test_cpp_gpt.py): FILE is a safetensors file holding a GPT state
+// dict, "check.idx" (B, T) and "check.logits" (B, T, vocab) computed by Python, and the config in its metadata
+// (vocab_size, block_size, n_layer, n_head, n_embd, bias). The weights are loaded into the C++ GPT by name
+// (strict), the logits recomputed in eval mode; prints the max abs difference and exits 0 only if it is <= --tol.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "loom/loom.h"
+#include "loom/models/gpt.h"
+
+using loom::Tensor;
+using loom::models::GPT;
+using loom::models::GPTConfig;
+
+namespace {
+
+struct Options {
+  std::string data = "/usr/share/games/fortunes";
+  int64_t steps = 300;
+  int64_t batch_size = 16;
+  int64_t block_size = 64;
+  int64_t n_layer = 2;
+  int64_t n_head = 4;
+  int64_t n_embd = 64;
+  double dropout = 0.0;
+  double lr = 3e-3;
+  double weight_decay = 0.01;
+  int64_t log_every = 50;
+  int64_t sample_chars = 200;
+  uint64_t seed = 0;
+  std::string check_logits;
+  double tol = 1e-5;
+};
+
+void usage(const char* program) {
+  std::printf(
+      "usage: %s [--data PATH] [--steps N] [--batch-size N] [--block-size N] [--n-layer N] [--n-head N]\n"
+      "          [--n-embd N] [--dropout X] [--lr X] [--weight-decay X] [--log-every N] [--sample N] [--seed N]\n"
+      "       %s --check-logits FILE [--tol X]\n"
+      "  --data          a UTF-8 text file, or a folder of fortune files (default /usr/share/games/fortunes,\n"
+      "                  from the Debian package 'fortunes')\n"
+      "  --steps         AdamW steps (default 300)      --batch-size   windows per step (default 16)\n"
+      "  --block-size    context length (default 64)    --n-layer/--n-head/--n-embd  model size (2/4/64)\n"
+      "  --dropout       (default 0)                    --lr / --weight-decay  AdamW (default 3e-3 / 0.01)\n"
+      "  --log-every     print the loss every N steps (default 50)\n"
+      "  --sample        characters to generate at the end (default 200, 0: none)\n"
+      "  --seed          seed of the default generator: init, batches, sampling (default 0)\n"
+      "  --check-logits  load a GPT state dict + input + logits written by Python, compare the logits\n"
+      "  --tol           largest allowed abs difference for --check-logits (default 1e-5)\n",
+      program, program);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      usage(argv[0]);
+      std::exit(0);
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "error: %s needs a value (see --help)\n", arg.c_str());
+      std::exit(2);
+    }
+    std::string v = argv[++i];
+    try {
+      if (arg == "--data") o.data = v;
+      else if (arg == "--steps") o.steps = std::stoll(v);
+      else if (arg == "--batch-size") o.batch_size = std::stoll(v);
+      else if (arg == "--block-size") o.block_size = std::stoll(v);
+      else if (arg == "--n-layer") o.n_layer = std::stoll(v);
+      else if (arg == "--n-head") o.n_head = std::stoll(v);
+      else if (arg == "--n-embd") o.n_embd = std::stoll(v);
+      else if (arg == "--dropout") o.dropout = std::stod(v);
+      else if (arg == "--lr") o.lr = std::stod(v);
+      else if (arg == "--weight-decay") o.weight_decay = std::stod(v);
+      else if (arg == "--log-every") o.log_every = std::stoll(v);
+      else if (arg == "--sample") o.sample_chars = std::stoll(v);
+      else if (arg == "--seed") o.seed = std::stoull(v);
+      else if (arg == "--check-logits") o.check_logits = v;
+      else if (arg == "--tol") o.tol = std::stod(v);
+      else {
+        std::fprintf(stderr, "error: unknown option %s (see --help)\n", arg.c_str());
+        std::exit(2);
+      }
+    } catch (const std::logic_error&) {
+      std::fprintf(stderr, "error: %s expects a number, got '%s'\n", arg.c_str(), v.c_str());
+      std::exit(2);
+    }
+  }
+  if (o.steps < 0 || o.batch_size <= 0 || o.block_size <= 0 || o.log_every <= 0 || o.sample_chars < 0) {
+    std::fprintf(stderr, "error: --steps and --sample must be >= 0; --batch-size, --block-size, --log-every > 0\n");
+    std::exit(2);
+  }
+  return o;
+}
+
+std::string read_all(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read '" + path.string() + "'");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The text of a file, or of a folder of fortune files as loom.datasets.text_corpus reads it.
+std::string read_corpus(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(path)) return read_all(path);
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(path)) {
+    std::string name = entry.path().filename().string();
+    bool index = name.ends_with(".dat") || name.ends_with(".u8") || name.starts_with(".") || name == "off";
+    if (!index && entry.is_regular_file() && !entry.is_symlink()) files.push_back(entry.path());
+  }
+  if (files.empty()) throw std::runtime_error("no text files in '" + path + "'");
+  std::sort(files.begin(), files.end());
+  std::string out;
+  for (const auto& file : files) {
+    std::string text = read_all(file), part;
+    std::istringstream lines(text);
+    std::string line;
+    bool first = true;
+    while (std::getline(lines, line)) {  // drop the '%' separator lines
+      std::string bare = line.ends_with('\r') ? line.substr(0, line.size() - 1) : line;
+      if (bare == "%") continue;
+      part += (first ? "" : "\n") + line;
+      first = false;
+    }
+    while (part.ends_with('\n')) part.pop_back();
+    out += part + "\n";
+  }
+  return out;
+}
+
+// (inputs, targets), each (batch, block): random windows of `ids` [begin, end).
+std::pair<Tensor, Tensor> batch(const std::vector<int64_t>& ids, int64_t begin, int64_t end, int64_t batch_size,
+                                int64_t block) {
+  Tensor starts = loom::randint(begin, end - block - 1, {batch_size});
+  const int64_t* s = starts.data<int64_t>();
+  std::vector<int64_t> x(batch_size * block), y(batch_size * block);
+  for (int64_t b = 0; b < batch_size; ++b) {
+    std::copy_n(ids.begin() + s[b], block, x.begin() + b * block);
+    std::copy_n(ids.begin() + s[b] + 1, block, y.begin() + b * block);
+  }
+  return {loom::from_blob_copy(x.data(), {batch_size, block}, loom::DType::Int64),
+          loom::from_blob_copy(y.data(), {batch_size, block}, loom::DType::Int64)};
+}
+
+double eval_loss(GPT& model, const std::vector<int64_t>& ids, int64_t begin, int64_t end, int64_t block) {
+  loom::NoGradGuard no_grad;
+  model.eval();
+  double total = 0;
+  const int batches = 8;
+  for (int i = 0; i < batches; ++i) {
+    auto [x, y] = batch(ids, begin, end, 16, block);
+    total += model.loss(x, y).item().to_double();
+  }
+  model.train();
+  return total / batches;
+}
+
+int64_t meta_int(const loom::serialize::Metadata& meta, const std::string& key, const std::string& file) {
+  auto it = meta.find(key);
+  if (it == meta.end()) throw std::runtime_error("'" + file + "': metadata has no \"" + key + "\"");
+  return std::stoll(it->second);
+}
+
+int check_logits(const Options& o) {
+  auto contents = loom::serialize::load_safetensors(o.check_logits);
+  const auto& meta = contents.metadata;
+  GPTConfig config{.vocab_size = meta_int(meta, "vocab_size", o.check_logits),
+                   .block_size = meta_int(meta, "block_size", o.check_logits),
+                   .n_layer = meta_int(meta, "n_layer", o.check_logits),
+                   .n_head = meta_int(meta, "n_head", o.check_logits),
+                   .n_embd = meta_int(meta, "n_embd", o.check_logits),
+                   .dropout = 0.0,
+                   .bias = meta_int(meta, "bias", o.check_logits) != 0};
+  Tensor idx, expected;
+  loom::nn::StateDict state;
+  for (auto& [name, t] : contents.tensors) {
+    if (name == "check.idx") idx = t;
+    else if (name == "check.logits") expected = t;
+    else state.emplace_back(name, t);
+  }
+  if (!idx.defined() || !expected.defined())
+    throw std::runtime_error("'" + o.check_logits + "' lacks check.idx or check.logits");
+  GPT model(config);
+  if (expected.dtype() != loom::DType::Float32) model.to(expected.dtype());
+  model.load_state_dict(state, /*strict=*/true);
+  model.eval();
+  loom::NoGradGuard no_grad;
+  Tensor logits = model.forward(idx);
+  if (logits.sizes() != expected.sizes()) {
+    std::printf("shape mismatch: C++ logits %s, Python logits %s\n", loom::shape_str(logits.sizes()).c_str(),
+                loom::shape_str(expected.sizes()).c_str());
+    return 1;
+  }
+  double diff = loom::max(loom::abs(loom::to_dtype(logits, loom::DType::Float64) -
+                                    loom::to_dtype(expected, loom::DType::Float64)))
+                    .item()
+                    .to_double();
+  bool ok = diff <= o.tol;  // false for NaN too
+  std::printf("check-logits: %zu tensors loaded, logits %s, max abs difference %.3g (tolerance %.3g): %s\n",
+              state.size(), loom::shape_str(logits.sizes()).c_str(), diff, o.tol, ok ? "OK" : "MISMATCH");
+  return ok ? 0 : 1;
+}
+
+int train(const Options& o) {
+  loom::manual_seed(o.seed);
+  std::string text = read_corpus(o.data);
+  loom::data::CharTokenizer tokenizer;
+  tokenizer.train(text);
+  std::vector<int32_t> ids32 = tokenizer.encode(text);
+  std::vector<int64_t> ids(ids32.begin(), ids32.end());
+  const int64_t n = static_cast<int64_t>(ids.size()), split = n * 9 / 10;
+  if (split - o.block_size - 1 <= 0 || n - split - o.block_size - 1 <= 0) {
+    std::fprintf(stderr, "error: '%s' is too short for --block-size %lld\n", o.data.c_str(),
+                 static_cast<long long>(o.block_size));
+    return 1;
+  }
+  GPT model(GPTConfig{.vocab_size = tokenizer.vocab_size(), .block_size = o.block_size, .n_layer = o.n_layer,
+                      .n_head = o.n_head, .n_embd = o.n_embd, .dropout = o.dropout});
+  std::printf("text: %lld characters, vocabulary %lld; GPT: %lld layers, %lld heads, width %lld, %.2fM parameters\n",
+              static_cast<long long>(n), static_cast<long long>(tokenizer.vocab_size()),
+              static_cast<long long>(o.n_layer), static_cast<long long>(o.n_head), static_cast<long long>(o.n_embd),
+              model.num_params() / 1e6);
+  std::printf("step 0: val loss %.4f (log(vocab) = %.4f)\n", eval_loss(model, ids, split, n, o.block_size),
+              std::log(static_cast<double>(tokenizer.vocab_size())));
+  loom::optim::AdamW optimizer(model.parameters(), {.lr = o.lr, .weight_decay = o.weight_decay});
+  auto start = std::chrono::steady_clock::now();
+  double running = 0;
+  int64_t counted = 0;
+  for (int64_t step = 1; step <= o.steps; ++step) {
+    auto [x, y] = batch(ids, 0, split, o.batch_size, o.block_size);
+    Tensor loss = model.loss(x, y);
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+    running += loss.item().to_double(), ++counted;
+    if (step % o.log_every == 0 || step == o.steps) {
+      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::printf("step %lld: train loss %.4f (mean of the last %lld steps), %.1f s\n", static_cast<long long>(step),
+                  running / counted, static_cast<long long>(counted), seconds);
+      std::fflush(stdout);
+      running = 0, counted = 0;
+    }
+  }
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("trained %lld steps in %.1f s; val loss %.4f\n", static_cast<long long>(o.steps), seconds,
+              eval_loss(model, ids, split, n, o.block_size));
+  if (o.sample_chars > 0) {
+    model.eval();
+    Tensor prompt = loom::from_blob_copy(ids.data(), {1, 1}, loom::DType::Int64);  // the text's first character
+    Tensor out = model.generate(prompt, o.sample_chars, 0.8, 10);
+    std::printf("sample:\n%s\n", tokenizer.decode(loom::flatten(out)).c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o = parse(argc, argv);
+  try {
+    return o.check_logits.empty() ? train(o) : check_logits(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
