@@ -14,6 +14,8 @@
 // dict, "check.idx" (B, T) and "check.logits" (B, T, vocab) computed by Python, and the config in its metadata
 // (vocab_size, block_size, n_layer, n_head, n_embd, bias). The weights are loaded into the C++ GPT by name
 // (strict), the logits recomputed in eval mode; prints the max abs difference and exits 0 only if it is <= --tol.
+// With "init_seed" in the metadata the file's weights must also be Python's initial ones for loom.manual_seed(
+// init_seed): the C++ GPT built after loom::manual_seed(init_seed) must equal them exactly (same draws, same order).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -21,6 +23,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -180,6 +183,12 @@ double eval_loss(GPT& model, const std::vector<int64_t>& ids, int64_t begin, int
   return total / batches;
 }
 
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  return loom::max(loom::abs(loom::to_dtype(a, loom::DType::Float64) - loom::to_dtype(b, loom::DType::Float64)))
+      .item()
+      .to_double();
+}
+
 int64_t meta_int(const loom::serialize::Metadata& meta, const std::string& key, const std::string& file) {
   auto it = meta.find(key);
   if (it == meta.end()) throw std::runtime_error("'" + file + "': metadata has no \"" + key + "\"");
@@ -205,8 +214,24 @@ int check_logits(const Options& o) {
   }
   if (!idx.defined() || !expected.defined())
     throw std::runtime_error("'" + o.check_logits + "' lacks check.idx or check.logits");
+  auto seed = meta.find("init_seed");
+  if (seed != meta.end()) loom::manual_seed(std::stoull(seed->second));
   GPT model(config);
   if (expected.dtype() != loom::DType::Float32) model.to(expected.dtype());
+  bool init_ok = true;
+  if (seed != meta.end()) {  // the file holds Python's initial weights for this seed: ours must be the same
+    auto own = model.state_dict();
+    double init_diff = own.size() == state.size() ? 0.0 : std::numeric_limits<double>::infinity();
+    for (const auto& [name, t] : own) {  // by name: the file's tensors are in its data order
+      auto it = std::find_if(state.begin(), state.end(), [&](const auto& entry) { return entry.first == name; });
+      bool same_shape = it != state.end() && it->second.sizes() == t.sizes();
+      init_diff = std::max(init_diff, same_shape ? max_abs_diff(t, it->second)
+                                                 : std::numeric_limits<double>::infinity());
+    }
+    init_ok = init_diff == 0.0;
+    std::printf("check-logits: initialisation with seed %s vs the file's: max abs difference %.3g: %s\n",
+                seed->second.c_str(), init_diff, init_ok ? "OK" : "MISMATCH");
+  }
   model.load_state_dict(state, /*strict=*/true);
   model.eval();
   loom::NoGradGuard no_grad;
@@ -216,14 +241,11 @@ int check_logits(const Options& o) {
                 loom::shape_str(expected.sizes()).c_str());
     return 1;
   }
-  double diff = loom::max(loom::abs(loom::to_dtype(logits, loom::DType::Float64) -
-                                    loom::to_dtype(expected, loom::DType::Float64)))
-                    .item()
-                    .to_double();
+  double diff = max_abs_diff(logits, expected);
   bool ok = diff <= o.tol;  // false for NaN too
   std::printf("check-logits: %zu tensors loaded, logits %s, max abs difference %.3g (tolerance %.3g): %s\n",
               state.size(), loom::shape_str(logits.sizes()).c_str(), diff, o.tol, ok ? "OK" : "MISMATCH");
-  return ok ? 0 : 1;
+  return ok && init_ok ? 0 : 1;
 }
 
 int train(const Options& o) {
