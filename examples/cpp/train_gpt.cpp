@@ -3,7 +3,7 @@
 // loom::optim::AdamW updates the model. Prints the training loss every --log-every steps, the validation loss
 // (the last 10% of the text) at the start and the end, and a sample of generated text.
 //
-//   make cpp-build && build/cmake/train_gpt              # 300 steps of a 2-layer, 64-wide model on the fortunes
+//   make cpp-build && build/cmake/train_gpt              # 600 steps of a 2-layer, 64-wide model on the fortunes
 //   build/cmake/train_gpt --steps 2000 --n-embd 128 --data my.txt
 //   build/cmake/train_gpt --help
 //
@@ -39,18 +39,22 @@ namespace {
 
 struct Options {
   std::string data = "/usr/share/games/fortunes";
-  int64_t steps = 300;
-  int64_t batch_size = 16;
-  int64_t block_size = 64;
+  int64_t steps = 600;
+  int64_t batch_size = 32;
+  int64_t block_size = 32;
   int64_t n_layer = 2;
   int64_t n_head = 4;
   int64_t n_embd = 64;
   double dropout = 0.0;
-  double lr = 3e-3;
-  double weight_decay = 0.01;
+  double lr = 6e-3;
+  double weight_decay = 0.1;
+  int64_t warmup = 50;
+  double grad_clip = 1.0;
   int64_t log_every = 50;
   int64_t sample_chars = 200;
+  std::string prompt = "The ";
   uint64_t seed = 0;
+  int threads = 1;
   std::string check_logits;
   double tol = 1e-5;
 };
@@ -58,16 +62,24 @@ struct Options {
 void usage(const char* program) {
   std::printf(
       "usage: %s [--data PATH] [--steps N] [--batch-size N] [--block-size N] [--n-layer N] [--n-head N]\n"
-      "          [--n-embd N] [--dropout X] [--lr X] [--weight-decay X] [--log-every N] [--sample N] [--seed N]\n"
+      "          [--n-embd N] [--dropout X] [--lr X] [--weight-decay X] [--warmup N] [--grad-clip X]\n"
+      "          [--log-every N] [--sample N] [--prompt TEXT] [--seed N] [--threads N]\n"
       "       %s --check-logits FILE [--tol X]\n"
       "  --data          a UTF-8 text file, or a folder of fortune files (default /usr/share/games/fortunes,\n"
       "                  from the Debian package 'fortunes')\n"
-      "  --steps         AdamW steps (default 300)      --batch-size   windows per step (default 16)\n"
-      "  --block-size    context length (default 64)    --n-layer/--n-head/--n-embd  model size (2/4/64)\n"
-      "  --dropout       (default 0)                    --lr / --weight-decay  AdamW (default 3e-3 / 0.01)\n"
+      "  --steps         AdamW steps (default 600)      --batch-size   windows per step (default 32)\n"
+      "  --block-size    context length (default 32)    --n-layer/--n-head/--n-embd  model size (2/4/64)\n"
+      "  --dropout       (default 0)\n"
+      "  --lr            AdamW's peak learning rate (default 6e-3): linear warm-up over --warmup steps (default\n"
+      "                  50), then cosine decay to lr / 10\n"
+      "  --weight-decay  AdamW's, on weight matrices only (default 0.1)\n"
+      "  --grad-clip     clip the gradient norm to this (default 1, 0: off)\n"
       "  --log-every     print the loss every N steps (default 50)\n"
-      "  --sample        characters to generate at the end (default 200, 0: none)\n"
+      "  --sample        characters to generate at the end (default 200, 0: none), temperature 0.8, top-k 10\n"
+      "  --prompt        the text they continue (default \"The \")\n"
       "  --seed          seed of the default generator: init, batches, sampling (default 0)\n"
+      "  --threads       loom + OpenBLAS threads (default 1: faster than more for a model this small, and\n"
+      "                  robust on a busy machine; 0: OMP_NUM_THREADS or one per core)\n"
       "  --check-logits  load a GPT state dict + input + logits written by Python, compare the logits\n"
       "  --tol           largest allowed abs difference for --check-logits (default 1e-5)\n",
       program, program);
@@ -97,9 +109,13 @@ Options parse(int argc, char** argv) {
       else if (arg == "--dropout") o.dropout = std::stod(v);
       else if (arg == "--lr") o.lr = std::stod(v);
       else if (arg == "--weight-decay") o.weight_decay = std::stod(v);
+      else if (arg == "--warmup") o.warmup = std::stoll(v);
+      else if (arg == "--grad-clip") o.grad_clip = std::stod(v);
       else if (arg == "--log-every") o.log_every = std::stoll(v);
       else if (arg == "--sample") o.sample_chars = std::stoll(v);
+      else if (arg == "--prompt") o.prompt = v;
       else if (arg == "--seed") o.seed = std::stoull(v);
+      else if (arg == "--threads") o.threads = std::stoi(v);
       else if (arg == "--check-logits") o.check_logits = v;
       else if (arg == "--tol") o.tol = std::stod(v);
       else {
@@ -111,8 +127,9 @@ Options parse(int argc, char** argv) {
       std::exit(2);
     }
   }
-  if (o.steps < 0 || o.batch_size <= 0 || o.block_size <= 0 || o.log_every <= 0 || o.sample_chars < 0) {
-    std::fprintf(stderr, "error: --steps and --sample must be >= 0; --batch-size, --block-size, --log-every > 0\n");
+  if (o.steps < 0 || o.batch_size <= 0 || o.block_size <= 0 || o.log_every <= 0 || o.sample_chars < 0 ||
+      o.warmup < 0 || o.threads < 0) {
+    std::fprintf(stderr, "error: --steps, --sample, --warmup, --threads must be >= 0; --batch-size, --block-size, --log-every > 0\n");
     std::exit(2);
   }
   return o;
@@ -249,6 +266,7 @@ int check_logits(const Options& o) {
 }
 
 int train(const Options& o) {
+  if (o.threads > 0) loom::set_num_threads(o.threads);
   loom::manual_seed(o.seed);
   std::string text = read_corpus(o.data);
   loom::data::CharTokenizer tokenizer;
@@ -269,15 +287,26 @@ int train(const Options& o) {
               model.num_params() / 1e6);
   std::printf("step 0: val loss %.4f (log(vocab) = %.4f)\n", eval_loss(model, ids, split, n, o.block_size),
               std::log(static_cast<double>(tokenizer.vocab_size())));
-  loom::optim::AdamW optimizer(model.parameters(), {.lr = o.lr, .weight_decay = o.weight_decay});
+  // Weight decay on matrices only (nanoGPT's groups): embeddings and Linear weights decay, biases and norms do not.
+  std::vector<Tensor> decay, no_decay;
+  for (const Tensor& p : model.parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
+  loom::optim::AdamW optimizer(decay, {.lr = o.lr, .weight_decay = o.weight_decay});
+  optimizer.add_param_group(no_decay, {.lr = o.lr, .weight_decay = 0.0});
+  auto lr_at = [&](int64_t step) {  // warm-up, then cosine to lr / 10
+    if (step <= o.warmup) return o.lr * static_cast<double>(step) / static_cast<double>(o.warmup);
+    double progress = static_cast<double>(step - o.warmup) / static_cast<double>(std::max<int64_t>(1, o.steps - o.warmup));
+    return o.lr / 10 + 0.5 * (o.lr - o.lr / 10) * (1 + std::cos(M_PI * std::min(1.0, progress)));
+  };
   auto start = std::chrono::steady_clock::now();
   double running = 0;
   int64_t counted = 0;
   for (int64_t step = 1; step <= o.steps; ++step) {
     auto [x, y] = batch(ids, 0, split, o.batch_size, o.block_size);
+    for (size_t g = 0; g < optimizer.num_param_groups(); ++g) optimizer.set_lr(g, lr_at(step));
     Tensor loss = model.loss(x, y);
     optimizer.zero_grad();
     loss.backward();
+    if (o.grad_clip > 0) loom::optim::clip_grad_norm_(model.parameters(), o.grad_clip);
     optimizer.step();
     running += loss.item().to_double(), ++counted;
     if (step % o.log_every == 0 || step == o.steps) {
@@ -293,7 +322,7 @@ int train(const Options& o) {
               eval_loss(model, ids, split, n, o.block_size));
   if (o.sample_chars > 0) {
     model.eval();
-    Tensor prompt = loom::from_blob_copy(ids.data(), {1, 1}, loom::DType::Int64);  // the text's first character
+    Tensor prompt = loom::unsqueeze(tokenizer.encode_tensor(o.prompt.empty() ? "\n" : o.prompt), 0);
     Tensor out = model.generate(prompt, o.sample_chars, 0.8, 10);
     std::printf("sample:\n%s\n", tokenizer.decode(loom::flatten(out)).c_str());
   }
