@@ -448,6 +448,47 @@ TEST(NNGPT, AdamWLearnsARepeatingSequence) {
   for (int64_t i = 0; i < 9; ++i) EXPECT_EQ(out.data<int64_t>()[i], i % 8) << "position " << i;
 }
 
+TEST(NNGPT, KVCacheEqualsFullForward) {
+  loom::manual_seed(11);
+  GPT model(small_config());
+  model.to(DType::Float64);
+  perturb(model, 0.05);
+  Tensor idx = loom::randint(0, 11, {2, 8});
+  Tensor full = model.forward(idx);
+  // positions 0..2, then 3..6 (several new positions after a cache: the offset causal mask), then 7 alone
+  auto [a, cache] = model.forward_cached(loom::narrow(idx, 1, 0, 3));
+  EXPECT_EQ(cache.length(), 3);
+  auto [b, cache2] = model.forward_cached(loom::narrow(idx, 1, 3, 4), cache);
+  auto [c, cache3] = model.forward_cached(loom::narrow(idx, 1, 7, 1), cache2);
+  EXPECT_EQ(cache3.length(), 8);
+  EXPECT_EQ(cache3.layers.size(), 2u);
+  EXPECT_EQ(cache3.layers[0].first.sizes(), (loom::Shape{2, 2, 8, 8}));
+  EXPECT_LT(max_abs_diff(loom::cat({a, b, c}, 1), full), 1e-12);
+  // past + T beyond block_size raises
+  EXPECT_EQ(error_kind([&] { model.forward_cached(loom::narrow(idx, 1, 0, 1), cache3); }), loom::ErrorKind::Value);
+}
+
+TEST(NNGPT, GreedyGenerateEqualsRecomputation) {
+  loom::manual_seed(12);
+  GPT model(small_config());
+  model.to(DType::Float64);
+  perturb(model, 0.5);  // sharper distributions: no near-ties between the two paths
+  model.eval();
+  Tensor prompt = loom::randint(0, 11, {2, 3});
+  Tensor out = model.generate(prompt, 10, /*temperature=*/0.0);  // 13 > block_size 8: cache, then cropping
+  Tensor expected = prompt;
+  {
+    loom::NoGradGuard no_grad;
+    for (int i = 0; i < 10; ++i) {
+      int64_t T = expected.size(1);
+      Tensor context = T <= 8 ? expected : loom::narrow(expected, 1, T - 8, 8);
+      Tensor next = loom::argmax(loom::select(model.forward(context), 1, -1), -1, true);
+      expected = loom::cat({expected, next}, 1);
+    }
+  }
+  EXPECT_EQ(max_abs_diff(out, expected), 0.0);
+}
+
 TEST(NNGPT, Generate) {
   loom::manual_seed(10);
   GPT model(small_config());

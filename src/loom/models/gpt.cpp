@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <tuple>
 
 #include "loom/autograd/grad_mode.h"
 #include "loom/core/error.h"
@@ -53,17 +54,39 @@ CausalSelfAttention::CausalSelfAttention(const GPTConfig& config)
   resid_dropout = register_module("resid_dropout", std::make_shared<nn::Dropout>(config.dropout));
 }
 
-Tensor CausalSelfAttention::forward(const Tensor& x) {
+Tensor CausalSelfAttention::forward(const Tensor& x) { return std::get<0>(forward_cached(x, Tensor(), Tensor())); }
+
+std::tuple<Tensor, Tensor, Tensor> CausalSelfAttention::forward_cached(const Tensor& x, const Tensor& past_k,
+                                                                       const Tensor& past_v) {
   LOOM_CHECK(x.dim() == 3 && x.size(2) == n_embd, Value, "CausalSelfAttention: expected input (B, T, ", n_embd,
              "), got ", shape_str(x.sizes()));
   const int64_t B = x.size(0), T = x.size(1), C = n_embd, H = n_head;
   std::vector<Tensor> qkv = split(c_attn->forward(x), n_embd, 2);
   auto heads = [&](const Tensor& t) { return transpose(reshape(t, {B, T, H, C / H}), 1, 2); };  // (B, H, T, hd)
+  Tensor q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
+  int64_t past = 0;
+  if (past_k.defined()) {
+    LOOM_CHECK(past_v.defined() && past_k.dim() == 4 && past_k.size(0) == B && past_k.size(1) == H &&
+                   past_k.size(3) == C / H && past_v.sizes() == past_k.sizes(),
+               Value, "CausalSelfAttention: the cache must be (B, n_head, past, head_dim) = (", B, ", ", H,
+               ", past, ", C / H, ") for keys and values, got ", shape_str(past_k.sizes()), " and ",
+               past_v.defined() ? shape_str(past_v.sizes()) : std::string("(undefined)"));
+    past = past_k.size(2);
+    k = cat({past_k, k}, 2);
+    v = cat({past_v, v}, 2);
+  }
   double dropout_p = is_training() ? dropout : 0.0;
-  Tensor y = scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), Tensor(), dropout_p,
-                                          /*is_causal=*/true);
+  Tensor y;
+  if (past == 0) {
+    y = scaled_dot_product_attention(q, k, v, Tensor(), dropout_p, /*is_causal=*/true);
+  } else if (T == 1) {  // one new position sees every cached one: no mask
+    y = scaled_dot_product_attention(q, k, v, Tensor(), dropout_p);
+  } else {  // query i (absolute position past + i) sees keys 0..past + i
+    Tensor allowed = tril(ones({T, past + T}, DType::Bool), past);
+    y = scaled_dot_product_attention(q, k, v, allowed, dropout_p);
+  }
   y = reshape(transpose(y, 1, 2), {B, T, C});
-  return resid_dropout->forward(c_proj->forward(y));
+  return {resid_dropout->forward(c_proj->forward(y)), k, v};
 }
 
 // ================= MLP, Block =================
@@ -89,6 +112,12 @@ Block::Block(const GPTConfig& config) : Module("Block") {
 Tensor Block::forward(const Tensor& x) {
   Tensor y = x + attn->forward(ln_1->forward(x));
   return y + mlp->forward(ln_2->forward(y));
+}
+
+std::tuple<Tensor, Tensor, Tensor> Block::forward_cached(const Tensor& x, const Tensor& past_k, const Tensor& past_v) {
+  auto [a, k, v] = attn->forward_cached(ln_1->forward(x), past_k, past_v);
+  Tensor y = x + a;
+  return {y + mlp->forward(ln_2->forward(y)), k, v};
 }
 
 // ================= GPT =================
@@ -130,18 +159,37 @@ int64_t GPT::num_params(bool non_embedding) const {
   return n;
 }
 
-Tensor GPT::forward(const Tensor& idx) {
+Tensor GPT::embed(const Tensor& idx, int64_t past) {
   LOOM_CHECK(idx.defined() && idx.dim() == 2, Value, "GPT: expected token indices of shape (B, T), got ",
              idx.defined() ? shape_str(idx.sizes()) : std::string("an undefined tensor"));
   LOOM_CHECK(!is_floating(idx.dtype()) && idx.dtype() != DType::Bool, Type,
              "GPT: token indices must have an integer dtype, got ", dtype_name(idx.dtype()));
   const int64_t T = idx.size(1);
-  LOOM_CHECK(T <= config.block_size, Value, "GPT: cannot forward a sequence of length ", T,
+  LOOM_CHECK(past + T <= config.block_size, Value, "GPT: cannot forward a sequence of length ", past + T,
              ", block size is only ", config.block_size);
-  Tensor pos = arange(Scalar(int64_t(0)), Scalar(T), Scalar(int64_t(1)), DType::Int64);
-  Tensor x = drop->forward(wte->forward(idx) + wpe->forward(pos));
+  Tensor pos = arange(Scalar(past), Scalar(past + T), Scalar(int64_t(1)), DType::Int64);
+  return drop->forward(wte->forward(idx) + wpe->forward(pos));
+}
+
+Tensor GPT::forward(const Tensor& idx) {
+  Tensor x = embed(idx, 0);
   for (const auto& block : *h) x = block->forward(x);
   return lm_head->forward(ln_f->forward(x));
+}
+
+std::pair<Tensor, KVCache> GPT::forward_cached(const Tensor& idx, const KVCache& past) {
+  LOOM_CHECK(past.empty() || past.layers.size() == h->size(), Value, "GPT.forward_cached: the cache has ",
+             past.layers.size(), " layers, the model ", h->size());
+  Tensor x = embed(idx, past.length());
+  KVCache present;
+  for (size_t i = 0; i < h->size(); ++i) {
+    Tensor past_k = past.empty() ? Tensor() : past.layers[i].first;
+    Tensor past_v = past.empty() ? Tensor() : past.layers[i].second;
+    auto [y, k, v] = h->at<Block>(static_cast<int64_t>(i))->forward_cached(x, past_k, past_v);
+    x = y;
+    present.layers.emplace_back(k, v);
+  }
+  return {lm_head->forward(ln_f->forward(x)), std::move(present)};
 }
 
 Tensor GPT::loss(const Tensor& idx, const Tensor& targets) {
@@ -159,11 +207,19 @@ Tensor GPT::generate(const Tensor& idx, int64_t max_new_tokens, double temperatu
   LOOM_CHECK(temperature >= 0.0, Value, "GPT.generate: temperature must be non-negative, got ", temperature);
   LOOM_CHECK(max_new_tokens >= 0, Value, "GPT.generate: max_new_tokens must be non-negative, got ", max_new_tokens);
   NoGradGuard no_grad;
+  const int64_t block = config.block_size;
   Tensor out = idx;
+  KVCache cache;
   for (int64_t step = 0; step < max_new_tokens; ++step) {
     const int64_t T = out.size(1);
-    Tensor context = T <= config.block_size ? out : slice(out, 1, T - config.block_size, T);
-    Tensor logits = select(forward(context), 1, -1);  // (B, vocab)
+    Tensor logits;
+    if (!cache.empty() && T <= block) {  // the cache holds positions 0..T-2: feed the newest token only
+      std::tie(logits, cache) = forward_cached(slice(out, 1, T - 1, T), cache);
+    } else {
+      std::tie(logits, cache) = forward_cached(T <= block ? out : slice(out, 1, T - block, T));
+      if (T >= block) cache = KVCache();  // the next step must crop and recompute anyway
+    }
+    logits = select(logits, 1, -1);  // (B, vocab)
     Tensor next;
     if (temperature == 0.0) {
       next = argmax(logits, -1, /*keepdim=*/true);

@@ -21,6 +21,9 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 #include "loom/core/generator.h"
 #include "loom/core/tensor.h"
@@ -29,6 +32,15 @@
 #include "loom/nn/module.h"
 
 namespace loom::models {
+
+// The keys and values of the positions seen so far, one (key, value) pair per layer, each (B, n_head, T, head_dim)
+// (Python: the past_key_values list of GPT.forward_cached).
+struct KVCache {
+  std::vector<std::pair<Tensor, Tensor>> layers;
+  bool empty() const { return layers.empty(); }
+  // The number of cached positions (0 when empty).
+  int64_t length() const { return layers.empty() ? 0 : layers.front().first.size(2); }
+};
 
 // Model size: vocabulary, context length (block_size), layers, heads, embedding width, dropout, biases.
 struct GPTConfig {
@@ -48,6 +60,9 @@ class CausalSelfAttention : public nn::Module {
   explicit CausalSelfAttention(const GPTConfig& config);
   // x (B, T, n_embd) -> (B, T, n_embd).
   Tensor forward(const Tensor& x) override;
+  // x holds T new positions after the cached past_k / past_v (undefined: none). Returns (y, k, v): the output
+  // and the cache extended by x's positions, each (B, n_head, past + T, head_dim).
+  std::tuple<Tensor, Tensor, Tensor> forward_cached(const Tensor& x, const Tensor& past_k, const Tensor& past_v);
 
   int64_t n_head, n_embd;
   double dropout;
@@ -72,6 +87,7 @@ class Block : public nn::Module {
  public:
   explicit Block(const GPTConfig& config);
   Tensor forward(const Tensor& x) override;
+  std::tuple<Tensor, Tensor, Tensor> forward_cached(const Tensor& x, const Tensor& past_k, const Tensor& past_v);
 
   std::shared_ptr<nn::LayerNorm> ln_1;
   std::shared_ptr<CausalSelfAttention> attn;
@@ -91,9 +107,13 @@ class GPT : public nn::Module {
   // Mean cross entropy of forward(idx) against targets (B, T) over all positions; targets equal to -1 are
   // ignored (Python: GPT.forward(idx, targets)[1]).
   Tensor loss(const Tensor& idx, const Tensor& targets);
+  // Logits (B, T, vocab_size) of the new tokens idx (B, T) after the cached positions, and the extended cache
+  // (Python: GPT.forward_cached). past + T must not exceed block_size.
+  std::pair<Tensor, KVCache> forward_cached(const Tensor& idx, const KVCache& past = {});
   // Samples max_new_tokens tokens after idx (B, T) and returns (B, T + max_new_tokens), without recording
-  // autograd. Each step recomputes the logits of the context cropped to the last block_size tokens (no KV cache).
-  // temperature 0 is greedy; top_k keeps the k most likely tokens; draws come from `generator` (default: the
+  // autograd, as the Python GPT.generate: with a KV cache, so each new token costs one position; once the
+  // sequence outgrows block_size the context is cropped to the last block_size tokens and recomputed each step
+  // (positions shift). temperature 0 is greedy; top_k keeps the k most likely tokens; draws come from `generator` (default: the
   // default generator). The model's mode is left as it is (call eval() first to turn dropout off).
   Tensor generate(const Tensor& idx, int64_t max_new_tokens, double temperature = 1.0,
                   std::optional<int64_t> top_k = std::nullopt, Generator* generator = nullptr);
@@ -107,6 +127,10 @@ class GPT : public nn::Module {
   std::shared_ptr<nn::ModuleList> h;        // transformer["h"]: the Blocks
   std::shared_ptr<nn::LayerNorm> ln_f;      // transformer["ln_f"]
   std::shared_ptr<nn::Linear> lm_head;
+
+ private:
+  // drop(wte(idx) + wpe(past .. past + T)), with the shape, dtype and length checks.
+  Tensor embed(const Tensor& idx, int64_t past);
 };
 
 }  // namespace loom::models
