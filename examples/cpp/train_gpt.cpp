@@ -16,6 +16,8 @@
 // (strict), the logits recomputed in eval mode; prints the max abs difference and exits 0 only if it is <= --tol.
 // With "init_seed" in the metadata the file's weights must also be Python's initial ones for loom.manual_seed(
 // init_seed): the C++ GPT built after loom::manual_seed(init_seed) must equal them exactly (same draws, same order).
+// With "check.generated" (and generate_tokens, generate_temperature, generate_seed, optionally generate_top_k in the
+// metadata), the C++ generate after loom::manual_seed(generate_seed) must give exactly Python's tokens.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -222,11 +224,12 @@ int check_logits(const Options& o) {
                    .n_embd = meta_int(meta, "n_embd", o.check_logits),
                    .dropout = 0.0,
                    .bias = meta_int(meta, "bias", o.check_logits) != 0};
-  Tensor idx, expected;
+  Tensor idx, expected, generated;
   loom::nn::StateDict state;
   for (auto& [name, t] : contents.tensors) {
     if (name == "check.idx") idx = t;
     else if (name == "check.logits") expected = t;
+    else if (name == "check.generated") generated = t;
     else state.emplace_back(name, t);
   }
   if (!idx.defined() || !expected.defined())
@@ -262,7 +265,19 @@ int check_logits(const Options& o) {
   bool ok = diff <= o.tol;  // false for NaN too
   std::printf("check-logits: %zu tensors loaded, logits %s, max abs difference %.3g (tolerance %.3g): %s\n",
               state.size(), loom::shape_str(logits.sizes()).c_str(), diff, o.tol, ok ? "OK" : "MISMATCH");
-  return ok && init_ok ? 0 : 1;
+  bool generate_ok = true;
+  if (generated.defined()) {  // Python's model.generate(idx, n, temperature, top_k) after loom.manual_seed(seed)
+    int64_t n = meta_int(meta, "generate_tokens", o.check_logits);
+    auto top_k = meta.find("generate_top_k");
+    loom::manual_seed(static_cast<uint64_t>(meta_int(meta, "generate_seed", o.check_logits)));
+    Tensor out = model.generate(idx, n, std::stod(meta.at("generate_temperature")),
+                                top_k == meta.end() ? std::nullopt : std::optional<int64_t>(std::stoll(top_k->second)));
+    generate_ok = out.sizes() == generated.sizes() && max_abs_diff(out, generated) == 0.0;
+    std::printf("check-logits: generate(%lld tokens, temperature %s, top_k %s) %s\n", static_cast<long long>(n),
+                meta.at("generate_temperature").c_str(), top_k == meta.end() ? "none" : top_k->second.c_str(),
+                generate_ok ? "gives Python's tokens: OK" : "differs from Python's tokens: MISMATCH");
+  }
+  return ok && init_ok && generate_ok ? 0 : 1;
 }
 
 int train(const Options& o) {

@@ -23,13 +23,22 @@ def _binary():
     return BINARY
 
 
-def _save(path, model, idx, init_seed=None, tamper=None):
+def _save(path, model, idx, init_seed=None, tamper=None, generate=None):
     model.eval()
     with loom.no_grad():
         logits, _ = model(idx)
     tensors = dict(model.state_dict())
     tensors["check.idx"] = idx
     tensors["check.logits"] = logits
+    extra = {}
+    if generate is not None:  # (tokens, temperature, top_k, seed)
+        tokens, temperature, top_k, seed = generate
+        loom.manual_seed(seed)
+        tensors["check.generated"] = model.generate(idx, tokens, temperature=temperature, top_k=top_k)
+        extra = {"generate_tokens": str(tokens), "generate_temperature": repr(float(temperature)),
+                 "generate_seed": str(seed)}
+        if top_k is not None:
+            extra["generate_top_k"] = str(top_k)
     if tamper is not None:
         tensors[tamper] = tensors[tamper] + 1e-3
     c = model.config
@@ -37,6 +46,7 @@ def _save(path, model, idx, init_seed=None, tamper=None):
                 "n_head": str(c.n_head), "n_embd": str(c.n_embd), "bias": str(int(c.bias))}
     if init_seed is not None:
         metadata["init_seed"] = str(init_seed)
+    metadata.update(extra)
     loom.save_file(tensors, str(path), metadata=metadata)
 
 
@@ -66,6 +76,17 @@ def test_cpp_gpt_logits_match_python(tmp_path, bias):
     assert "max abs difference" in out
 
 
+@pytest.mark.parametrize("temperature, top_k", [(0.0, None), (1.0, None), (0.8, 4)])
+def test_cpp_gpt_generate_matches_python(tmp_path, temperature, top_k):
+    # 12 new tokens after 3 with block_size 10: the KV-cache path, then cropping and recomputation.
+    model = _perturbed(GPTConfig(vocab_size=13, block_size=10, n_layer=2, n_head=2, n_embd=16), 2)
+    path = tmp_path / "generate.safetensors"
+    _save(path, model, loom.randint(0, 13, (2, 3)), generate=(12, temperature, top_k, 99))
+    code, out = _run(path)
+    assert code == 0, out
+    assert "gives Python's tokens: OK" in out
+
+
 def test_cpp_gpt_same_seed_same_init(tmp_path):
     # loom.manual_seed(s) then GPT(config) draws the same numbers in the same order in C++ and Python.
     loom.manual_seed(123)
@@ -93,3 +114,10 @@ def test_cpp_gpt_check_detects_a_mismatch(tmp_path):
     code, out = _run(path)
     assert code == 1, out
     assert "initialisation with seed 8" in out and "MISMATCH" in out
+    # and generated tokens that are not the C++ ones
+    model = _perturbed(GPTConfig(vocab_size=13, block_size=10, n_layer=1, n_head=2, n_embd=16), 3)
+    path = tmp_path / "generated.safetensors"
+    _save(path, model, loom.randint(0, 13, (1, 3)), generate=(5, 0.0, None, 0), tamper="check.generated")
+    code, out = _run(path)
+    assert code == 1, out
+    assert "differs from Python's tokens: MISMATCH" in out
