@@ -8,7 +8,8 @@
 //   build/cmake/train_gpt --help
 //
 // The default text is Debian's package `fortunes` (/usr/share/games/fortunes: its plain text files in name order,
-// '%' separator lines removed, as loom.datasets.text_corpus() reads it); --data FILE names any UTF-8 file.
+// '%' separator lines removed, files separated by a blank line: exactly loom.datasets.text_corpus()); --data FILE
+// names any UTF-8 file. The default run: ~30 s on 2 cores, validation loss 4.74 -> 2.18.
 //
 // --check-logits FILE (used by tests/python/test_cpp_gpt.py): FILE is a safetensors file holding a GPT state
 // dict, "check.idx" (B, T) and "check.logits" (B, T, vocab) computed by Python, and the config in its metadata
@@ -170,7 +171,7 @@ std::string read_corpus(const std::string& path) {
       first = false;
     }
     while (part.ends_with('\n')) part.pop_back();
-    out += part + "\n";
+    out += (out.empty() ? "" : "\n") + part + "\n";  // files separated by a blank line, as Python joins them
   }
   return out;
 }
