@@ -303,6 +303,39 @@ TEST(NNTransformer, EncoderLayerDropoutFollowsMode) {
   EXPECT_EQ(max_abs_diff(layer.forward(x), layer.forward(x)), 0.0);
 }
 
+TEST(NNTransformer, EncoderStacksCopiesOfTheLayer) {
+  loom::manual_seed(13);
+  nn::TransformerEncoderLayer layer(8, 2, {.dim_feedforward = 16, .batch_first = true});
+  layer.to(DType::Float64);
+  perturb(layer);
+  nn::TransformerEncoder encoder(layer, 2, std::make_shared<nn::LayerNorm>(loom::Shape{8}));
+  // Printed by PyTorch 2.13: list(torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(8, 2,
+  // dim_feedforward=16), 2, norm=torch.nn.LayerNorm(8)).state_dict())
+  std::vector<std::string> expected = {
+      "layers.0.self_attn.in_proj_weight", "layers.0.self_attn.in_proj_bias", "layers.0.self_attn.out_proj.weight",
+      "layers.0.self_attn.out_proj.bias",  "layers.0.linear1.weight",         "layers.0.linear1.bias",
+      "layers.0.linear2.weight",           "layers.0.linear2.bias",           "layers.0.norm1.weight",
+      "layers.0.norm1.bias",               "layers.0.norm2.weight",           "layers.0.norm2.bias",
+      "layers.1.self_attn.in_proj_weight", "layers.1.self_attn.in_proj_bias", "layers.1.self_attn.out_proj.weight",
+      "layers.1.self_attn.out_proj.bias",  "layers.1.linear1.weight",         "layers.1.linear1.bias",
+      "layers.1.linear2.weight",           "layers.1.linear2.bias",           "layers.1.norm1.weight",
+      "layers.1.norm1.bias",               "layers.1.norm2.weight",           "layers.1.norm2.bias",
+      "norm.weight",                       "norm.bias"};
+  EXPECT_EQ(keys(encoder.state_dict()), expected);
+  // copies: equal values (float64 kept), separate tensors
+  auto first = encoder.layers->at<nn::TransformerEncoderLayer>(0);
+  EXPECT_EQ(first->linear1->weight.dtype(), DType::Float64);
+  EXPECT_EQ(max_abs_diff(first->linear1->weight, layer.linear1->weight), 0.0);
+  EXPECT_FALSE(first->linear1->weight.is_same(layer.linear1->weight));
+  encoder.eval();
+  layer.eval();
+  encoder.norm->to(DType::Float64);
+  Tensor x = loom::randn({2, 5, 8}, DType::Float64);
+  Tensor mask = causal_additive(5, DType::Float64);
+  Tensor expected_out = encoder.norm->forward(layer.forward(layer.forward(x, mask), mask));
+  EXPECT_LT(max_abs_diff(encoder.forward(x, mask), expected_out), 1e-12);
+}
+
 // ---------------- GPT ----------------
 
 TEST(NNGPT, TiedWeightsShareStorage) {

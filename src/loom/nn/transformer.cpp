@@ -161,4 +161,30 @@ Tensor TransformerEncoderLayer::forward(const Tensor& src, const Tensor& src_mas
   return x;
 }
 
+// ================= TransformerEncoder =================
+
+TransformerEncoder::TransformerEncoder(const TransformerEncoderLayer& encoder_layer, int64_t num_layers,
+                                       std::shared_ptr<LayerNorm> norm)
+    : Module("TransformerEncoder"), num_layers(num_layers) {
+  LOOM_CHECK(num_layers >= 0, Value, "TransformerEncoder: num_layers must be non-negative, got ", num_layers);
+  layers = register_module("layers", std::make_shared<ModuleList>());
+  StateDict state = encoder_layer.state_dict();
+  for (int64_t i = 0; i < num_layers; ++i) {  // torch deep-copies the layer: same options, values, dtype, mode
+    auto layer = std::make_shared<TransformerEncoderLayer>(encoder_layer.d_model, encoder_layer.nhead,
+                                                           encoder_layer.options);
+    layer->to(encoder_layer.self_attn->in_proj_weight.dtype());
+    layer->load_state_dict(state);
+    layer->train(encoder_layer.is_training());
+    layers->push_back(layer);
+  }
+  if (norm) this->norm = register_module("norm", std::move(norm));
+}
+
+Tensor TransformerEncoder::forward(const Tensor& src, const Tensor& mask, bool is_causal) {
+  Tensor x = src;
+  for (const auto& layer : *layers)
+    x = std::static_pointer_cast<TransformerEncoderLayer>(layer)->forward(x, mask, is_causal);
+  return norm ? norm->forward(x) : x;
+}
+
 }  // namespace loom::nn

@@ -1,9 +1,10 @@
-// loom::nn attention layers: MultiheadAttention and TransformerEncoderLayer with torch.nn's constructor
+// loom::nn attention layers: MultiheadAttention, TransformerEncoderLayer and TransformerEncoder with torch.nn's constructor
 // options, submodule and parameter names, shapes and default initialisation, so state dicts move between loom,
 // loom's Python API and PyTorch by name:
 //
 //   MultiheadAttention(8, 2):            in_proj_weight (24, 8), in_proj_bias (24), out_proj.weight, out_proj.bias
 //   TransformerEncoderLayer(8, 2, ...):  self_attn.*, linear1.*, linear2.*, norm1.*, norm2.*
+//   TransformerEncoder(layer, 2, norm):   layers.0.*, layers.1.*, norm.*
 //
 //   auto attn = std::make_shared<loom::nn::MultiheadAttention>(64, 4, loom::nn::MultiheadAttentionOptions{
 //       .batch_first = true});
@@ -18,6 +19,7 @@
 #include <string>
 
 #include "loom/core/tensor.h"
+#include "loom/nn/container.h"
 #include "loom/nn/layers.h"
 #include "loom/nn/module.h"
 
@@ -87,6 +89,22 @@ class TransformerEncoderLayer : public Module {
  private:
   Tensor sa_block(const Tensor& x, const Tensor& mask, bool is_causal);
   Tensor ff_block(const Tensor& x);
+};
+
+// torch.nn.TransformerEncoder: num_layers copies of encoder_layer (same options, same initial weights, as torch's
+// deep copies; the template itself is not registered) in `layers`, then an optional final `norm`. State dict
+// keys: layers.{i}.self_attn.in_proj_weight, ..., norm.weight, norm.bias.
+class TransformerEncoder : public Module {
+ public:
+  TransformerEncoder(const TransformerEncoderLayer& encoder_layer, int64_t num_layers,
+                     std::shared_ptr<LayerNorm> norm = nullptr);
+  Tensor forward(const Tensor& src, const Tensor& mask, bool is_causal = false);
+  Tensor forward(const Tensor& src) override { return forward(src, Tensor()); }
+  using Module::operator();
+
+  int64_t num_layers;
+  std::shared_ptr<ModuleList> layers;
+  std::shared_ptr<LayerNorm> norm;  // null when absent
 };
 
 }  // namespace loom::nn
