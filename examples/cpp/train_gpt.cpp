@@ -132,7 +132,9 @@ Options parse(int argc, char** argv) {
   }
   if (o.steps < 0 || o.batch_size <= 0 || o.block_size <= 0 || o.log_every <= 0 || o.sample_chars < 0 ||
       o.warmup < 0 || o.threads < 0) {
-    std::fprintf(stderr, "error: --steps, --sample, --warmup, --threads must be >= 0; --batch-size, --block-size, --log-every > 0\n");
+    std::fprintf(stderr,
+                 "error: --steps, --sample, --warmup, --threads must be >= 0; --batch-size, --block-size, "
+                 "--log-every > 0\n");
     std::exit(2);
   }
   return o;
@@ -310,7 +312,8 @@ int train(const Options& o) {
   optimizer.add_param_group(no_decay, {.lr = o.lr, .weight_decay = 0.0});
   auto lr_at = [&](int64_t step) {  // warm-up, then cosine to lr / 10
     if (step <= o.warmup) return o.lr * static_cast<double>(step) / static_cast<double>(o.warmup);
-    double progress = static_cast<double>(step - o.warmup) / static_cast<double>(std::max<int64_t>(1, o.steps - o.warmup));
+    double progress =
+        static_cast<double>(step - o.warmup) / static_cast<double>(std::max<int64_t>(1, o.steps - o.warmup));
     return o.lr / 10 + 0.5 * (o.lr - o.lr / 10) * (1 + std::cos(M_PI * std::min(1.0, progress)));
   };
   auto start = std::chrono::steady_clock::now();

@@ -113,8 +113,8 @@ class GPT : public nn::Module {
   // Samples max_new_tokens tokens after idx (B, T) and returns (B, T + max_new_tokens), without recording
   // autograd, as the Python GPT.generate: with a KV cache, so each new token costs one position; once the
   // sequence outgrows block_size the context is cropped to the last block_size tokens and recomputed each step
-  // (positions shift). temperature 0 is greedy; top_k keeps the k most likely tokens; draws come from `generator` (default: the
-  // default generator). The model's mode is left as it is (call eval() first to turn dropout off).
+  // (positions shift). temperature 0 is greedy; top_k keeps the k most likely tokens; draws come from
+  // `generator` (default: the default generator). The mode is left as it is (call eval() to turn dropout off).
   Tensor generate(const Tensor& idx, int64_t max_new_tokens, double temperature = 1.0,
                   std::optional<int64_t> top_k = std::nullopt, Generator* generator = nullptr);
   // Number of parameters (the tied weight counted once); without the position embedding by default.
