@@ -1,6 +1,6 @@
 // loom::nn attention layers: MultiheadAttention, TransformerEncoderLayer and TransformerEncoder with torch.nn's
-// constructor options, submodule and parameter names, shapes and default initialisation, so state dicts move between loom,
-// loom's Python API and PyTorch by name:
+// constructor options, submodule and parameter names, shapes and default initialisation, so state dicts move
+// between loom, loom's Python API and PyTorch by name:
 //
 //   MultiheadAttention(8, 2):            in_proj_weight (24, 8), in_proj_bias (24), out_proj.weight, out_proj.bias
 //   TransformerEncoderLayer(8, 2, ...):  self_attn.*, linear1.*, linear2.*, norm1.*, norm2.*
