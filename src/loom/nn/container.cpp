@@ -1,5 +1,7 @@
-// loom::nn containers: ModuleList and Sequential.
+// loom::nn containers: ModuleList, Sequential and ModuleDict.
 #include "loom/nn/container.h"
+
+#include <algorithm>
 
 #include "loom/core/error.h"
 
@@ -31,6 +33,38 @@ Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
   for (const auto& m : modules_) x = m->forward(x);
   return x;
+}
+
+ModuleDict::ModuleDict(const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& modules)
+    : Module("ModuleDict") {
+  for (const auto& [key, module] : modules) insert_impl(key, module);
+}
+
+void ModuleDict::insert_impl(const std::string& key, std::shared_ptr<Module> module) {
+  LOOM_CHECK(module != nullptr, Value, name(), ".insert: the module for key \"", key, "\" is null");
+  register_module(key, std::move(module));
+}
+
+bool ModuleDict::contains(const std::string& key) const {
+  const auto& children = named_children();
+  return std::any_of(children.begin(), children.end(), [&](const auto& entry) { return entry.first == key; });
+}
+
+std::vector<std::string> ModuleDict::keys() const {
+  std::vector<std::string> out;
+  for (const auto& entry : named_children()) out.push_back(entry.first);
+  return out;
+}
+
+const std::shared_ptr<Module>& ModuleDict::operator[](const std::string& key) const {
+  for (const auto& entry : named_children())
+    if (entry.first == key) return entry.second;
+  fail(ErrorKind::Index, name(), ": no module under key \"", key, "\"");
+}
+
+void ModuleDict::wrong_type(const std::string& key) const {
+  fail(ErrorKind::Type, name(), ".at: the module under key \"", key, "\" is a ", (*this)[key]->name(),
+       ", not the requested type");
 }
 
 }  // namespace loom::nn
