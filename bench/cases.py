@@ -149,7 +149,22 @@ def binary_case(op, n):
         return {"loom": lambda: a_l * b_l, "torch": lambda: a_t * b_t}
 
     return Case(f"{op} {n // (1 << 20)}M float32" if n >= 1 << 20 else f"{op} {n} float32", "bandwidth", setup,
-                limit="bandwidth", bytes=3 * 4.0 * n, note="out of place (result allocated each call)")
+                limit="bandwidth", bytes=3 * 4.0 * n, note="out of place: a fresh result each call (allocation and first-touch page faults included)")
+
+
+def inplace_case(op, n):
+    """a.add_(b) / a.mul_(b): the kernel's bandwidth without allocating a result (b = 1 for mul_, so repeated calls
+    neither overflow nor drift into denormals)."""
+    def setup():
+        a_l, a_t = _pair(_randn(n))
+        b = _randn(n) if op == "add" else np.ones(n, dtype=np.float32)
+        b_l, b_t = _pair(b)
+        if op == "add":
+            return {"loom": lambda: a_l.add_(b_l), "torch": lambda: a_t.add_(b_t)}
+        return {"loom": lambda: a_l.mul_(b_l), "torch": lambda: a_t.mul_(b_t)}
+
+    return Case(f"{op}_ (in place) {n // (1 << 20)}M float32" if n >= 1 << 20 else f"{op}_ (in place) {n} float32",
+                "bandwidth", setup, limit="bandwidth", bytes=3 * 4.0 * n)
 
 
 def reduce_case(op, n):
@@ -310,7 +325,8 @@ def build_cases(smoke):
             matmul_case(16, 8, 16, batch=4), matmul_case(32, 32, 32, dtype="bf16"),
             conv_case(2, 4, 4, 8),
             softmax_case((2, 2, 16, 16)), layer_norm_case(32, 32), gelu_case(32, 64), cross_entropy_case(32, 65),
-            binary_case("add", 4096), binary_case("mul", 4096), reduce_case("sum", 4096), reduce_case("mean", 4096),
+            binary_case("add", 4096), binary_case("mul", 4096), inplace_case("add", 4096), inplace_case("mul", 4096),
+            reduce_case("sum", 4096), reduce_case("mean", 4096),
             dispatch_case(1, 20), dispatch_case(1000, 20),
             mlp_step_case(8, (32, 16, 16, 10)), cnn_step_case(2, 8, (4, 8)),
             gpt_step_case(gpt, 2), gpt_generate_case(gpt, 4), memory_case(gpt, 2, 1),
@@ -330,7 +346,8 @@ def build_cases(smoke):
         conv_case(64, 64, 64, 32), conv_case(64, 128, 128, 16), conv_case(64, 64, 128, 32, stride=2),
         softmax_case((8, 6, 256, 256)), layer_norm_case(8 * 256, 384), gelu_case(8 * 256, 1536),
         cross_entropy_case(8 * 256, 65),
-        binary_case("add", 16 * M), binary_case("mul", 16 * M), reduce_case("sum", 16 * M),
+        binary_case("add", 16 * M), binary_case("mul", 16 * M), inplace_case("add", 16 * M),
+        inplace_case("mul", 16 * M), reduce_case("sum", 16 * M),
         reduce_case("mean", 16 * M),
         dispatch_case(1, 1000), dispatch_case(1000, 1000),
         mlp_step_case(256, (784, 1024, 1024, 10)), cnn_step_case(64, 32, (32, 64, 128)),

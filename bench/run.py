@@ -34,6 +34,7 @@ import torch  # noqa: E402
 
 from bench import machine  # noqa: E402
 from bench.cases import build_cases  # noqa: E402
+from bench.table import HEADER, apply_limits, derive_limits, markdown_table, print_row  # noqa: E402
 from bench.timing import side_by_side, summarize  # noqa: E402
 
 DEFAULT_JSON = os.path.join(_REPO, "bench", "results", "latest.json")
@@ -71,17 +72,20 @@ def measure_limits(threads_list, smoke):
         limits[str(t)] = {
             "fma_gflops_measured": fma.get(t),
             "fma_gflops_theoretical": theo,
-            "fma_limit_used": "measured" if fma.get(t) else "theoretical",
             "stream_copy_gbs": stream["copy_gbs"],
             "stream_triad_gbs": stream["triad_gbs"],
             "stream_array_mb": 4 * n / 2**20,
         }
+    derive_limits(limits)
     gc.collect()
     return limits, {"fma_measured_how": how,
                     "fma_theoretical_how": "threads x cpu MHz (/proc/cpuinfo, nominal) x 2 FMA units x vector "
                                            "floats x 2",
                     "stream_how": "torch copy_ and add(alpha) on float32 arrays, STREAM byte counting, best of runs; "
-                                  "limit for memory-bound cases = max(copy, triad)"}
+                                  "limit for memory-bound cases = max(copy, triad)",
+                    "limits_used": "the most conservative (highest) figure, so that load on a shared machine never "
+                                   "inflates a fraction: FMA = max(measured at t threads, t x measured at 1 thread, "
+                                   "theoretical); bandwidth = max(copy, triad) over thread counts <= t"}
 
 
 def run_time_case(case, threads_list, repeat, smoke, limits):
@@ -106,7 +110,7 @@ def run_time_case(case, threads_list, repeat, smoke, limits):
         if note:
             row["note"] = (row["note"] + "; " if row["note"] else "") + note
         rows.append(row)
-        _print_row(row)
+        print_row(row)
     del fns
     gc.collect()
     return rows
@@ -116,7 +120,6 @@ def _row(case, threads, loom_status, torch_status, loom_s, torch_s, number, n, l
     row = dict.fromkeys(ROW_FIELDS)
     row.update(case=case.name, group=case.group, threads=threads, unit="s", loom_status=loom_status,
                torch_status=torch_status, samples=n, calls_per_sample=number, limit=case.limit, note=case.note)
-    lim = limits.get(str(threads), {})
     for side, s in (("loom", loom_s), ("torch", torch_s)):
         if not s:
             continue
@@ -132,13 +135,7 @@ def _row(case, threads, loom_status, torch_status, loom_s, torch_s, number, n, l
         elif case.rate:
             row["rate_unit"] = case.rate[0]
             row[f"{side}_rate"] = case.rate[1] / med
-        peak = None
-        if case.limit == "fma":
-            peak = lim.get("fma_gflops_measured") or lim.get("fma_gflops_theoretical")
-        elif case.limit == "bandwidth":
-            peak = max(lim.get("stream_copy_gbs") or 0, lim.get("stream_triad_gbs") or 0) or None
-        if peak and row[f"{side}_rate"]:
-            row[f"{side}_pct_of_limit"] = 100.0 * row[f"{side}_rate"] / peak
+    apply_limits(row, limits)
     if row["loom_median"] and row["torch_median"]:
         row["ratio"] = row["loom_median"] / row["torch_median"]
     return row
@@ -178,59 +175,8 @@ def run_memory_case(case, threads_list, smoke):
             row["ratio_above_import"] = (row["loom_peak_above_import_mb"] /
                                          max(row["torch_peak_above_import_mb"], 1e-9))
         rows.append(row)
-        _print_row(row)
+        print_row(row)
     return rows
-
-
-def _fmt_value(v, unit):
-    if v is None:
-        return "-"
-    if unit == "MB":
-        return f"{v:.0f} MB"
-    if v < 1e-3:
-        return f"{v * 1e6:.2f} us"
-    if v < 1:
-        return f"{v * 1e3:.2f} ms"
-    return f"{v:.3f} s"
-
-
-def _fmt_side(row, side):
-    if row[f"{side}_status"] != "ok":
-        return row[f"{side}_status"].split(" (")[0]
-    return _fmt_value(row[f"{side}_median"], row["unit"])
-
-
-def _pct(row):
-    if row["unit"] == "MB" and row.get("loom_peak_above_import_mb") is not None \
-            and row.get("torch_peak_above_import_mb") is not None:
-        return (f"above import: {row['loom_peak_above_import_mb']:.0f} / {row['torch_peak_above_import_mb']:.0f} MB"
-                f" (ratio {row['ratio_above_import']:.2f})")
-    if row["loom_pct_of_limit"] is None and row["torch_pct_of_limit"] is None:
-        rate = row.get("rate_unit")
-        if rate and row.get("loom_rate") is not None and row.get("torch_rate") is not None:
-            return f"{row['loom_rate']:.1f} / {row['torch_rate']:.1f} {rate}"
-        return ""
-    lim = "FMA" if row["limit"] == "fma" else "BW"
-    fmt = lambda v: "-" if v is None else f"{v:.0f}%"  # noqa: E731
-    return f"{fmt(row['loom_pct_of_limit'])} / {fmt(row['torch_pct_of_limit'])} of {lim}"
-
-
-HEADER = f"{'case':66s} {'thr':>3s} {'loom':>12s} {'torch':>12s} {'ratio':>6s}  % of limit (loom / torch)"
-
-
-def _print_row(row):
-    ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
-    print(f"{row['case'][:66]:66s} {row['threads']:>3d} {_fmt_side(row, 'loom'):>12s} "
-          f"{_fmt_side(row, 'torch'):>12s} {ratio:>6s}  {_pct(row)}", flush=True)
-
-
-def markdown_table(rows):
-    lines = ["| case | threads | loom | PyTorch | ratio | % of limit (loom / PyTorch) |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
-        lines.append(f"| {r['case']} | {r['threads']} | {_fmt_side(r, 'loom')} | {_fmt_side(r, 'torch')} | {ratio} "
-                     f"| {_pct(r)} |")
-    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -261,7 +207,8 @@ def main(argv=None):
         fm = lim["fma_gflops_measured"]
         print(f"limits at {t} thread(s): FMA peak {'-' if fm is None else f'{fm:.1f}'} GFLOP/s measured, "
               f"{lim['fma_gflops_theoretical'] or 0:.1f} theoretical; STREAM copy {lim['stream_copy_gbs']:.1f} GB/s, "
-              f"triad {lim['stream_triad_gbs']:.1f} GB/s", flush=True)
+              f"triad {lim['stream_triad_gbs']:.1f} GB/s; limits used {lim['fma_gflops_limit']:.1f} GFLOP/s, "
+              f"{lim['bandwidth_gbs_limit']:.1f} GB/s", flush=True)
     print(HEADER, flush=True)
 
     rows = []
