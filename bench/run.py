@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 from bench import machine  # noqa: E402
 from bench.cases import build_cases  # noqa: E402
-from bench.table import HEADER, apply_limits, derive_limits, markdown_table, print_row  # noqa: E402
+from bench.table import HEADER, apply_limits, derive_limits, markdown_table, observed_limits, print_row  # noqa: E402
 from bench.timing import side_by_side, summarize  # noqa: E402
 
 DEFAULT_JSON = os.path.join(_REPO, "bench", "results", "latest.json")
@@ -67,7 +67,7 @@ def measure_limits(threads_list, smoke):
     n = (1 << 20) if smoke else (64 << 20)
     limits = {}
     for t in threads_list:
-        stream = machine.stream_bandwidth(t, n, 2 if smoke else 6)
+        stream = machine.stream_bandwidth(t, n, 2 if smoke else 12)
         theo = machine.theoretical_fma_gflops(t)
         limits[str(t)] = {
             "fma_gflops_measured": fma.get(t),
@@ -85,7 +85,8 @@ def measure_limits(threads_list, smoke):
                                   "limit for memory-bound cases = max(copy, triad)",
                     "limits_used": "the most conservative (highest) figure, so that load on a shared machine never "
                                    "inflates a fraction: FMA = max(measured at t threads, t x measured at 1 thread, "
-                                   "theoretical); bandwidth = max(copy, triad) over thread counts <= t"}
+                                   "theoretical, best fp32 sgemm either library reached at t threads); bandwidth = max(copy, triad, "
+                                   "best rate of a bandwidth-bound case) over thread counts <= t"}
 
 
 def run_time_case(case, threads_list, repeat, smoke, limits):
@@ -220,16 +221,10 @@ def main(argv=None):
         else:
             rows += run_time_case(case, threads_list, repeat, args.smoke, limits)
 
-    # Achieved BLAS peak: the best fp32 sgemm rate observed (OpenBLAS through loom; MKL/oneDNN through torch).
-    for t in threads_list:
-        mm = [r for r in rows if r["threads"] == t and r["group"] == "matmul" and "fp32" in r["case"]
-              and r["case"].startswith("matmul")]
-        for side in ("loom", "torch"):
-            best = max(mm, key=lambda r: r[f"{side}_rate"] or 0, default=None)
-            if best and best[f"{side}_rate"]:
-                limits[str(t)][f"blas_best_sgemm_gflops_{side}"] = best[f"{side}_rate"]
-                limits[str(t)][f"blas_best_sgemm_case_{side}"] = best["case"]
-
+    observed_limits(rows, limits)
+    derive_limits(limits)  # again, now with the best sgemm and bandwidth-case rates
+    for row in rows:
+        apply_limits(row, limits)
     info["loadavg_end"] = list(os.getloadavg())
     result = {"schema": 1, "machine": info, "limits": limits, "limits_how": limits_how,
               "config": {"repeat": repeat, "smoke": args.smoke, "filter": args.filter, "threads": threads_list,

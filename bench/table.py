@@ -3,13 +3,35 @@ import json
 import sys
 
 
+def observed_limits(rows, limits):
+    """Records per thread count the best rates the cases reached: the achieved BLAS peak (best fp32 sgemm: OpenBLAS
+    through loom, MKL/oneDNN through torch) and the best bandwidth-bound case."""
+    for t in {r["threads"] for r in rows}:
+        lim = limits.setdefault(str(t), {})
+        mm = [r for r in rows if r["threads"] == t and r["case"].startswith("matmul fp32")]
+        for side in ("loom", "torch"):
+            best = max(mm, key=lambda r: r[f"{side}_rate"] or 0, default=None)
+            if best and best[f"{side}_rate"]:
+                lim[f"blas_best_sgemm_gflops_{side}"] = best[f"{side}_rate"]
+                lim[f"blas_best_sgemm_case_{side}"] = best["case"]
+        bw = [r[f"{side}_rate"] for r in rows if r["threads"] == t and r["limit"] == "bandwidth"
+              for side in ("loom", "torch") if r[f"{side}_rate"]]
+        if bw:
+            lim["best_bandwidth_case_gbs"] = max(bw)
+    return limits
+
+
 def derive_limits(limits):
     """Adds fma_gflops_limit and bandwidth_gbs_limit per thread count (see limits_how['limits_used'])."""
     one = limits.get("1", {}).get("fma_gflops_measured")
     for t, lim in limits.items():
         lim["fma_gflops_limit"] = max(v for v in (lim.get("fma_gflops_measured"), one and one * int(t),
-                                                  lim.get("fma_gflops_theoretical"), 0.0) if v is not None) or None
-        lim["bandwidth_gbs_limit"] = max([0.0] + [max(o.get("stream_copy_gbs") or 0, o.get("stream_triad_gbs") or 0)
+                                                  lim.get("fma_gflops_theoretical"),
+                                                  lim.get("blas_best_sgemm_gflops_loom"),
+                                                  lim.get("blas_best_sgemm_gflops_torch"), 0.0)
+                                      if v is not None) or None
+        lim["bandwidth_gbs_limit"] = max([0.0] + [max(o.get("stream_copy_gbs") or 0, o.get("stream_triad_gbs") or 0,
+                                                      o.get("best_bandwidth_case_gbs") or 0)
                                                   for k, o in limits.items() if int(k) <= int(t)]) or None
     return limits
 
@@ -79,6 +101,7 @@ def report(path, markdown=False):
     """Prints the table of a results file, re-deriving the limits and fractions with this version's rules."""
     with open(path) as f:
         data = json.load(f)
+    observed_limits(data["rows"], data["limits"])
     derive_limits(data["limits"])
     m = data["machine"]
     print(f"{m['cpu_model']}, loom {str(m['loom_commit'])[:10]}, torch {m['torch_version']}, {m['date_utc']}, "

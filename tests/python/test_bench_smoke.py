@@ -71,7 +71,13 @@ def smoke_results(tmp_path_factory):
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     with open(out) as f:
-        return json.load(f), proc.stdout
+        data = json.load(f)
+    # The saved file re-renders (python -m bench.report), Markdown included.
+    rep = subprocess.run([sys.executable, "-m", "bench.report", str(out), "--markdown"], cwd=REPO, capture_output=True,
+                         text=True, timeout=60)
+    assert rep.returncode == 0, rep.stderr[-4000:]
+    assert rep.stdout.count("\n| ") >= len(data["rows"]), rep.stdout[-2000:]
+    return data, proc.stdout
 
 
 def test_smoke_run_is_well_formed(smoke_results):
