@@ -27,6 +27,7 @@ class Case:
     rate: Optional[tuple] = None  # (unit, amount per call), e.g. ("tokens/s", 64)
     note: str = ""
     kind: str = "time"  # "time" or "memory"
+    optional: bool = False  # True where a library may lack the op (bf16 matmul): a failure is "unsupported"
     extra: dict = field(default_factory=dict)
 
 
@@ -63,7 +64,7 @@ def matmul_case(m, k, n, batch=None, label=None, dtype="fp32"):
             a_l, b_l = a_l.bfloat16(), b_l.bfloat16()
         return {"loom": lambda: loom.matmul(a_l, b_l), "torch": lambda: torch.matmul(a_t, b_t)}
 
-    return Case(name, "matmul", setup, limit="fma", flops=flops,
+    return Case(name, "matmul", setup, limit="fma", flops=flops, optional=dtype != "fp32",
                 note="bf16 inputs, bf16 output; % of the fp32 FMA peak" if dtype == "bf16" else "")
 
 

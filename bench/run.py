@@ -53,13 +53,13 @@ def _short_error(e):
     return f"{type(e).__name__}: {msg}"[:160]
 
 
-def _probe(fn):
-    """None when fn runs, else 'unsupported (...)' naming the error."""
+def _probe(fn, optional):
+    """None when fn runs, else 'unsupported (...)' (optional cases, e.g. bf16) or 'error (...)' naming the error."""
     try:
         fn()
         return None
     except Exception as e:  # noqa: BLE001 - a missing op or dtype must become a row, not a crash
-        return "unsupported (" + _short_error(e) + ")"
+        return ("unsupported (" if optional else "error (") + _short_error(e) + ")"
 
 
 def measure_limits(threads_list, smoke):
@@ -99,7 +99,7 @@ def run_time_case(case, threads_list, repeat, smoke, limits):
     note = fns.pop("note", None)
     for t in threads_list:
         set_threads(t)
-        status = {side: _probe(fns[side]) for side in ("loom", "torch")}
+        status = {side: _probe(fns[side], case.optional) for side in ("loom", "torch")}
         runnable = {side: fns[side] for side in fns if status[side] is None}
         samples, number = ({}, 0)
         if runnable:
@@ -238,6 +238,11 @@ def main(argv=None):
               f"{info['loadavg_end'][0]:.2f})")
     if args.markdown:
         print(markdown_table(rows))
+    failed = [f"{r['case']} ({r['threads']} threads)" for r in rows
+              if r["loom_status"].startswith("error") or r["torch_status"].startswith("error")]
+    if failed:
+        print(f"errors in {len(failed)} row(s): " + "; ".join(failed), file=sys.stderr)
+        return 1
     return 0
 
 
