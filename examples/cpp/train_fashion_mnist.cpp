@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "loom/loom.h"
 
 namespace nn = loom::nn;
@@ -33,56 +35,29 @@ struct Config {
   uint64_t seed = 0;
 };
 
-void usage(const char* program) {
-  std::printf(
-      "usage: %s [--epochs N] [--batch-size N] [--lr X] [--model mlp|cnn] [--data DIR] [--log-every N]\n"
-      "          [--seed N]\n"
-      "  --epochs      passes over the 60,000 training images (default 8)\n"
-      "  --batch-size  images per SGD step (default 64)\n"
-      "  --lr          learning rate of SGD with momentum 0.9 (default 0.01)\n"
-      "  --model       mlp: 784-256-128-10 with ReLU; cnn: two 5x5 conv + pool blocks and a linear layer\n"
-      "  --data        folder with the gzip'd IDX files (default /usr/share/datasets/fashion-mnist, from the\n"
-      "                Debian package dataset-fashion-mnist)\n"
-      "  --log-every   print the training loss every N steps (default 200)\n"
-      "  --seed        seed of the default generator: initialisation and shuffling (default 0)\n"
-      "Threads: OMP_NUM_THREADS (loom's ops and OpenBLAS), one per core by default.\n",
-      program);
-}
-
+// Command-line flags (CLI11: --help lists them with their defaults). Exits with CLI11's message on bad input.
 Config parse(int argc, char** argv) {
   Config config;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "-h" || arg == "--help") {
-      usage(argv[0]);
-      std::exit(0);
-    }
-    if (i + 1 >= argc) {
-      std::fprintf(stderr, "error: %s needs a value (see --help)\n", arg.c_str());
-      std::exit(2);
-    }
-    std::string value = argv[++i];
-    try {
-      if (arg == "--epochs") config.epochs = std::stoi(value);
-      else if (arg == "--batch-size") config.batch_size = std::stoll(value);
-      else if (arg == "--lr") config.lr = std::stod(value);
-      else if (arg == "--model") config.model = value;
-      else if (arg == "--data") config.data = value;
-      else if (arg == "--log-every") config.log_every = std::stoll(value);
-      else if (arg == "--seed") config.seed = std::stoull(value);
-      else {
-        std::fprintf(stderr, "error: unknown option %s (see --help)\n", arg.c_str());
-        std::exit(2);
-      }
-    } catch (const std::logic_error&) {
-      std::fprintf(stderr, "error: %s expects a number, got '%s'\n", arg.c_str(), value.c_str());
-      std::exit(2);
-    }
-  }
-  if (config.epochs < 0 || config.batch_size < 1 || config.lr <= 0 || config.log_every < 1 ||
-      (config.model != "mlp" && config.model != "cnn")) {
-    std::fprintf(stderr, "error: invalid options (see --help)\n");
-    std::exit(2);
+  CLI::App app{"Trains a Fashion-MNIST classifier with loom from C++. Threads: OMP_NUM_THREADS (loom's ops and "
+               "OpenBLAS), one per core by default."};
+  app.add_option("--epochs", config.epochs, "passes over the 60,000 training images")->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--batch-size", config.batch_size, "images per SGD step")->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--lr", config.lr, "learning rate of SGD with momentum 0.9")->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--model", config.model, "mlp: 784-256-128-10 with ReLU; cnn: two 5x5 conv + pool blocks and a "
+                 "linear layer")->check(CLI::IsMember({"mlp", "cnn"}))->capture_default_str();
+  app.add_option("--data", config.data, "folder with the gzip'd IDX files (Debian package dataset-fashion-mnist)")
+      ->capture_default_str();
+  app.add_option("--log-every", config.log_every, "print the training loss every N steps")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--seed", config.seed, "seed of the default generator: initialisation and shuffling")
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
   }
   return config;
 }

@@ -31,6 +31,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "loom/loom.h"
 #include "loom/models/gpt.h"
 
@@ -62,80 +64,45 @@ struct Options {
   double tol = 1e-5;
 };
 
-void usage(const char* program) {
-  std::printf(
-      "usage: %s [--data PATH] [--steps N] [--batch-size N] [--block-size N] [--n-layer N] [--n-head N]\n"
-      "          [--n-embd N] [--dropout X] [--lr X] [--weight-decay X] [--warmup N] [--grad-clip X]\n"
-      "          [--log-every N] [--sample N] [--prompt TEXT] [--seed N] [--threads N]\n"
-      "       %s --check-logits FILE [--tol X]\n"
-      "  --data          a UTF-8 text file, or a folder of fortune files (default /usr/share/games/fortunes,\n"
-      "                  from the Debian package 'fortunes')\n"
-      "  --steps         AdamW steps (default 600)      --batch-size   windows per step (default 32)\n"
-      "  --block-size    context length (default 32)    --n-layer/--n-head/--n-embd  model size (2/4/64)\n"
-      "  --dropout       (default 0)\n"
-      "  --lr            AdamW's peak learning rate (default 6e-3): linear warm-up over --warmup steps (default\n"
-      "                  50), then cosine decay to lr / 10\n"
-      "  --weight-decay  AdamW's, on weight matrices only (default 0.1)\n"
-      "  --grad-clip     clip the gradient norm to this (default 1, 0: off)\n"
-      "  --log-every     print the loss every N steps (default 50)\n"
-      "  --sample        characters to generate at the end (default 200, 0: none), temperature 0.8, top-k 10\n"
-      "  --prompt        the text they continue (default \"The \")\n"
-      "  --seed          seed of the default generator: init, batches, sampling (default 0)\n"
-      "  --threads       loom + OpenBLAS threads (default 1: faster than more for a model this small, and\n"
-      "                  robust on a busy machine; 0: OMP_NUM_THREADS or one per core)\n"
-      "  --check-logits  load a GPT state dict + input + logits written by Python, compare the logits\n"
-      "  --tol           largest allowed abs difference for --check-logits (default 1e-5)\n",
-      program, program);
-}
-
+// Command-line flags (CLI11: --help lists them with their defaults). Exits with CLI11's message on bad input.
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "-h" || arg == "--help") {
-      usage(argv[0]);
-      std::exit(0);
-    }
-    if (i + 1 >= argc) {
-      std::fprintf(stderr, "error: %s needs a value (see --help)\n", arg.c_str());
-      std::exit(2);
-    }
-    std::string v = argv[++i];
-    try {
-      if (arg == "--data") o.data = v;
-      else if (arg == "--steps") o.steps = std::stoll(v);
-      else if (arg == "--batch-size") o.batch_size = std::stoll(v);
-      else if (arg == "--block-size") o.block_size = std::stoll(v);
-      else if (arg == "--n-layer") o.n_layer = std::stoll(v);
-      else if (arg == "--n-head") o.n_head = std::stoll(v);
-      else if (arg == "--n-embd") o.n_embd = std::stoll(v);
-      else if (arg == "--dropout") o.dropout = std::stod(v);
-      else if (arg == "--lr") o.lr = std::stod(v);
-      else if (arg == "--weight-decay") o.weight_decay = std::stod(v);
-      else if (arg == "--warmup") o.warmup = std::stoll(v);
-      else if (arg == "--grad-clip") o.grad_clip = std::stod(v);
-      else if (arg == "--log-every") o.log_every = std::stoll(v);
-      else if (arg == "--sample") o.sample_chars = std::stoll(v);
-      else if (arg == "--prompt") o.prompt = v;
-      else if (arg == "--seed") o.seed = std::stoull(v);
-      else if (arg == "--threads") o.threads = std::stoi(v);
-      else if (arg == "--check-logits") o.check_logits = v;
-      else if (arg == "--tol") o.tol = std::stod(v);
-      else {
-        std::fprintf(stderr, "error: unknown option %s (see --help)\n", arg.c_str());
-        std::exit(2);
-      }
-    } catch (const std::logic_error&) {
-      std::fprintf(stderr, "error: %s expects a number, got '%s'\n", arg.c_str(), v.c_str());
-      std::exit(2);
-    }
-  }
-  if (o.steps < 0 || o.batch_size <= 0 || o.block_size <= 0 || o.log_every <= 0 || o.sample_chars < 0 ||
-      o.warmup < 0 || o.threads < 0) {
-    std::fprintf(stderr,
-                 "error: --steps, --sample, --warmup, --threads must be >= 0; --batch-size, --block-size, "
-                 "--log-every > 0\n");
-    std::exit(2);
+  CLI::App app{"Trains a character-level GPT (loom::models::GPT) with AdamW from C++, then samples from it.\n"
+               "  --check-logits FILE [--tol X]: load a GPT state dict + input + logits written by Python and "
+               "compare the logits instead."};
+  auto positive = CLI::PositiveNumber;
+  auto non_negative = CLI::NonNegativeNumber;
+  app.add_option("--data", o.data, "a UTF-8 text file, or a folder of fortune files (Debian package 'fortunes')")
+      ->capture_default_str();
+  app.add_option("--steps", o.steps, "AdamW steps")->check(non_negative)->capture_default_str();
+  app.add_option("--batch-size", o.batch_size, "windows per step")->check(positive)->capture_default_str();
+  app.add_option("--block-size", o.block_size, "context length")->check(positive)->capture_default_str();
+  app.add_option("--n-layer", o.n_layer, "transformer blocks")->check(positive)->capture_default_str();
+  app.add_option("--n-head", o.n_head, "attention heads")->check(positive)->capture_default_str();
+  app.add_option("--n-embd", o.n_embd, "model width")->check(positive)->capture_default_str();
+  app.add_option("--dropout", o.dropout, "dropout probability")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  app.add_option("--lr", o.lr, "AdamW's peak learning rate: linear warm-up over --warmup steps, then cosine "
+                 "decay to lr / 10")->check(positive)->capture_default_str();
+  app.add_option("--weight-decay", o.weight_decay, "AdamW's, on weight matrices only")->check(non_negative)
+      ->capture_default_str();
+  app.add_option("--warmup", o.warmup, "linear warm-up steps")->check(non_negative)->capture_default_str();
+  app.add_option("--grad-clip", o.grad_clip, "clip the gradient norm to this (0: off)")->check(non_negative)
+      ->capture_default_str();
+  app.add_option("--log-every", o.log_every, "print the loss every N steps")->check(positive)->capture_default_str();
+  app.add_option("--sample", o.sample_chars, "characters to generate at the end (0: none), temperature 0.8, "
+                 "top-k 10")->check(non_negative)->capture_default_str();
+  app.add_option("--prompt", o.prompt, "the text the sample continues")->capture_default_str();
+  app.add_option("--seed", o.seed, "seed of the default generator: init, batches, sampling")->capture_default_str();
+  app.add_option("--threads", o.threads, "loom + OpenBLAS threads (1 is faster than more for a model this small, "
+                 "and robust on a busy machine; 0: OMP_NUM_THREADS or one per core)")->check(non_negative)
+      ->capture_default_str();
+  app.add_option("--check-logits", o.check_logits, "compare the C++ GPT's logits with a file written by Python");
+  app.add_option("--tol", o.tol, "largest allowed abs difference for --check-logits")->check(positive)
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
   }
   return o;
 }
