@@ -8,3 +8,5 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as loom/__init__.py sets it
 
 sys.path.insert(0, os.path.dirname(__file__))
+# The repository root, for bench.models (the PyTorch GPT twin shared by the tests and the benchmark suite).
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
