@@ -41,6 +41,26 @@ def test_resume_gives_the_same_losses_step_for_step(corpus, tmp_path):
     assert steps == list(range(1, 13))
 
 
+def test_resume_with_more_steps_follows_the_longer_schedule(corpus, tmp_path):
+    # A run planned for 12 steps, and one planned for 6 then extended to 12: from step 7 on, both use the
+    # 12-step schedule's learning rates.
+    run.Trainer(parse_args(tiny_flags(corpus, tmp_path / "long"))).fit()
+    run.Trainer(parse_args(tiny_flags(corpus, tmp_path / "ext", "--steps", "6"))).fit()
+    resumed = run.Trainer(parse_args(tiny_flags(corpus, tmp_path / "ext", "--resume")))
+    assert resumed.step == 6
+    resumed.fit()
+    rates = {d: [r["lr"] for r in map(json.loads, open(tmp_path / d / "metrics.jsonl"))] for d in ("long", "ext")}
+    assert len(rates["ext"]) == 12
+    assert rates["ext"][6:] == pytest.approx(rates["long"][6:], rel=1e-12)
+    assert rates["ext"][:6] != pytest.approx(rates["long"][:6])  # the first 6 steps had the short schedule
+
+
+def test_resume_needs_steps_beyond_the_checkpoint(corpus, tmp_path):
+    run.Trainer(parse_args(tiny_flags(corpus, tmp_path, "--steps", "6"))).fit()
+    with pytest.raises(ValueError, match="already at step 6"):
+        run.Trainer(parse_args(tiny_flags(corpus, tmp_path, "--resume", "--steps", "6")))
+
+
 def test_resume_refuses_a_different_architecture(corpus, tmp_path):
     run.Trainer(parse_args(tiny_flags(corpus, tmp_path))).fit(until=2)
     with pytest.raises(ValueError, match="--n-embd=32, not 64"):

@@ -58,15 +58,20 @@ class Trainer:
                                 n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout)
         self.model = GPT(self.config)
         self.optimizer = AdamW(self._param_groups(), lr=args.lr, betas=(0.9, 0.99))
-        self.scheduler = SequentialLR(self.optimizer, [
-            LinearLR(self.optimizer, start_factor=1.0 / max(1, args.warmup), total_iters=max(1, args.warmup)),
-            CosineAnnealingLR(self.optimizer, T_max=args.steps - args.warmup, eta_min=args.min_lr),
-        ], milestones=[args.warmup])
+        self.scheduler = self._schedule()
         self.loader = DataLoader(TensorDataset(self.train_rows), batch_size=args.batch_size, shuffle=True,
                                  drop_last=True, generator=loom.Generator().manual_seed(args.seed))
         self.step = 0
         if resume:
             self._restore(resume)
+
+    def _schedule(self):
+        """Linear warm-up to --lr over --warmup steps, then cosine decay to --min-lr at --steps."""
+        args = self.args
+        return SequentialLR(self.optimizer, [
+            LinearLR(self.optimizer, start_factor=1.0 / max(1, args.warmup), total_iters=max(1, args.warmup)),
+            CosineAnnealingLR(self.optimizer, T_max=args.steps - args.warmup, eta_min=args.min_lr),
+        ], milestones=[args.warmup])
 
     def _param_groups(self):
         """nanoGPT's split: weight decay on matrices (linear, embedding), none on biases and norm gains."""
@@ -80,6 +85,7 @@ class Trainer:
         return {
             "step": self.step,
             "flags": {k: getattr(self.args, k) for k in ARCHITECTURE},
+            "schedule_steps": self.args.steps,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -95,6 +101,9 @@ class Trainer:
         if not os.path.exists(path):
             raise FileNotFoundError(f"--resume: no checkpoint at {path} (train without --resume first)")
         state = loom.load(path)
+        if state["step"] >= self.args.steps:
+            raise ValueError(f"--resume: {path} is already at step {state['step']}; pass a larger --steps "
+                             f"(now {self.args.steps}) to train further")
         for key in ARCHITECTURE:
             saved, now = state["flags"][key], getattr(self.args, key)
             if saved != now:
@@ -105,7 +114,17 @@ class Trainer:
     def _restore(self, state):
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        if state["schedule_steps"] == self.args.steps:
+            self.scheduler.load_state_dict(state["scheduler"])
+        else:
+            # --resume with another --steps: the schedule is rebuilt for the new length and replayed to the
+            # checkpoint's step, so the rate is what a run planned that long from the start would use now.
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.args.lr
+                group.pop("initial_lr", None)
+            self.scheduler = self._schedule()
+            for _ in range(state["step"]):
+                self.scheduler.step()
         self.loader.load_state_dict(state["loader"])
         loom.set_rng_state(state["rng"])
         self.step = state["step"]
