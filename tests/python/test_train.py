@@ -98,6 +98,12 @@ def test_bad_flags_are_named(flags, message, tmp_path):
     assert result.returncode == 2 and message in result.stderr
 
 
+def test_a_prompt_the_corpus_cannot_encode_is_refused_before_training(corpus, tmp_path):
+    with pytest.raises(ValueError, match="--prompt has characters the corpus never uses"):
+        run.Trainer(parse_args(tiny_flags(corpus, tmp_path, "--prompt", "\u2603")))
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
 def test_missing_data_file_is_named(tmp_path):
     missing = str(tmp_path / "nope.txt")
     result = subprocess.run([sys.executable, "-m", "loom.train", "--data", missing, "--out-dir", str(tmp_path)],

@@ -52,6 +52,8 @@ class Trainer:
         self.train_rows = windows(tokens[:split], args.block_size)
         self.val_rows = windows(tokens[split:], args.block_size)
         self.corpus_chars = len(text)
+        if args.sample_chars > 0:
+            self._check_prompt(args.prompt)  # before training, not after it
 
         loom.manual_seed(args.seed)
         self.config = GPTConfig(vocab_size=self.tokenizer.vocab_size, block_size=args.block_size,
@@ -211,11 +213,14 @@ class Trainer:
             print(f"--- sample (temperature {a.temperature}) ---")
             print(self.sample(a.prompt, a.sample_chars))
 
-    def sample(self, prompt, chars):
-        """Continues `prompt` by `chars` characters drawn from the model."""
+    def _check_prompt(self, prompt):
         unknown = sorted(set(prompt) - set(self.tokenizer.chars))
         if unknown:
             raise ValueError(f"--prompt has characters the corpus never uses: {''.join(unknown)!r}")
+
+    def sample(self, prompt, chars):
+        """Continues `prompt` by `chars` characters drawn from the model."""
+        self._check_prompt(prompt)
         idx = self.tokenizer.encode_tensor(prompt or "\n").unsqueeze(0)
         out = self.model.generate(idx, chars, temperature=self.args.temperature, top_k=self.args.top_k)
         return self.tokenizer.decode(out[0].tolist())
