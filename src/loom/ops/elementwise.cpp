@@ -246,6 +246,9 @@ std::vector<Tensor> gelu_backward(BackwardContext& c) {
     Tensor right = mul(mul(mul(x, Scalar(0.5)), rsub(mul(th, th), Scalar(int64_t(1)))), du);
     return {mul(g, add(left, right))};
   }
+  // First-order backward (the common case: grad mode is off while backward runs) is one fused pass; with
+  // create_graph the formula is written in ops, so it is differentiable again.
+  if (!grad_mode_enabled()) return {dispatch1(LOOM_OP("gelu_backward"), {g, x})};
   Tensor cdf = mul(add(erf(mul(x, Scalar(1.0 / std::numbers::sqrt2))), Scalar(int64_t(1))), Scalar(0.5));
   Tensor pdf = mul(exp(mul(mul(x, x), Scalar(-0.5))), Scalar(1.0 / std::sqrt(2.0 * std::numbers::pi)));
   return {mul(g, add(cdf, mul(x, pdf)))};
@@ -285,6 +288,7 @@ constexpr uint64_t kNone = 0, kFirst = 1, kBoth = 3;
 #define LOOM_NAME(var, text) constexpr char var[] = text
 LOOM_NAME(kAdd, "add"); LOOM_NAME(kSub, "sub"); LOOM_NAME(kMul, "mul"); LOOM_NAME(kRemainder, "remainder");
 LOOM_NAME(kMaximum, "maximum"); LOOM_NAME(kMinimum, "minimum"); LOOM_NAME(kAtan2, "atan2");
+LOOM_NAME(kGeluBackward, "gelu_backward");
 LOOM_NAME(kEq, "eq"); LOOM_NAME(kNe, "ne"); LOOM_NAME(kLt, "lt"); LOOM_NAME(kLe, "le"); LOOM_NAME(kGt, "gt");
 LOOM_NAME(kGe, "ge"); LOOM_NAME(kLand, "logical_and"); LOOM_NAME(kLor, "logical_or"); LOOM_NAME(kLxor, "logical_xor");
 LOOM_NAME(kBand, "bitwise_and"); LOOM_NAME(kBor, "bitwise_or"); LOOM_NAME(kBxor, "bitwise_xor");
@@ -305,6 +309,9 @@ void define_elementwise_ops(Registry& r) {
   r.define({.name = "maximum", .infer = infer_arith<kMaximum>, .backward = maximum_backward});
   r.define({.name = "minimum", .infer = infer_arith<kMinimum>, .backward = minimum_backward});
   r.define({.name = "atan2", .infer = infer_float_binary<kAtan2>, .backward = atan2_backward});
+  // gelu_backward(grad, x) = grad * GELU'(x) (exact GELU), fused; used by gelu's backward when no graph of the
+  // backward is needed, so it has no backward of its own.
+  r.define({.name = "gelu_backward", .infer = infer_float_binary<kGeluBackward>});
   for (auto [name, infer] : {std::pair<const char*, InferFn>{"eq", infer_predicate_binary<kEq>}, {"ne", infer_predicate_binary<kNe>},
                              {"lt", infer_predicate_binary<kLt>}, {"le", infer_predicate_binary<kLe>},
                              {"gt", infer_predicate_binary<kGt>}, {"ge", infer_predicate_binary<kGe>},

@@ -164,3 +164,7 @@ OPS = [
                                   keep_dtype=(0,))],
            dtypes=ALL),
 ]
+
+# gelu_backward is the fused first-order backward of exact GELU: gelu's gradient checks (against torch's
+# autograd and float64 finite differences, above) run it; create_graph backward uses the op formula instead.
+COVERED_ELSEWHERE = {"gelu_backward"}

@@ -1,6 +1,7 @@
 // CPU kernels for the binary elementwise ops. Each op is a functor applied in the op's compute type
 // (opmath: float for 16-bit floats); loops have a contiguous fast path the compiler vectorises.
 #include <cmath>
+#include <numbers>
 
 #include "loom/backends/cpu/dispatch_dtype.h"
 #include "loom/backends/cpu/kernel_util.h"
@@ -121,6 +122,14 @@ struct MinimumOp {
     if constexpr (kIsFloat<M>)
       if (std::isnan(a) || std::isnan(b)) return std::isnan(a) ? a : b;
     return a < b ? a : b;
+  }
+};
+// grad * d/dx [x * Phi(x)] = grad * (Phi(x) + x * phi(x)): the backward of exact GELU in one pass.
+struct GeluBackwardOp {
+  template <class M> static M apply(M grad, M x, M) {
+    const M cdf = M(0.5) * (M(1) + std::erf(x * static_cast<M>(1.0 / std::numbers::sqrt2)));
+    const M pdf = std::exp(M(-0.5) * x * x) * static_cast<M>(1.0 / std::sqrt(2.0 * std::numbers::pi));
+    return grad * (cdf + x * pdf);
   }
 };
 struct Atan2Op {
@@ -268,6 +277,7 @@ void register_binary_kernels(Registry& r) {
   r.set_kernel("maximum", cpu, arith_kernel<MaximumOp, Domain::All>);
   r.set_kernel("minimum", cpu, arith_kernel<MinimumOp, Domain::All>);
   r.set_kernel("atan2", cpu, arith_kernel<Atan2Op, Domain::Float>);
+  r.set_kernel("gelu_backward", cpu, arith_kernel<GeluBackwardOp, Domain::Float>);
   r.set_kernel("bitwise_and", cpu, arith_kernel<BitAndOp, Domain::Integral>);
   r.set_kernel("bitwise_or", cpu, arith_kernel<BitOrOp, Domain::Integral>);
   r.set_kernel("bitwise_xor", cpu, arith_kernel<BitXorOp, Domain::Integral>);
