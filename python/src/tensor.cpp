@@ -5,6 +5,7 @@
 
 #include "convert.h"
 #include "loom/autograd/node.h"
+#include "loom/backends/cpu/simd/cpu_features.h"
 
 namespace loom::python {
 
@@ -201,6 +202,9 @@ void bind_autograd(nb::module_& m) {
   m.def("initial_seed", [] { return default_generator().seed(); });
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, nb::arg("num_threads"));
+  // The vector instruction set the CPU kernels use ("avx2" or "scalar"); tests run kernels both ways.
+  m.def("_get_cpu_capability", &cpu::cpu_capability_name);
+  m.def("_set_cpu_capability", &cpu::set_cpu_capability, nb::arg("name"));
   m.def("_op_names", [] { return Registry::instance().op_names(); });
 }
 

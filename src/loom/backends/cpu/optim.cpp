@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #endif
 
+#include "loom/backends/cpu/simd/cpu_features.h"
 #include "loom/core/parallel.h"
 #include "loom/ops/registry.h"
 #include "loom/ops/shape.h"
@@ -42,10 +43,7 @@ Tensor readable(const Tensor& t) { return t.is_contiguous() ? t : contiguous(t);
 #define LOOM_AVX2_FUNCTION __attribute__((target("avx2,fma"), optimize("fp-contract=off")))
 #define LOOM_AVX2 __attribute__((target("avx2,fma"), optimize("fp-contract=off"), always_inline)) inline
 
-bool has_avx2_fma() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-}
+bool has_avx2_fma() { return use_avx2(); }
 
 // 256-bit vector operations per element type, for the AVX2 loops below.
 template <class T>
