@@ -7,16 +7,21 @@ namespace loom {
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
   Allocator& allocator = allocator_for(device.type);
   void* data = allocator.allocate(nbytes, device.index);
-  auto release = [&allocator, data, nbytes, index = device.index] { allocator.deallocate(data, nbytes, index); };
-  return std::shared_ptr<Storage>(new Storage(data, nbytes, device, release));
+  try {
+    return std::make_shared<Storage>(Key{}, data, nbytes, device, &allocator, nullptr);
+  } catch (...) {
+    allocator.deallocate(data, nbytes, device.index);
+    throw;
+  }
 }
 
 std::shared_ptr<Storage> Storage::wrap(void* data, size_t nbytes, Device device, std::function<void()> release) {
-  return std::shared_ptr<Storage>(new Storage(data, nbytes, device, std::move(release)));
+  return std::make_shared<Storage>(Key{}, data, nbytes, device, nullptr, std::move(release));
 }
 
 Storage::~Storage() {
-  if (release_) release_();
+  if (allocator_) allocator_->deallocate(data_, nbytes_, device_.index);
+  else if (release_) release_();
 }
 
 }  // namespace loom

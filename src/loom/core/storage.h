@@ -9,6 +9,8 @@
 
 namespace loom {
 
+class Allocator;
+
 class Storage {
  public:
   // Allocates nbytes through the device's allocator.
@@ -30,13 +32,20 @@ class Storage {
   void bump_version() { ++version_; }
 
  private:
-  Storage(void* data, size_t nbytes, Device device, std::function<void()> release)
-      : data_(data), nbytes_(nbytes), device_(device), release_(std::move(release)) {}
+  // Lets allocate()/wrap() build a Storage in one allocation with its reference count (allocate_shared)
+  // while the constructor stays closed to everyone else.
+  struct Key {};
 
+ public:
+  Storage(Key, void* data, size_t nbytes, Device device, Allocator* allocator, std::function<void()> release)
+      : data_(data), nbytes_(nbytes), device_(device), allocator_(allocator), release_(std::move(release)) {}
+
+ private:
   void* data_;
   size_t nbytes_;
   Device device_;
-  std::function<void()> release_;
+  Allocator* allocator_;           // memory from a device allocator goes back to it; no std::function needed
+  std::function<void()> release_;  // memory owned elsewhere (wrap)
   uint64_t version_ = 0;
 };
 

@@ -18,6 +18,15 @@ namespace {
 // ---------------- inference ----------------
 
 Shape broadcast_all(const std::vector<Tensor>& in, const char* op) {
+  // Operands of one shape (the common case) need no broadcasting: skip building intermediate shapes.
+  const Tensor* first = nullptr;
+  bool same = true;
+  for (const Tensor& t : in) {
+    if (!t.defined()) continue;
+    if (!first) first = &t;
+    else same = same && t.sizes() == first->sizes();
+  }
+  if (first && same) return first->sizes();
   Shape shape;
   for (const Tensor& t : in)
     if (t.defined()) shape = broadcast_shapes(shape, t.sizes(), op);

@@ -6,7 +6,7 @@ namespace loom {
 
 // ---- Attrs ----
 
-Attrs& Attrs::set(std::string_view name, AttrValue value) {
+Attrs& Attrs::set(std::string_view name, AttrValue value) & {
   for (auto& [key, v] : items_)
     if (key == name) {
       v = std::move(value);

@@ -24,7 +24,9 @@ class Attrs {
  public:
   Attrs() = default;
   // Names are expected to be string literals (they are stored as views).
-  Attrs& set(std::string_view name, AttrValue value);
+  Attrs& set(std::string_view name, AttrValue value) &;
+  // On a temporary (dispatch1(op, inputs, Attrs().set(...))): moves instead of copying the attributes.
+  Attrs&& set(std::string_view name, AttrValue value) && { return std::move(set(name, std::move(value))); }
   bool has(std::string_view name) const;
   const AttrValue& get(std::string_view name) const;
   template <class T>
