@@ -735,3 +735,40 @@ def test_second_backward_through_ops_that_save_nothing():
         y.backward()
         y.backward()
     close(lx.grad, tx.grad)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_product_gradient_comes_back_in_the_operand_layout(batched):
+    # A weight used transposed (x @ w.t(), as Linear does) gets a contiguous gradient like PyTorch's, with the
+    # same values; before, it was a transposed view that AccumulateGrad copied with a strided loop.
+    rng = np.random.default_rng(3)
+    shape_w, shape_x = ((2, 5, 3), (2, 4, 3)) if batched else ((5, 3), (4, 3))
+    w_np, x_np = rng.standard_normal(shape_w).astype(np.float32), rng.standard_normal(shape_x).astype(np.float32)
+    results = {}
+    for lib in (loom, torch):
+        w = lib.tensor(w_np, requires_grad=True)
+        x = lib.tensor(x_np, requires_grad=True)
+        wt = w.transpose(-2, -1)
+        y = x @ wt
+        (y * y).sum().backward()
+        # x's gradient flows through the transposed operand too: x.grad = g @ w
+        results[lib.__name__] = (w.grad, x.grad)
+    (wg, xg), (wg_t, xg_t) = results["loom"], results["torch"]
+    assert wg.is_contiguous() and xg.is_contiguous()
+    np.testing.assert_allclose(wg.numpy(), wg_t.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(xg.numpy(), xg_t.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_product_gradient_of_a_transposed_left_operand():
+    rng = np.random.default_rng(4)
+    a_np, b_np = rng.standard_normal((3, 6)).astype(np.float32), rng.standard_normal((3, 2)).astype(np.float32)
+    grads = []
+    for lib in (loom, torch):
+        a = lib.tensor(a_np, requires_grad=True)
+        b = lib.tensor(b_np, requires_grad=True)
+        (a.t() @ b).pow(2).sum().backward()
+        grads.append((a.grad.numpy(), b.grad.numpy()))
+        if lib is loom:
+            assert a.grad.is_contiguous()
+    for mine, ref in zip(*grads):
+        np.testing.assert_allclose(mine, ref, rtol=1e-5, atol=1e-5)

@@ -42,16 +42,34 @@ std::vector<TensorMeta> infer_bmm(const std::vector<Tensor>& in, const Attrs&) {
   return {TensorMeta{{a.sizes()[0], a.sizes()[1], b.sizes()[2]}, a.dtype(), a.device()}};
 }
 
+// Whether the last two dims of m are a transposed contiguous matrix (a weight used as W.t()).
+bool is_transposed_matrix(const Tensor& m) {
+  int64_t d = m.dim();
+  const Shape& s = m.sizes();
+  return s[d - 2] > 1 && s[d - 1] > 1 && m.strides()[d - 2] == 1 && m.strides()[d - 1] == s[d - 2];
+}
+
+// Each operand's gradient is produced in that operand's own layout, as PyTorch's mm backward does: for a
+// transposed operand b = W.t(), (g^T a)^T is W's gradient contiguous, so the t() backward hands AccumulateGrad a
+// contiguous tensor instead of a transposed view that it would have to copy (a strided, cache-hostile copy).
+// a (n, k), b (k, m), g (n, m): da = g b^T = (b g^T)^T, db = a^T g = (g^T a)^T.
 std::vector<Tensor> mm_backward(BackwardContext& c) {
   Tensor g = c.grad();
-  return {c.needs_input_grad[0] ? mm(g, t(c.inputs[1])) : Tensor(),
-          c.needs_input_grad[1] ? mm(t(c.inputs[0]), g) : Tensor()};
+  const Tensor &a = c.inputs[0], &b = c.inputs[1];
+  Tensor da, db;
+  if (c.needs_input_grad[0]) da = is_transposed_matrix(a) ? t(mm(b, t(g))) : mm(g, t(b));
+  if (c.needs_input_grad[1]) db = is_transposed_matrix(b) ? t(mm(t(g), a)) : mm(t(a), g);
+  return {da, db};
 }
 
 std::vector<Tensor> bmm_backward(BackwardContext& c) {
   Tensor g = c.grad();
-  return {c.needs_input_grad[0] ? bmm(g, transpose(c.inputs[1], 1, 2)) : Tensor(),
-          c.needs_input_grad[1] ? bmm(transpose(c.inputs[0], 1, 2), g) : Tensor()};
+  const Tensor &a = c.inputs[0], &b = c.inputs[1];
+  auto tr = [](const Tensor& x) { return transpose(x, 1, 2); };
+  Tensor da, db;
+  if (c.needs_input_grad[0]) da = is_transposed_matrix(a) ? tr(bmm(b, tr(g))) : bmm(g, tr(b));
+  if (c.needs_input_grad[1]) db = is_transposed_matrix(b) ? tr(bmm(tr(g), a)) : bmm(tr(a), g);
+  return {da, db};
 }
 
 }  // namespace
