@@ -111,3 +111,23 @@ def test_filter_and_repeat(tmp_path):
     data = json.loads(out.read_text())
     assert {r["case"] for r in data["rows"]} == {"add 4096 float32"}
     assert all(r["samples"] == 3 for r in data["rows"])
+
+
+def test_compare_two_runs(smoke_results, tmp_path):
+    data, _ = smoke_results
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(data))
+    changed = json.loads(json.dumps(data))
+    row = next(r for r in changed["rows"] if r["ratio"] is not None)
+    row["ratio"] *= 0.5  # loom twice as good, relative to PyTorch, in the new run
+    new.write_text(json.dumps(changed))
+    proc = subprocess.run([sys.executable, "-m", "bench.compare", str(old), str(new)], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = next(l for l in proc.stdout.splitlines() if l.startswith(row["case"]) and l.split()[-4] == str(row["threads"]))
+    assert line.split()[-1] == "0.50", line
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    proc = subprocess.run([sys.executable, "-m", "bench.compare", str(old), str(bad)], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode != 0 and "not a result file" in proc.stderr
