@@ -65,8 +65,9 @@ void check(VecFn fn, const std::function<double(double)>& ref, double max_ulps, 
     double r = ref(static_cast<double>(xs[i]));
     double e = ulps(ys[i], r);
     if (e > worst) worst = e, worst_x = xs[i];
-    if (r == 0.0 && !std::isnan(ys[i]) && ys[i] == 0.0f)
+    if (r == 0.0 && !std::isnan(ys[i]) && ys[i] == 0.0f) {
       EXPECT_EQ(std::signbit(ys[i]), std::signbit(r)) << name << " sign of zero at x=" << xs[i];
+    }
   }
   EXPECT_LE(worst, max_ulps) << name << ": worst x=" << worst_x;
   std::printf("%s: max error %.3f ulp at x=%.9g\n", name.c_str(), worst, worst_x);
