@@ -10,6 +10,7 @@
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/linalg.h"
+#include "loom/ops/normalization.h"
 #include "loom/ops/random.h"
 #include "loom/ops/reduce.h"
 #include "loom/ops/registry.h"
@@ -634,6 +635,9 @@ Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tens
   int64_t k = check_normalized_shape("layer_norm", input, normalized_shape);
   check_affine("layer_norm", weight, "weight", normalized_shape, input);
   check_affine("layer_norm", bias, "bias", normalized_shape, input);
+  // The fused op (one pass forward, one backward) when weight and bias have the input's dtype.
+  if ((!weight.defined() || weight.dtype() == input.dtype()) && (!bias.defined() || bias.dtype() == input.dtype()))
+    return std::get<0>(native_layer_norm(input, k, weight, bias, eps));
   Dims dims;
   for (int64_t i = input.dim() - k; i < input.dim(); ++i) dims.push_back(i);
   Tensor y = normalize(upcast(input), dims, eps);

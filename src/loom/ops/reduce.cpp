@@ -8,6 +8,7 @@
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/index.h"
+#include "loom/ops/normalization.h"
 #include "loom/ops/promotion.h"
 #include "loom/ops/registry.h"
 #include "loom/ops/shape.h"
@@ -185,21 +186,42 @@ std::vector<TensorMeta> infer_cumulative_extreme(const std::vector<Tensor>& in, 
   return {TensorMeta{in[0].sizes(), in[0].dtype(), in[0].device()}, TensorMeta{in[0].sizes(), DType::Int64, in[0].device()}};
 }
 
+// The fused first-order backward (one kernel) when no graph of the backward is needed; with create_graph the
+// formula in ops, differentiable again.
+bool use_fused_softmax_backward(const Tensor& g, const Tensor& y) {
+  return !grad_mode_enabled() && g.dtype() == y.dtype() && g.sizes() == y.sizes();
+}
+
 std::vector<Tensor> softmax_backward(BackwardContext& c) {
   const Tensor& y = c.outputs[0];
   Tensor g = c.grad();
-  return {mul(y, sub(g, sum(mul(g, y), {c.attrs.get<int64_t>("dim")}, true)))};
+  const int64_t dim = c.attrs.get<int64_t>("dim");
+  if (use_fused_softmax_backward(g, y)) return {dispatch1(LOOM_OP("softmax_backward"), {g, y}, Attrs().set("dim", dim))};
+  return {mul(y, sub(g, sum(mul(g, y), {dim}, true)))};
 }
 
 std::vector<Tensor> log_softmax_backward(BackwardContext& c) {
   const Tensor& y = c.outputs[0];
   Tensor g = c.grad();
-  return {sub(g, mul(exp(y), sum(g, {c.attrs.get<int64_t>("dim")}, true)))};
+  const int64_t dim = c.attrs.get<int64_t>("dim");
+  if (use_fused_softmax_backward(g, y)) return {dispatch1(LOOM_OP("log_softmax_backward"), {g, y}, Attrs().set("dim", dim))};
+  return {sub(g, mul(exp(y), sum(g, {dim}, true)))};
+}
+
+std::vector<TensorMeta> infer_softmax_backward(const std::vector<Tensor>& in, const Attrs& a) {
+  const Tensor &g = in[0], &y = in[1];
+  LOOM_CHECK(g.sizes() == y.sizes() && g.dtype() == y.dtype() && is_floating(y.dtype()), Value,
+             "softmax_backward: grad ", shape_str(g.sizes()), " ", dtype_name(g.dtype()), " and output ",
+             shape_str(y.sizes()), " ", dtype_name(y.dtype()), " must have the same shape and floating dtype");
+  LOOM_CHECK(a.get<int64_t>("dim") >= 0 && a.get<int64_t>("dim") < std::max<int64_t>(y.dim(), 1), Index,
+             "softmax_backward: dim ", a.get<int64_t>("dim"), " out of range for shape ", shape_str(y.sizes()));
+  return {TensorMeta{y.sizes(), y.dtype(), y.device()}};
 }
 
 }  // namespace
 
 void define_reduce_ops(Registry& r) {
+  define_normalization_ops(r);  // the fused layer norm (ops/normalization.cpp)
   // sum: attrs dims (normalized, sorted; all dims listed when reducing everything), keepdim, dtype (output).
   r.define({.name = "sum", .infer = infer_sum, .backward = sum_backward, .saved_inputs = 0});
   // prod: attrs as sum.
@@ -229,6 +251,10 @@ void define_reduce_ops(Registry& r) {
             .saves_outputs = true});
   r.define({.name = "log_softmax", .infer = infer_softmax, .backward = log_softmax_backward, .saved_inputs = 0,
             .saves_outputs = true});
+  // softmax_backward/log_softmax_backward(grad, output): attrs dim (normalized). The fused first-order gradients,
+  // used by softmax's/log_softmax's backward when grad mode is off; no backward of their own.
+  r.define({.name = "softmax_backward", .infer = infer_softmax_backward});
+  r.define({.name = "log_softmax_backward", .infer = infer_softmax_backward});
 }
 
 Tensor sum(const Tensor& t, const Dims& dims, bool keepdim, std::optional<DType> dtype) {

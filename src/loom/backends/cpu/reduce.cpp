@@ -7,6 +7,8 @@
 #include <limits>
 
 #include "loom/backends/cpu/dispatch_dtype.h"
+#include "loom/backends/cpu/simd/cpu_features.h"
+#include "loom/backends/cpu/simd/vec_avx2.h"
 #include "loom/ops/reduce.h"
 #include "loom/ops/shape.h"
 
@@ -52,8 +54,214 @@ DimLayout dim_layout(const Tensor& input, int64_t dim) {
 
 namespace {
 
+// ---- fast float32/float64 sums ----
+//
+// float32 is summed in float the way PyTorch's cascade sum does, in blocks: within a block of kSumBlock
+// elements 32 independent partial sums (4 vectors, or 4 scalars on the portable path) each add up at most
+// kSumBlock/32 elements; block results are combined in double. float64 sums in double throughout.
+constexpr int64_t kSumBlock = 4096;
+
+template <class T>
+double sum_row_scalar(const T* x, int64_t n) {
+  double total = 0;
+  for (int64_t b = 0; b < n; b += kSumBlock) {
+    const int64_t m = std::min(kSumBlock, n - b);
+    const T* p = x + b;
+    T a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+      a0 += p[i];
+      a1 += p[i + 1];
+      a2 += p[i + 2];
+      a3 += p[i + 3];
+    }
+    for (; i < m; ++i) a0 += p[i];
+    total += static_cast<double>((a0 + a1) + (a2 + a3));
+  }
+  return total;
+}
+
+#if defined(__x86_64__)
+LOOM_AVX2_FN double sum_row_avx2(const float* x, int64_t n) {
+  double total = 0;
+  for (int64_t b = 0; b < n; b += kSumBlock) {
+    const int64_t m = std::min(kSumBlock, n - b);
+    const float* p = x + b;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= m; i += 32) {
+      a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + i));
+      a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + i + 8));
+      a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + i + 16));
+      a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p + i + 24));
+    }
+    for (; i + 8 <= m; i += 8) a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + i));
+    if (i < m) a1 = _mm256_add_ps(a1, _mm256_maskload_ps(p + i, avx2::tail_mask(m - i)));
+    total += static_cast<double>(avx2::reduce_add(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))));
+  }
+  return total;
+}
+
+LOOM_AVX2_FN double sum_row_avx2(const double* x, int64_t n) {
+  __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    a0 = _mm256_add_pd(a0, _mm256_loadu_pd(x + i));
+    a1 = _mm256_add_pd(a1, _mm256_loadu_pd(x + i + 4));
+    a2 = _mm256_add_pd(a2, _mm256_loadu_pd(x + i + 8));
+    a3 = _mm256_add_pd(a3, _mm256_loadu_pd(x + i + 12));
+  }
+  for (; i + 4 <= n; i += 4) a0 = _mm256_add_pd(a0, _mm256_loadu_pd(x + i));
+  __m256d s = _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3));
+  __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+  double total = _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+  for (; i < n; ++i) total += x[i];
+  return total;
+}
+
+// out[i] = sum_r x[r * inner + i] for i < n (a column block of an [R, inner] slab); float32 accumulates in
+// float over blocks of kColumnBlock rows, the blocks combined in double.
+constexpr int64_t kColumnBlock = 128;
+LOOM_AVX2_FN void sum_columns_avx2(const float* x, float* out, int64_t R, int64_t inner, int64_t n) {
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256d t[8];
+    for (auto& v : t) v = _mm256_setzero_pd();
+    for (int64_t r0 = 0; r0 < R; r0 += kColumnBlock) {
+      const int64_t r1 = std::min(R, r0 + kColumnBlock);
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* p = x + r * inner + i;
+        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p));
+        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + 8));
+        a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + 16));
+        a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p + 24));
+      }
+      const __m256 a[4] = {a0, a1, a2, a3};
+      for (int k = 0; k < 4; ++k) {
+        t[2 * k] = _mm256_add_pd(t[2 * k], _mm256_cvtps_pd(_mm256_castps256_ps128(a[k])));
+        t[2 * k + 1] = _mm256_add_pd(t[2 * k + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(a[k], 1)));
+      }
+    }
+    for (int k = 0; k < 4; ++k)
+      _mm256_storeu_ps(out + i + 8 * k, _mm256_set_m128(_mm256_cvtpd_ps(t[2 * k + 1]), _mm256_cvtpd_ps(t[2 * k])));
+  }
+  for (; i < n; i += 8) {
+    const __m256i mask = avx2::tail_mask(std::min<int64_t>(8, n - i));
+    __m256d lo = _mm256_setzero_pd(), hi = lo;
+    for (int64_t r0 = 0; r0 < R; r0 += kColumnBlock) {
+      const int64_t r1 = std::min(R, r0 + kColumnBlock);
+      __m256 a = _mm256_setzero_ps();
+      for (int64_t r = r0; r < r1; ++r) a = _mm256_add_ps(a, _mm256_maskload_ps(x + r * inner + i, mask));
+      lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(a)));
+      hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
+    }
+    _mm256_maskstore_ps(out + i, mask, _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo)));
+  }
+}
+
+LOOM_AVX2_FN void sum_columns_avx2(const double* x, double* out, int64_t R, int64_t inner, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t r = 0; r < R; ++r) {
+      const double* p = x + r * inner + i;
+      a0 = _mm256_add_pd(a0, _mm256_loadu_pd(p));
+      a1 = _mm256_add_pd(a1, _mm256_loadu_pd(p + 4));
+      a2 = _mm256_add_pd(a2, _mm256_loadu_pd(p + 8));
+      a3 = _mm256_add_pd(a3, _mm256_loadu_pd(p + 12));
+    }
+    _mm256_storeu_pd(out + i, a0);
+    _mm256_storeu_pd(out + i + 4, a1);
+    _mm256_storeu_pd(out + i + 8, a2);
+    _mm256_storeu_pd(out + i + 12, a3);
+  }
+  for (; i < n; ++i) {
+    double a = 0;
+    for (int64_t r = 0; r < R; ++r) a += x[r * inner + i];
+    out[i] = a;
+  }
+}
+#endif
+
+// Short rows are summed in double (correctly rounded in practice, as the generic path does).
+constexpr int64_t kShortSum = 64;
+
+template <class T>
+double sum_row(const T* x, int64_t n) {
+  if (n < kShortSum) {
+    double total = 0;
+    for (int64_t i = 0; i < n; ++i) total += x[i];
+    return total;
+  }
+#if defined(__x86_64__)
+  if (use_avx2()) return sum_row_avx2(x, n);
+#endif
+  return sum_row_scalar(x, n);
+}
+
+template <class T>
+void sum_columns(const T* x, T* out, int64_t R, int64_t inner, int64_t n) {
+#if defined(__x86_64__)
+  if (use_avx2()) return sum_columns_avx2(x, out, R, inner, n);
+#endif
+  // Portable: the same blocking as the AVX2 path (float partials over kColumnBlock rows, combined in double).
+  std::vector<double> total(n, 0.0);
+  std::vector<T> part(n);
+  for (int64_t r0 = 0; r0 < R; r0 += kColumnBlock) {
+    std::fill(part.begin(), part.end(), T(0));
+    const int64_t r1 = std::min(R, r0 + kColumnBlock);
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t i = 0; i < n; ++i) part[i] += x[r * inner + i];
+    for (int64_t i = 0; i < n; ++i) total[i] += part[i];
+  }
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(total[i]);
+}
+
+// sum over R of a contiguous [outer, R, inner] float32/float64 layout.
+template <class T>
+void fast_sum(const ReductionLayout& l, T* out) {
+  const T* x = l.data.template data<T>();
+  const int64_t outer = l.outer, R = l.reduced, inner = l.inner;
+  if (inner == 1) {
+    if (outer == 1) {
+      // A full reduction: chunks summed in parallel, combined in double in chunk order (deterministic).
+      const int64_t chunk = std::max<int64_t>(kElementwiseGrain * 4, (R + 63) / 64);
+      const int64_t chunks = (R + chunk - 1) / chunk;
+      std::vector<double> partial(static_cast<size_t>(std::max<int64_t>(chunks, 1)), 0.0);
+      parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
+        for (int64_t k = b; k < e; ++k) partial[k] = sum_row(x + k * chunk, std::min(chunk, R - k * chunk));
+      });
+      double total = 0;
+      for (double p : partial) total += p;
+      out[0] = static_cast<T>(total);
+      return;
+    }
+    parallel_for(0, outer, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(R, 1)), [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) out[o] = static_cast<T>(sum_row(x + o * R, R));
+    });
+    return;
+  }
+  // Column sums: work items are (o, tile of kTile columns).
+  constexpr int64_t kTile = 64;
+  const int64_t tiles = (inner + kTile - 1) / kTile;
+  parallel_for(0, outer * tiles, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(R * kTile, 1)),
+               [&](int64_t b, int64_t e) {
+    for (int64_t w = b; w < e; ++w) {
+      const int64_t o = w / tiles, i0 = (w % tiles) * kTile;
+      sum_columns(x + o * R * inner + i0, out + o * inner + i0, R, inner, std::min(kTile, inner - i0));
+    }
+  });
+}
+
 std::vector<Tensor> sum_kernel(const KernelContext& c) {
   Tensor out = c.alloc(0);
+  if ((out.dtype() == DType::Float32 || out.dtype() == DType::Float64) && c.inputs[0].dtype() == out.dtype()) {
+    ReductionLayout l = reduction_layout(c.inputs[0], c.attrs.get<Dims>("dims"));
+    if (out.dtype() == DType::Float32) fast_sum<float>(l, out.data<float>());
+    else fast_sum<double>(l, out.data<double>());
+    return {out};
+  }
   // Accumulate in the output dtype's wide type: double for floats, int64 for integers.
   Tensor in = c.inputs[0].dtype() == out.dtype() ? c.inputs[0] : to_dtype(c.inputs[0], out.dtype());
   ReductionLayout l = reduction_layout(in, c.attrs.get<Dims>("dims"));
@@ -244,7 +452,8 @@ void softmax_line(const T* x, T* y, int64_t R) {
     has_nan |= value != value;
     max_value = value > max_value ? value : max_value;
   }
-  if (has_nan || std::isinf(max_value)) max_value = has_nan ? std::numeric_limits<M>::quiet_NaN() : M(0);
+  // An infinite max is kept: x - max is then NaN, and the whole line NaN, as in torch.
+  if (has_nan) max_value = std::numeric_limits<M>::quiet_NaN();
   double total = 0;
   for (int64_t r = 0; r < R; ++r) {
     M e = std::exp(M(x[r]) - max_value);
@@ -260,6 +469,121 @@ void softmax_line(const T* x, T* y, int64_t R) {
   }
 }
 
+#if defined(__x86_64__)
+// float32 softmax of one contiguous line: vector max (NaN tracked apart, as _mm256_max_ps drops it), exp and sum
+// in one pass, then the scale.
+template <bool IsLog>
+LOOM_AVX2_FN void softmax_line_avx2(const float* x, float* y, int64_t R) {
+  const __m256 neg_inf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  __m256 m0 = neg_inf, m1 = neg_inf, nan = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= R; i += 16) {
+    __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, b, _CMP_UNORD_Q));
+    m0 = _mm256_max_ps(m0, a);
+    m1 = _mm256_max_ps(m1, b);
+  }
+  for (; i < R; i += 8) {
+    __m256i mask = avx2::tail_mask(R - i);
+    __m256 a = _mm256_blendv_ps(neg_inf, _mm256_maskload_ps(x + i, mask), _mm256_castsi256_ps(mask));
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+    m0 = _mm256_max_ps(m0, a);
+  }
+  float max_value = avx2::reduce_max(_mm256_max_ps(m0, m1));
+  if (_mm256_movemask_ps(nan)) max_value = std::numeric_limits<float>::quiet_NaN();
+  const __m256 vmax = _mm256_set1_ps(max_value);
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+  i = 0;
+  for (; i + 16 <= R; i += 16) {
+    __m256 e0 = avx2::exp(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
+    __m256 e1 = avx2::exp(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vmax));
+    if constexpr (!IsLog) {
+      _mm256_storeu_ps(y + i, e0);
+      _mm256_storeu_ps(y + i + 8, e1);
+    }
+    s0 = _mm256_add_ps(s0, e0);
+    s1 = _mm256_add_ps(s1, e1);
+  }
+  for (; i < R; i += 8) {
+    __m256i mask = avx2::tail_mask(R - i);
+    __m256 e = _mm256_and_ps(avx2::exp(_mm256_sub_ps(_mm256_maskload_ps(x + i, mask), vmax)), _mm256_castsi256_ps(mask));
+    if constexpr (!IsLog) _mm256_maskstore_ps(y + i, mask, e);
+    s0 = _mm256_add_ps(s0, e);
+  }
+  const float total = avx2::reduce_add(_mm256_add_ps(s0, s1));
+  if constexpr (IsLog) {
+    const __m256 log_total = _mm256_set1_ps(std::log(total));
+    for (i = 0; i + 8 <= R; i += 8)
+      _mm256_storeu_ps(y + i, _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax), log_total));
+    for (; i < R; ++i) y[i] = (x[i] - max_value) - std::log(total);
+  } else {
+    const float scale = 1.0f / total;
+    const __m256 vscale = _mm256_set1_ps(scale);
+    for (i = 0; i + 8 <= R; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), vscale));
+    for (; i < R; ++i) y[i] *= scale;
+  }
+}
+
+// float32 softmax over R of the n (<= 8) neighbouring columns x[r * inner + 0..n).
+template <bool IsLog>
+LOOM_AVX2_FN void softmax_columns_avx2(const float* x, float* y, int64_t R, int64_t inner, int64_t n) {
+  const __m256i mask = avx2::tail_mask(n);
+  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  __m256 m = _mm256_sub_ps(_mm256_setzero_ps(), inf), nan = _mm256_setzero_ps();
+  for (int64_t r = 0; r < R; ++r) {
+    __m256 v = _mm256_maskload_ps(x + r * inner, mask);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    m = _mm256_max_ps(m, v);
+  }
+  m = _mm256_blendv_ps(m, _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN()), nan);
+  __m256 total = _mm256_setzero_ps();
+  for (int64_t r = 0; r < R; ++r) {
+    __m256 e = avx2::exp(_mm256_sub_ps(_mm256_maskload_ps(x + r * inner, mask), m));
+    if constexpr (!IsLog) _mm256_maskstore_ps(y + r * inner, mask, e);
+    total = _mm256_add_ps(total, e);
+  }
+  if constexpr (IsLog) {
+    alignas(32) float t[8];
+    _mm256_store_ps(t, total);
+    for (float& v : t) v = std::log(v);
+    const __m256 log_total = _mm256_load_ps(t);
+    for (int64_t r = 0; r < R; ++r)
+      _mm256_maskstore_ps(y + r * inner, mask,
+                          _mm256_sub_ps(_mm256_sub_ps(_mm256_maskload_ps(x + r * inner, mask), m), log_total));
+  } else {
+    const __m256 scale = _mm256_div_ps(_mm256_set1_ps(1.0f), total);
+    for (int64_t r = 0; r < R; ++r)
+      _mm256_maskstore_ps(y + r * inner, mask, _mm256_mul_ps(_mm256_maskload_ps(y + r * inner, mask), scale));
+  }
+}
+
+// Fused first-order backward of one contiguous line: softmax gx = y * (g - sum(g * y)); log_softmax
+// gx = g - exp(y) * sum(g).
+template <bool IsLog>
+LOOM_AVX2_FN void softmax_backward_line_avx2(const float* g, const float* y, float* gx, int64_t R) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+  int64_t i = 0;
+  for (; i + 16 <= R; i += 16) {
+    if constexpr (IsLog) {
+      s0 = _mm256_add_ps(s0, _mm256_loadu_ps(g + i));
+      s1 = _mm256_add_ps(s1, _mm256_loadu_ps(g + i + 8));
+    } else {
+      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(g + i), _mm256_loadu_ps(y + i), s0);
+      s1 = _mm256_fmadd_ps(_mm256_loadu_ps(g + i + 8), _mm256_loadu_ps(y + i + 8), s1);
+    }
+  }
+  float total = avx2::reduce_add(_mm256_add_ps(s0, s1));
+  for (; i < R; ++i) total += IsLog ? g[i] : g[i] * y[i];
+  const __m256 t = _mm256_set1_ps(total);
+  for (i = 0; i + 8 <= R; i += 8) {
+    __m256 vg = _mm256_loadu_ps(g + i), vy = _mm256_loadu_ps(y + i);
+    if constexpr (IsLog) _mm256_storeu_ps(gx + i, _mm256_fnmadd_ps(avx2::exp(vy), t, vg));
+    else _mm256_storeu_ps(gx + i, _mm256_mul_ps(vy, _mm256_sub_ps(vg, t)));
+  }
+  for (; i < R; ++i) gx[i] = IsLog ? g[i] - std::exp(y[i]) * total : y[i] * (g[i] - total);
+}
+#endif
+
 template <bool IsLog, class T>
 void softmax_lines(const T* x, T* y, int64_t R, int64_t inner, int64_t n, std::vector<opmath_t<T>>& max_value,
                    std::vector<double>& total) {
@@ -271,8 +595,6 @@ void softmax_lines(const T* x, T* y, int64_t R, int64_t inner, int64_t n, std::v
       M value = M(x[r * inner + i]);
       if (beats<true>(value, max_value[i])) max_value[i] = value;
     }
-  for (int64_t i = 0; i < n; ++i)
-    if (std::isinf(max_value[i])) max_value[i] = 0;  // all -inf (or +inf): the arithmetic gives NaN like torch
   for (int64_t r = 0; r < R; ++r)
     for (int64_t i = 0; i < n; ++i) {
       M e = std::exp(M(x[r * inner + i]) - max_value[i]);
@@ -298,6 +620,28 @@ std::vector<Tensor> softmax_kernel(const KernelContext& c) {
     const T* x = l.data.data<T>();
     T* y = out.data<T>();
     const int64_t R = l.reduced, inner = l.inner;
+#if defined(__x86_64__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (use_avx2()) {
+        if (inner == 1) {
+          parallel_for(0, l.outer, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(R, 1)), [&](int64_t b, int64_t e) {
+            for (int64_t o = b; o < e; ++o) softmax_line_avx2<IsLog>(x + o * R, y + o * R, R);
+          });
+          return;
+        }
+        const int64_t tiles = (inner + 7) / 8;
+        parallel_for(0, l.outer * tiles, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(R * 8, 1)),
+                     [&](int64_t b, int64_t e) {
+          for (int64_t w = b; w < e; ++w) {
+            const int64_t o = w / tiles, i0 = (w % tiles) * 8;
+            const int64_t offset = o * R * inner + i0;
+            softmax_columns_avx2<IsLog>(x + offset, y + offset, R, inner, std::min<int64_t>(8, inner - i0));
+          }
+        });
+        return;
+      }
+    }
+#endif
     if (inner == 1) {
       parallel_for(0, l.outer, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(R, 1)), [&](int64_t b, int64_t e) {
         for (int64_t o = b; o < e; ++o) softmax_line<IsLog, T>(x + o * R, y + o * R, R);
@@ -320,10 +664,52 @@ std::vector<Tensor> softmax_kernel(const KernelContext& c) {
   return {out};
 }
 
+// softmax_backward / log_softmax_backward (grad, output): the fused first-order gradient along attr dim.
+template <bool IsLog>
+std::vector<Tensor> softmax_backward_kernel(const KernelContext& c) {
+  Tensor out = c.alloc(0);
+  const int64_t dim = c.attrs.get<int64_t>("dim");
+  DimLayout lg = dim_layout(c.inputs[0], dim), ly = dim_layout(c.inputs[1], dim);
+  visit_floating(out.dtype(), IsLog ? "log_softmax_backward" : "softmax_backward", [&]<class T>() {
+    using M = opmath_t<T>;
+    const T* g = lg.data.data<T>();
+    const T* y = ly.data.data<T>();
+    T* gx = out.data<T>();
+    const int64_t R = lg.reduced;
+#if defined(__x86_64__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (use_avx2() && lg.inner == 1) {
+        parallel_for(0, lg.outer, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(R, 1)), [&](int64_t b, int64_t e) {
+          for (int64_t o = b; o < e; ++o) softmax_backward_line_avx2<IsLog>(g + o * R, y + o * R, gx + o * R, R);
+        });
+        return;
+      }
+    }
+#endif
+    for_each_line(lg, [&](int64_t, int64_t first, int64_t stride) {
+      double total = 0;
+      for (int64_t r = 0; r < R; ++r) {
+        const int64_t at = first + r * stride;
+        total += IsLog ? double(M(g[at])) : double(M(g[at])) * double(M(y[at]));
+      }
+      const M t = static_cast<M>(total);
+      for (int64_t r = 0; r < R; ++r) {
+        const int64_t at = first + r * stride;
+        if constexpr (IsLog) gx[at] = T(M(g[at]) - std::exp(M(y[at])) * t);
+        else gx[at] = T(M(y[at]) * (M(g[at]) - t));
+      }
+    });
+  });
+  return {out};
+}
+
 }  // namespace
+
+void register_norm_kernels(Registry& r);  // backends/cpu/norm.cpp
 
 void register_reduce_kernels(Registry& r) {
   constexpr DeviceType cpu = DeviceType::CPU;
+  register_norm_kernels(r);
   r.set_kernel("sum", cpu, sum_kernel);
   r.set_kernel("prod", cpu, prod_kernel);
   r.set_kernel("amax", cpu, extreme_kernel<true>);
@@ -339,6 +725,8 @@ void register_reduce_kernels(Registry& r) {
   r.set_kernel("cummin", cpu, cumulative_extreme_kernel<false>);
   r.set_kernel("softmax", cpu, softmax_kernel<false>);
   r.set_kernel("log_softmax", cpu, softmax_kernel<true>);
+  r.set_kernel("softmax_backward", cpu, softmax_backward_kernel<false>);
+  r.set_kernel("log_softmax_backward", cpu, softmax_backward_kernel<true>);
 }
 
 }  // namespace loom::cpu
