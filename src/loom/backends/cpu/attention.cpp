@@ -208,7 +208,94 @@ LOOM_AVX2_FN void ds_avx2(const float* p, float* dp, int64_t n, float d, float s
   }
   for (; j < n; ++j) dp[j] = p[j] * (dp[j] - d) * scale;
 }
+
+// C (m x n, ldc) = alpha * A @ B (+ C when accumulate). A (m x k) is read at A[r * a_rs + p * a_ps], so a
+// transposed A costs nothing; B (k x n) is row-major (ldb). Register tiles of MR rows x 16 columns (12
+// accumulators for MR = 6); the 16-column panel of B stays in L1 across the rows. No packing: the operands of
+// attention tiles (<= 64 x 512) are cache-resident already.
+template <int MR, bool Full>
+LOOM_AVX2_INLINE void micro_avx2(int64_t k, const float* A, int64_t a_rs, int64_t a_ps, const float* B, int64_t ldb,
+                                 float* C, int64_t ldc, float alpha, bool accumulate, __m256i m0, __m256i m1) {
+  __m256 c0[MR], c1[MR];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
+  for (int64_t p = 0; p < k; ++p) {
+    const float* b = B + p * ldb;
+    __m256 b0 = Full ? _mm256_loadu_ps(b) : _mm256_maskload_ps(b, m0);
+    __m256 b1 = Full ? _mm256_loadu_ps(b + 8) : _mm256_maskload_ps(b + 8, m1);
+    const float* a = A + p * a_ps;
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      __m256 av = _mm256_broadcast_ss(a + r * a_rs);
+      c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+    }
+  }
+  __m256 va = _mm256_set1_ps(alpha);
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+    float* c = C + r * ldc;
+    __m256 x0 = _mm256_mul_ps(c0[r], va), x1 = _mm256_mul_ps(c1[r], va);
+    if (Full) {
+      if (accumulate) {
+        x0 = _mm256_add_ps(x0, _mm256_loadu_ps(c));
+        x1 = _mm256_add_ps(x1, _mm256_loadu_ps(c + 8));
+      }
+      _mm256_storeu_ps(c, x0);
+      _mm256_storeu_ps(c + 8, x1);
+    } else {
+      if (accumulate) {
+        x0 = _mm256_add_ps(x0, _mm256_maskload_ps(c, m0));
+        x1 = _mm256_add_ps(x1, _mm256_maskload_ps(c + 8, m1));
+      }
+      _mm256_maskstore_ps(c, m0, x0);
+      _mm256_maskstore_ps(c + 8, m1, x1);
+    }
+  }
+}
+
+template <bool Full>
+LOOM_AVX2_INLINE void panel_avx2(int64_t m, int64_t k, const float* A, int64_t a_rs, int64_t a_ps, const float* B,
+                                 int64_t ldb, float* C, int64_t ldc, float alpha, bool accumulate, __m256i m0,
+                                 __m256i m1) {
+  int64_t i = 0;
+  for (; i + 6 <= m; i += 6)
+    micro_avx2<6, Full>(k, A + i * a_rs, a_rs, a_ps, B, ldb, C + i * ldc, ldc, alpha, accumulate, m0, m1);
+  const float* a = A + i * a_rs;
+  float* c = C + i * ldc;
+  switch (m - i) {
+    case 5: micro_avx2<5, Full>(k, a, a_rs, a_ps, B, ldb, c, ldc, alpha, accumulate, m0, m1); break;
+    case 4: micro_avx2<4, Full>(k, a, a_rs, a_ps, B, ldb, c, ldc, alpha, accumulate, m0, m1); break;
+    case 3: micro_avx2<3, Full>(k, a, a_rs, a_ps, B, ldb, c, ldc, alpha, accumulate, m0, m1); break;
+    case 2: micro_avx2<2, Full>(k, a, a_rs, a_ps, B, ldb, c, ldc, alpha, accumulate, m0, m1); break;
+    case 1: micro_avx2<1, Full>(k, a, a_rs, a_ps, B, ldb, c, ldc, alpha, accumulate, m0, m1); break;
+    default: break;
+  }
+}
+
+LOOM_AVX2_FN void gemm_avx2(int64_t m, int64_t n, int64_t k, float alpha, const float* A, int64_t a_rs, int64_t a_ps,
+                            const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc) {
+  const __m256i all = _mm256_set1_epi32(-1);
+  for (int64_t j = 0; j < n; j += 16) {
+    int64_t rem = n - j;
+    if (rem >= 16) {
+      panel_avx2<true>(m, k, A, a_rs, a_ps, B + j, ldb, C + j, ldc, alpha, accumulate, all, all);
+    } else {
+      __m256i m0 = avx::tail_mask(std::min<int64_t>(rem, 8)), m1 = avx::tail_mask(std::max<int64_t>(rem - 8, 0));
+      panel_avx2<false>(m, k, A, a_rs, a_ps, B + j, ldb, C + j, ldc, alpha, accumulate, m0, m1);
+    }
+  }
+}
 #endif
+
+// dst (cols x rows, row-major) = src (rows x cols, rows ld apart)^T.
+void transpose_into(float* dst, const float* src, int64_t rows, int64_t cols, int64_t ld) {
+  constexpr int64_t kB = 16;
+  for (int64_t r0 = 0; r0 < rows; r0 += kB)
+    for (int64_t c0 = 0; c0 < cols; c0 += kB)
+      for (int64_t r = r0; r < std::min(rows, r0 + kB); ++r)
+        for (int64_t c = c0; c < std::min(cols, c0 + kB); ++c) dst[c * rows + r] = src[r * ld + c];
+}
 
 struct RowOps {
   float (*row_max)(const float*, int64_t);
@@ -216,13 +303,32 @@ struct RowOps {
   void (*scale)(float*, int64_t, float);
   float (*dot)(const float*, const float*, int64_t);
   void (*ds)(const float*, float*, int64_t, float, float);
+  bool avx2 = false;  // tile products with gemm_avx2 (else cblas_sgemm)
 };
 
 RowOps row_ops() {
 #if defined(__x86_64__)
-  if (use_avx2()) return {row_max_avx2, exp_sum_avx2, scale_avx2, dot_avx2, ds_avx2};
+  if (use_avx2()) return {row_max_avx2, exp_sum_avx2, scale_avx2, dot_avx2, ds_avx2, true};
 #endif
-  return {row_max_scalar, exp_sum_scalar, scale_scalar, dot_scalar, ds_scalar};
+  return {row_max_scalar, exp_sum_scalar, scale_scalar, dot_scalar, ds_scalar, false};
+}
+
+// C (m x n, ldc) = alpha * op(A) @ op(B) + beta * C (beta 0 or 1), BLAS conventions. The AVX2 path reads a
+// transposed A through its strides and copies a transposed B (n x k) into `scratch` (k * n floats) first.
+void product(const RowOps& ops, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+             int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, float* scratch) {
+#if defined(__x86_64__)
+  if (ops.avx2) {
+    if (tb) {
+      transpose_into(scratch, b, n, k, ldb);
+      b = scratch;
+      ldb = n;
+    }
+    gemm_avx2(m, n, k, alpha, a, ta ? 1 : lda, ta ? lda : 1, b, ldb, beta != 0.0f, c, ldc);
+    return;
+  }
+#endif
+  sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 // ---------------- block sizes ----------------
@@ -269,7 +375,7 @@ std::vector<Tensor> flash_attention_kernel(const KernelContext& c) {
   int64_t grain = std::max<int64_t>(1, (int64_t(1) << 19) / task_flops);
   RowOps ops = row_ops();
   parallel_for(0, tasks, grain, [&](int64_t lo, int64_t hi) {
-    std::vector<float> sbuf(b.bq * b.bk), acc(b.bq * Ev), m(b.bq), l(b.bq);
+    std::vector<float> sbuf(b.bq * b.bk), acc(b.bq * Ev), m(b.bq), l(b.bq), tbuf(b.bk * std::max(E, Ev));
     for (int64_t t = lo; t < hi; ++t) {
       int64_t n = t / nqb, i0 = (t % nqb) * b.bq, rows = std::min(b.bq, L - i0);
       std::fill(acc.begin(), acc.begin() + rows * Ev, 0.0f);
@@ -279,7 +385,7 @@ std::vector<Tensor> flash_attention_kernel(const KernelContext& c) {
       for (int64_t j0 = 0; j0 < j_end; j0 += b.bk) {
         int64_t cols = std::min(b.bk, j_end - j0);
         float* s = sbuf.data();
-        sgemm(false, true, rows, cols, E, scale, Q.at(n, i0), Q.ld, K.at(n, j0), K.ld, 0.0f, s, cols);
+        product(ops, false, true, rows, cols, E, scale, Q.at(n, i0), Q.ld, K.at(n, j0), K.ld, 0.0f, s, cols, tbuf.data());
         for (int64_t r = 0; r < rows; ++r) {
           float* row = s + r * cols;
           mask_row(row, cols, n, i0 + r, j0, causal, M);
@@ -291,7 +397,7 @@ std::vector<Tensor> flash_attention_kernel(const KernelContext& c) {
           m[r] = m_new;
           if (alpha != 1.0f) ops.scale(acc.data() + r * Ev, Ev, alpha);
         }
-        sgemm(false, false, rows, Ev, cols, 1.0f, s, cols, V.at(n, j0), V.ld, 1.0f, acc.data(), Ev);
+        product(ops, false, false, rows, Ev, cols, 1.0f, s, cols, V.at(n, j0), V.ld, 1.0f, acc.data(), Ev, tbuf.data());
       }
       for (int64_t r = 0; r < rows; ++r) {
         int64_t row = n * L + i0 + r;
@@ -332,7 +438,7 @@ std::vector<Tensor> flash_attention_backward_kernel(const KernelContext& c) {
   int64_t grain = std::max<int64_t>(1, (int64_t(1) << 19) / task_flops);
   RowOps ops = row_ops();
   parallel_for(0, N, grain, [&](int64_t lo, int64_t hi) {
-    std::vector<float> pbuf(b.bq * b.bk), dpbuf(b.bq * b.bk), D(L);
+    std::vector<float> pbuf(b.bq * b.bk), dpbuf(b.bq * b.bk), D(L), tbuf(b.bk * std::max(E, Ev));
     for (int64_t n = lo; n < hi; ++n) {
       for (int64_t i = 0; i < L; ++i) D[i] = Ev ? ops.dot(G.at(n, i), O.at(n, i), Ev) : 0.0f;
       const float* lse_n = plse + n * L;
@@ -346,22 +452,22 @@ std::vector<Tensor> flash_attention_backward_kernel(const KernelContext& c) {
           int64_t rows = std::min(b.bq, L - i0);
           float* p = pbuf.data();
           float* dp = dpbuf.data();
-          sgemm(false, true, rows, cols, E, scale, Q.at(n, i0), Q.ld, K.at(n, j0), K.ld, 0.0f, p, cols);
+          product(ops, false, true, rows, cols, E, scale, Q.at(n, i0), Q.ld, K.at(n, j0), K.ld, 0.0f, p, cols, tbuf.data());
           for (int64_t r = 0; r < rows; ++r) {
             float* row = p + r * cols;
             mask_row(row, cols, n, i0 + r, j0, causal, M);
             ops.exp_sum(row, cols, lse_n[i0 + r]);  // P = exp(S - lse)
           }
           if (Ev) {
-            sgemm(true, false, cols, Ev, rows, 1.0f, p, cols, G.at(n, i0), G.ld, 1.0f, dv_n + j0 * Ev, Ev);
-            sgemm(false, true, rows, cols, Ev, 1.0f, G.at(n, i0), G.ld, V.at(n, j0), V.ld, 0.0f, dp, cols);
+            product(ops, true, false, cols, Ev, rows, 1.0f, p, cols, G.at(n, i0), G.ld, 1.0f, dv_n + j0 * Ev, Ev, tbuf.data());
+            product(ops, false, true, rows, cols, Ev, 1.0f, G.at(n, i0), G.ld, V.at(n, j0), V.ld, 0.0f, dp, cols, tbuf.data());
           } else {
             std::fill(dp, dp + rows * cols, 0.0f);
           }
           for (int64_t r = 0; r < rows; ++r) ops.ds(p + r * cols, dp + r * cols, cols, D[i0 + r], scale);
           if (E) {
-            sgemm(false, false, rows, E, cols, 1.0f, dp, cols, K.at(n, j0), K.ld, 1.0f, dq_n + i0 * E, E);
-            sgemm(true, false, cols, E, rows, 1.0f, dp, cols, Q.at(n, i0), Q.ld, 1.0f, dk_n + j0 * E, E);
+            product(ops, false, false, rows, E, cols, 1.0f, dp, cols, K.at(n, j0), K.ld, 1.0f, dq_n + i0 * E, E, tbuf.data());
+            product(ops, true, false, cols, E, rows, 1.0f, dp, cols, Q.at(n, i0), Q.ld, 1.0f, dk_n + j0 * E, E, tbuf.data());
           }
         }
       }
