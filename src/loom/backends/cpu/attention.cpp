@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "loom/backends/cpu/kernel_util.h"
@@ -286,10 +287,52 @@ LOOM_AVX2_FN void gemm_avx2(int64_t m, int64_t n, int64_t k, float alpha, const 
     }
   }
 }
+
+// dst (cols x rows, row-major) = src (rows x cols, rows ld apart)^T, in 8 x 8 register blocks.
+LOOM_AVX2_FN void transpose_avx2(float* dst, const float* src, int64_t rows, int64_t cols, int64_t ld) {
+  int64_t r = 0;
+  for (; r + 8 <= rows; r += 8) {
+    int64_t c = 0;
+    for (; c + 8 <= cols; c += 8) {
+      const float* s = src + r * ld + c;
+      __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + ld), r2 = _mm256_loadu_ps(s + 2 * ld),
+             r3 = _mm256_loadu_ps(s + 3 * ld), r4 = _mm256_loadu_ps(s + 4 * ld), r5 = _mm256_loadu_ps(s + 5 * ld),
+             r6 = _mm256_loadu_ps(s + 6 * ld), r7 = _mm256_loadu_ps(s + 7 * ld);
+      __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+      __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+      __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+      __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+      __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+      __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+      __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+      __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+      __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+      __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+      __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+      __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+      float* d = dst + c * rows + r;
+      _mm256_storeu_ps(d, _mm256_permute2f128_ps(s0, s4, 0x20));
+      _mm256_storeu_ps(d + rows, _mm256_permute2f128_ps(s1, s5, 0x20));
+      _mm256_storeu_ps(d + 2 * rows, _mm256_permute2f128_ps(s2, s6, 0x20));
+      _mm256_storeu_ps(d + 3 * rows, _mm256_permute2f128_ps(s3, s7, 0x20));
+      _mm256_storeu_ps(d + 4 * rows, _mm256_permute2f128_ps(s0, s4, 0x31));
+      _mm256_storeu_ps(d + 5 * rows, _mm256_permute2f128_ps(s1, s5, 0x31));
+      _mm256_storeu_ps(d + 6 * rows, _mm256_permute2f128_ps(s2, s6, 0x31));
+      _mm256_storeu_ps(d + 7 * rows, _mm256_permute2f128_ps(s3, s7, 0x31));
+    }
+    for (; c < cols; ++c)
+      for (int64_t i = r; i < r + 8; ++i) dst[c * rows + i] = src[i * ld + c];
+  }
+  for (; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * ld + c];
+}
 #endif
 
 // dst (cols x rows, row-major) = src (rows x cols, rows ld apart)^T.
 void transpose_into(float* dst, const float* src, int64_t rows, int64_t cols, int64_t ld) {
+#if defined(__x86_64__)
+  if (use_avx2()) return transpose_avx2(dst, src, rows, cols, ld);
+#endif
   constexpr int64_t kB = 16;
   for (int64_t r0 = 0; r0 < rows; r0 += kB)
     for (int64_t c0 = 0; c0 < cols; c0 += kB)
@@ -314,12 +357,17 @@ RowOps row_ops() {
 }
 
 // C (m x n, ldc) = alpha * op(A) @ op(B) + beta * C (beta 0 or 1), BLAS conventions. The AVX2 path reads a
-// transposed A through its strides and copies a transposed B (n x k) into `scratch` (k * n floats) first.
+// transposed A through its strides; for a transposed B it uses `bt` (B^T, k x n, rows ld_bt apart) when given,
+// else copies B^T into `scratch` (k * n floats) first.
 void product(const RowOps& ops, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-             int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, float* scratch) {
+             int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, float* scratch,
+             const float* bt = nullptr, int64_t ld_bt = 0) {
 #if defined(__x86_64__)
   if (ops.avx2) {
-    if (tb) {
+    if (tb && bt) {
+      b = bt;
+      ldb = ld_bt;
+    } else if (tb) {
       transpose_into(scratch, b, n, k, ldb);
       b = scratch;
       ldb = n;
@@ -369,11 +417,21 @@ std::vector<Tensor> flash_attention_kernel(const KernelContext& c) {
   Operand Q = operand(in[0]), K = operand(in[1]), V = operand(in[2]);
   MaskView M = mask_view(in, 3);
   int64_t N = static_cast<int64_t>(Q.offsets.size());
+  RowOps ops = row_ops();
   Blocks b = blocks(L, S, E, Ev);
+  // Own products have no threading threshold: wider key blocks mean fewer rescales of the accumulator.
+  if (ops.avx2) b.bk = std::max(b.bk, std::min<int64_t>(S, 256));
   int64_t nqb = (L + b.bq - 1) / b.bq, tasks = N * nqb;
   int64_t task_flops = 2 * b.bq * S * (E + Ev) / (causal ? 2 : 1) + 1;
   int64_t grain = std::max<int64_t>(1, (int64_t(1) << 19) / task_flops);
-  RowOps ops = row_ops();
+  // The AVX2 products read K^T row-major: transpose each batch's K once (not once per tile).
+  // A few query rows (generation with a KV cache: L = 1) read K directly, one dot product per score.
+  bool dot_scores = ops.avx2 && L <= 4;
+  std::unique_ptr<float[]> kt(ops.avx2 && !dot_scores ? new float[N * E * S] : nullptr);
+  if (kt)
+    parallel_for(0, N, std::max<int64_t>(1, kElementwiseGrain / (E * S)), [&](int64_t lo, int64_t hi) {
+      for (int64_t n = lo; n < hi; ++n) transpose_into(kt.get() + n * E * S, K.at(n, 0), S, E, K.ld);
+    });
   parallel_for(0, tasks, grain, [&](int64_t lo, int64_t hi) {
     std::vector<float> sbuf(b.bq * b.bk), acc(b.bq * Ev), m(b.bq), l(b.bq), tbuf(b.bk * std::max(E, Ev));
     for (int64_t t = lo; t < hi; ++t) {
@@ -385,7 +443,13 @@ std::vector<Tensor> flash_attention_kernel(const KernelContext& c) {
       for (int64_t j0 = 0; j0 < j_end; j0 += b.bk) {
         int64_t cols = std::min(b.bk, j_end - j0);
         float* s = sbuf.data();
-        product(ops, false, true, rows, cols, E, scale, Q.at(n, i0), Q.ld, K.at(n, j0), K.ld, 0.0f, s, cols, tbuf.data());
+        if (dot_scores) {
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t j = 0; j < cols; ++j) s[r * cols + j] = scale * ops.dot(Q.at(n, i0 + r), K.at(n, j0 + j), E);
+        } else {
+          product(ops, false, true, rows, cols, E, scale, Q.at(n, i0), Q.ld, K.at(n, j0), K.ld, 0.0f, s, cols,
+                  tbuf.data(), kt ? kt.get() + n * E * S + j0 : nullptr, S);
+        }
         for (int64_t r = 0; r < rows; ++r) {
           float* row = s + r * cols;
           mask_row(row, cols, n, i0 + r, j0, causal, M);
@@ -439,7 +503,12 @@ std::vector<Tensor> flash_attention_backward_kernel(const KernelContext& c) {
   RowOps ops = row_ops();
   parallel_for(0, N, grain, [&](int64_t lo, int64_t hi) {
     std::vector<float> pbuf(b.bq * b.bk), dpbuf(b.bq * b.bk), D(L), tbuf(b.bk * std::max(E, Ev));
+    std::vector<float> kt(ops.avx2 ? E * S : 0), vt(ops.avx2 ? Ev * S : 0);  // K^T, V^T of batch n (AVX2)
     for (int64_t n = lo; n < hi; ++n) {
+      if (ops.avx2) {
+        transpose_into(kt.data(), K.at(n, 0), S, E, K.ld);
+        transpose_into(vt.data(), V.at(n, 0), S, Ev, V.ld);
+      }
       for (int64_t i = 0; i < L; ++i) D[i] = Ev ? ops.dot(G.at(n, i), O.at(n, i), Ev) : 0.0f;
       const float* lse_n = plse + n * L;
       float* dq_n = pdq + n * L * E;
@@ -452,7 +521,8 @@ std::vector<Tensor> flash_attention_backward_kernel(const KernelContext& c) {
           int64_t rows = std::min(b.bq, L - i0);
           float* p = pbuf.data();
           float* dp = dpbuf.data();
-          product(ops, false, true, rows, cols, E, scale, Q.at(n, i0), Q.ld, K.at(n, j0), K.ld, 0.0f, p, cols, tbuf.data());
+          product(ops, false, true, rows, cols, E, scale, Q.at(n, i0), Q.ld, K.at(n, j0), K.ld, 0.0f, p, cols, tbuf.data(),
+                  ops.avx2 ? kt.data() + j0 : nullptr, S);
           for (int64_t r = 0; r < rows; ++r) {
             float* row = p + r * cols;
             mask_row(row, cols, n, i0 + r, j0, causal, M);
@@ -460,7 +530,8 @@ std::vector<Tensor> flash_attention_backward_kernel(const KernelContext& c) {
           }
           if (Ev) {
             product(ops, true, false, cols, Ev, rows, 1.0f, p, cols, G.at(n, i0), G.ld, 1.0f, dv_n + j0 * Ev, Ev, tbuf.data());
-            product(ops, false, true, rows, cols, Ev, 1.0f, G.at(n, i0), G.ld, V.at(n, j0), V.ld, 0.0f, dp, cols, tbuf.data());
+            product(ops, false, true, rows, cols, Ev, 1.0f, G.at(n, i0), G.ld, V.at(n, j0), V.ld, 0.0f, dp, cols, tbuf.data(),
+                    ops.avx2 ? vt.data() + j0 : nullptr, S);
           } else {
             std::fill(dp, dp + rows * cols, 0.0f);
           }
