@@ -111,6 +111,22 @@ def softmax_case(shape):
     return Case(f"softmax fwd+bwd {'x'.join(map(str, shape))} dim=-1", "fused", setup)
 
 
+def sdpa_case(b, h, l, e, causal=True):
+    # forward 2 products of 2*L*S*E, backward 5 (torch's flash kernels skip the masked half when causal)
+    flops = 7 * 2.0 * b * h * l * l * e
+
+    def setup():
+        q_l, q_t = _pair(_randn(b, h, l, e), True)
+        k_l, k_t = _pair(_randn(b, h, l, e) * 0.5, True)
+        v_l, v_t = _pair(_randn(b, h, l, e), True)
+        return _fwd_bwd(lambda q, k, v: LF.scaled_dot_product_attention(q, k, v, is_causal=causal),
+                        lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, is_causal=causal),
+                        [q_l, k_l, v_l], [q_t, k_t, v_t], (b, h, l, e))
+
+    return Case(f"sdpa fwd+bwd {'causal ' if causal else ''}{b}x{h}x{l}x{e}", "fused", setup, limit="fma",
+                flops=flops, note="flops = 7 products of L x S x E (the masked half counted)")
+
+
 def layer_norm_case(rows, width):
     def setup():
         x_l, x_t = _pair(_randn(rows, width), True)
@@ -325,7 +341,7 @@ def build_cases(smoke):
             matmul_case(16, 16, 16), matmul_case(64, 32, 48, label="matmul fp32 64x32 @ 32x48 (GPT-shape stand-in)"),
             matmul_case(16, 8, 16, batch=4), matmul_case(32, 32, 32, dtype="bf16"),
             conv_case(2, 4, 4, 8),
-            softmax_case((2, 2, 16, 16)), layer_norm_case(32, 32), gelu_case(32, 64), cross_entropy_case(32, 65),
+            softmax_case((2, 2, 16, 16)), sdpa_case(2, 2, 16, 8), layer_norm_case(32, 32), gelu_case(32, 64), cross_entropy_case(32, 65),
             binary_case("add", 4096), binary_case("mul", 4096), inplace_case("add", 4096), inplace_case("mul", 4096),
             reduce_case("sum", 4096), reduce_case("mean", 4096),
             dispatch_case(1, 20), dispatch_case(1000, 20),
@@ -345,7 +361,8 @@ def build_cases(smoke):
         matmul_case(256, 256, 64, batch=48, label="bmm fp32 attention values 48x256x256 @ 48x256x64"),
         matmul_case(1024, 1024, 1024, dtype="bf16"),
         conv_case(64, 64, 64, 32), conv_case(64, 128, 128, 16), conv_case(64, 64, 128, 32, stride=2),
-        softmax_case((8, 6, 256, 256)), layer_norm_case(8 * 256, 384), gelu_case(8 * 256, 1536),
+        softmax_case((8, 6, 256, 256)), sdpa_case(8, 6, 256, 64), sdpa_case(8, 6, 256, 64, causal=False),
+        layer_norm_case(8 * 256, 384), gelu_case(8 * 256, 1536),
         cross_entropy_case(8 * 256, 65),
         binary_case("add", 16 * M), binary_case("mul", 16 * M), inplace_case("add", 16 * M),
         inplace_case("mul", 16 * M), reduce_case("sum", 16 * M),

@@ -16,6 +16,7 @@ void define_nn_ops(Registry& r);
 void define_loss_ops(Registry& r);
 void define_random_ops(Registry& r);
 void define_optim_ops(Registry& r);
+void define_attention_ops(Registry& r);
 
 namespace detail {
 
@@ -31,6 +32,7 @@ void initialize_registry(Registry& r) {
   define_loss_ops(r);
   define_random_ops(r);
   define_optim_ops(r);
+  define_attention_ops(r);
   cpu::register_cpu_backend(r);
   autograd::install_recorder();
 }

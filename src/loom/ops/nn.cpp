@@ -757,65 +757,6 @@ Tensor dropout(const Tensor& input, double p, bool training) {
   return mul(input, mul(mask, Scalar(1.0 / (1.0 - p))));
 }
 
-// ================= attention =================
-
-Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, const Tensor& value,
-                                    const Tensor& attn_mask, double dropout_p, bool is_causal,
-                                    std::optional<double> scale, bool enable_gqa) {
-  const char* op = "scaled_dot_product_attention";
-  LOOM_CHECK(query.dim() >= 2 && key.dim() >= 2 && value.dim() >= 2, Value, op,
-             ": expected query, key and value of at least 2 dims (..., L, E), got ", shape_str(query.sizes()), ", ",
-             shape_str(key.sizes()), " and ", shape_str(value.sizes()));
-  check_floating(op, query, "query");
-  LOOM_CHECK(query.dtype() == key.dtype() && query.dtype() == value.dtype(), Type, op,
-             ": expected query, key and value to have the same dtype, got ", dtype_name(query.dtype()), ", ",
-             dtype_name(key.dtype()), " and ", dtype_name(value.dtype()));
-  int64_t E = query.sizes().back(), L = query.sizes()[query.dim() - 2], S = key.sizes()[key.dim() - 2];
-  LOOM_CHECK(key.sizes().back() == E, Value, op, ": query's last dim (", E, ") must match key's, got shapes ",
-             shape_str(query.sizes()), " and ", shape_str(key.sizes()));
-  LOOM_CHECK(value.sizes()[value.dim() - 2] == S, Value, op, ": key and value must have the same sequence length, got ",
-             "shapes ", shape_str(key.sizes()), " and ", shape_str(value.sizes()));
-  LOOM_CHECK(dropout_p >= 0.0 && dropout_p <= 1.0, Value, op, ": dropout_p has to be between 0 and 1, but got ",
-             dropout_p);
-  LOOM_CHECK(!(is_causal && attn_mask.defined()), Value, op, ": attn_mask must be None when is_causal=True");
-  Tensor q = upcast(query), k = upcast(key), v = upcast(value);
-  if (enable_gqa && query.dim() >= 3 && key.dim() >= 3) {
-    // Each key/value head serves a group of query heads (repeat_interleave along the head dim).
-    int64_t hq = q.sizes()[q.dim() - 3], hk = k.sizes()[k.dim() - 3], hv = v.sizes()[v.dim() - 3];
-    LOOM_CHECK(hk > 0 && hv > 0 && hq % hk == 0 && hq % hv == 0, Value, op, ": with enable_gqa the number of query ",
-               "heads (", hq, ") must be a multiple of the key (", hk, ") and value (", hv, ") heads");
-    auto repeat_heads = [&](const Tensor& t, int64_t heads) {
-      if (heads == hq) return t;
-      Shape expanded = t.sizes();
-      expanded.insert(expanded.end() - 2, hq / heads);
-      Shape merged = t.sizes();
-      merged[merged.size() - 3] = hq;
-      return reshape(expand(unsqueeze(t, t.dim() - 2), expanded), merged);
-    };
-    k = repeat_heads(k, hk);
-    v = repeat_heads(v, hv);
-  }
-  double factor = scale.value_or(1.0 / std::sqrt(static_cast<double>(E)));
-  Tensor scores = mul(matmul(q, transpose(k, -2, -1)), Scalar(factor));  // (..., L, S)
-  double neg_inf = -std::numeric_limits<double>::infinity();
-  if (is_causal) {
-    Device device = q.device();
-    Tensor rows = unsqueeze(arange(Scalar(int64_t(0)), Scalar(L), Scalar(int64_t(1)), DType::Int64, device), 1);
-    Tensor cols = unsqueeze(arange(Scalar(int64_t(0)), Scalar(S), Scalar(int64_t(1)), DType::Int64, device), 0);
-    scores = where(ge(rows, cols), scores, Scalar(neg_inf));  // keep j <= i (top-left aligned)
-  }
-  if (attn_mask.defined()) {
-    if (attn_mask.dtype() == DType::Bool) {
-      scores = where(attn_mask, scores, Scalar(neg_inf));
-    } else {
-      LOOM_CHECK(attn_mask.dtype() == query.dtype(), Type, op, ": expected attn_mask of dtype bool or ",
-                 dtype_name(query.dtype()), " (the query's), got ", dtype_name(attn_mask.dtype()));
-      scores = add(scores, upcast(attn_mask));
-    }
-  }
-  Tensor weights = softmax(scores, -1);
-  if (dropout_p > 0.0) weights = dropout(weights, dropout_p, true);
-  return cast_back(matmul(weights, v), query.dtype());
-}
+// scaled_dot_product_attention: ops/attention.cpp.
 
 }  // namespace loom

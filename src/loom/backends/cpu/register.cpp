@@ -14,6 +14,7 @@ void register_nn_kernels(Registry& r);
 void register_loss_kernels(Registry& r);
 void register_random_kernels(Registry& r);
 void register_optim_kernels(Registry& r);
+void register_attention_kernels(Registry& r);
 
 void register_cpu_backend(Registry& r) {
   register_copy_kernels(r);
@@ -27,6 +28,7 @@ void register_cpu_backend(Registry& r) {
   register_loss_kernels(r);
   register_random_kernels(r);
   register_optim_kernels(r);
+  register_attention_kernels(r);
 }
 
 }  // namespace loom::cpu
