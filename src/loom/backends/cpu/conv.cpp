@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "loom/backends/cpu/dispatch_dtype.h"
+#include "loom/backends/cpu/simd/cpu_features.h"
+#include "loom/backends/cpu/simd/vec_avx2.h"
 #include "loom/core/parallel.h"
 #include "loom/ops/registry.h"
 #include "loom/ops/shape.h"
@@ -135,6 +137,221 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t
                 static_cast<int>(lda), B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
 }
 
+
+// ---------------- AVX2 packed GEMM for the convolution's forward-shaped products ----------------
+// C (M, L) = A (M, K) x cols (K, L) where cols comes from im2col. im2col writes the columns straight into
+// 16-pixel panels ([panel][k][16]), the layout the micro-kernel streams, so the columns are never copied again
+// (a BLAS call packs its B operand itself: a second pass over the largest matrix). A (weights) is packed once per
+// call in 6-row panels ([row block][k][6]). Micro-kernel: 6 x 16 tile in 12 ymm accumulators, K blocked by 256
+// so a B panel block (16 KB) stays in L1 across all row blocks.
+#if defined(__x86_64__)
+constexpr int64_t kMR = 6, kNR = 16, kKC = 256;
+
+int64_t panels(int64_t L) { return (L + kNR - 1) / kNR; }
+int64_t row_blocks(int64_t M) { return (M + kMR - 1) / kMR; }
+
+// Rows are split into row_blocks(M) blocks of near-equal size (32 rows: 6+6+5+5+5+5, not 6*5+2, whose 2-row
+// tail runs the micro-kernel at low efficiency). Block b covers rows [row_start(b), row_start(b + 1)).
+int64_t row_start(int64_t b, int64_t M) { return b * M / row_blocks(M); }
+
+// A (M, K) with row stride lda -> [rb][k][6], the unused rows of a block zero.
+void pack_a(const float* a, int64_t M, int64_t K, int64_t lda, float* out) {
+  for (int64_t rb = 0; rb < row_blocks(M); ++rb) {
+    int64_t r0 = row_start(rb, M), rows = row_start(rb + 1, M) - r0;
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t r = 0; r < kMR; ++r) out[(rb * K + k) * kMR + r] = r < rows ? a[(r0 + r) * lda + k] : 0.0f;
+  }
+}
+
+// im2col of one image into [panel][k][16] (k over all C*kh*kw rows); pixels past L are zero. Each row k is built
+// in a small line buffer (L1) by im2col's row logic, then cut into 16-float (64-byte) chunks.
+void im2col_packed(const float* x, const Win& w, float* out) {
+  int64_t L = w.oh * w.ow, Ktot = w.C * w.kh * w.kw, P = panels(L);
+  std::vector<float> line(static_cast<size_t>(P * kNR), 0.0f);
+  Win one = w;
+  one.C = 1;
+  for (int64_t c = 0; c < w.C; ++c) {
+    const float* plane = x + c * w.H * w.W;
+    for (int64_t i = 0; i < w.kh; ++i)
+      for (int64_t j = 0; j < w.kw; ++j) {
+        int64_t k = (c * w.kh + i) * w.kw + j;
+        int64_t off = j * w.dw - w.pl;
+        int64_t x0 = off >= 0 ? 0 : std::min<int64_t>((-off + w.sw - 1) / w.sw, w.ow);
+        int64_t x1 = W_end(off, w);
+        for (int64_t y = 0; y < w.oh; ++y) {
+          int64_t ih = y * w.sh - w.pt + i * w.dh;
+          float* dst = line.data() + y * w.ow;
+          if (ih < 0 || ih >= w.H || x1 <= x0) {
+            std::fill(dst, dst + w.ow, 0.0f);
+            continue;
+          }
+          std::fill(dst, dst + x0, 0.0f);
+          const float* src = plane + ih * w.W + off;
+          if (w.sw == 1) std::memcpy(dst + x0, src + x0, static_cast<size_t>(x1 - x0) * sizeof(float));
+          else
+            for (int64_t xx = x0; xx < x1; ++xx) dst[xx] = src[xx * w.sw];
+          std::fill(dst + x1, dst + w.ow, 0.0f);
+        }
+        const float* from = line.data();
+        float* to = out + k * kNR;
+        for (int64_t p = 0; p < P; ++p, from += kNR, to += Ktot * kNR) std::memcpy(to, from, kNR * sizeof(float));
+      }
+  }
+}
+
+// im2col_packed for stride-1 windows whose output rows are whole 8-pixel vectors (ow % 8 == 0): each 8-pixel
+// half of a panel row is one masked load (lanes outside the input read as zero) and one store, written panel by
+// panel so the output is filled sequentially.
+// Pixels [l_begin, l_end) (l_begin a multiple of 16) into panels numbered from l_begin.
+LOOM_AVX2_FN void im2col_packed_rows8(const float* x, const Win& w, float* out, int64_t l_begin, int64_t l_end) {
+  int64_t Ktot = w.C * w.kh * w.kw;
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i width = _mm256_set1_epi32(static_cast<int>(w.W)), minus1 = _mm256_set1_epi32(-1);
+  for (int64_t l0 = l_begin; l0 < l_end; l0 += 8) {
+    int64_t y = l0 / w.ow, xx0 = l0 % w.ow;
+    float* dst = out + ((l0 - l_begin) >> 4) * Ktot * kNR + (l0 & 15);
+    for (int64_t i = 0; i < w.kh; ++i) {
+      int64_t ih = y - w.pt + i * w.dh;
+      bool row_ok = ih >= 0 && ih < w.H;
+      for (int64_t j = 0; j < w.kw; ++j) {
+        int64_t iw0 = xx0 - w.pl + j * w.dw;
+        __m256i col = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(iw0)), lanes);
+        __m256i mask = _mm256_and_si256(_mm256_cmpgt_epi32(col, minus1), _mm256_cmpgt_epi32(width, col));
+        bool full = iw0 >= 0 && iw0 + 8 <= w.W;
+        const float* src = x + ih * w.W + iw0;
+        float* d = dst + (i * w.kw + j) * kNR;
+        for (int64_t c = 0; c < w.C; ++c, src += w.H * w.W, d += w.kh * w.kw * kNR) {
+          __m256 v = !row_ok ? _mm256_setzero_ps() : full ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, mask);
+          _mm256_storeu_ps(d, v);
+        }
+      }
+    }
+  }
+  if (l_end % kNR) {  // the last panel's second half
+    float* dst = out + ((l_end - l_begin) >> 4) * Ktot * kNR + 8;
+    for (int64_t k = 0; k < Ktot; ++k) _mm256_storeu_ps(dst + k * kNR, _mm256_setzero_ps());
+  }
+}
+
+// C tile (R rows, `cols` <= 16 columns) [+]= A panel (kc x 6) x B panel (kc x 16). Twelve named accumulators
+// (an array of __m256 gets spilled to the stack by GCC).
+template <int R>
+LOOM_AVX2_FN void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t cols,
+                               bool accumulate) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+         c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int64_t k = 0; k < kc; ++k) {
+    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    __m256 av = _mm256_broadcast_ss(a);
+    c00 = _mm256_fmadd_ps(av, b0, c00);
+    c01 = _mm256_fmadd_ps(av, b1, c01);
+    if constexpr (R > 1) {
+      av = _mm256_broadcast_ss(a + 1);
+      c10 = _mm256_fmadd_ps(av, b0, c10);
+      c11 = _mm256_fmadd_ps(av, b1, c11);
+    }
+    if constexpr (R > 2) {
+      av = _mm256_broadcast_ss(a + 2);
+      c20 = _mm256_fmadd_ps(av, b0, c20);
+      c21 = _mm256_fmadd_ps(av, b1, c21);
+    }
+    if constexpr (R > 3) {
+      av = _mm256_broadcast_ss(a + 3);
+      c30 = _mm256_fmadd_ps(av, b0, c30);
+      c31 = _mm256_fmadd_ps(av, b1, c31);
+    }
+    if constexpr (R > 4) {
+      av = _mm256_broadcast_ss(a + 4);
+      c40 = _mm256_fmadd_ps(av, b0, c40);
+      c41 = _mm256_fmadd_ps(av, b1, c41);
+    }
+    if constexpr (R > 5) {
+      av = _mm256_broadcast_ss(a + 5);
+      c50 = _mm256_fmadd_ps(av, b0, c50);
+      c51 = _mm256_fmadd_ps(av, b1, c51);
+    }
+    a += kMR, b += kNR;
+  }
+  alignas(32) float tmp[kMR][kNR];
+  _mm256_store_ps(tmp[0], c00), _mm256_store_ps(tmp[0] + 8, c01);
+  _mm256_store_ps(tmp[1], c10), _mm256_store_ps(tmp[1] + 8, c11);
+  _mm256_store_ps(tmp[2], c20), _mm256_store_ps(tmp[2] + 8, c21);
+  _mm256_store_ps(tmp[3], c30), _mm256_store_ps(tmp[3] + 8, c31);
+  _mm256_store_ps(tmp[4], c40), _mm256_store_ps(tmp[4] + 8, c41);
+  _mm256_store_ps(tmp[5], c50), _mm256_store_ps(tmp[5] + 8, c51);
+  for (int r = 0; r < R; ++r) {
+    float* row = c + r * ldc;
+    if (cols == kNR) {
+      __m256 t0 = _mm256_load_ps(tmp[r]), t1 = _mm256_load_ps(tmp[r] + 8);
+      if (accumulate) {
+        t0 = _mm256_add_ps(t0, _mm256_loadu_ps(row));
+        t1 = _mm256_add_ps(t1, _mm256_loadu_ps(row + 8));
+      }
+      _mm256_storeu_ps(row, t0);
+      _mm256_storeu_ps(row + 8, t1);
+    } else {
+      for (int64_t j = 0; j < cols; ++j) row[j] = accumulate ? row[j] + tmp[r][j] : tmp[r][j];
+    }
+  }
+}
+
+// C (M, L) row stride ldc = A (packed, M x K) x B (packed panels with Ktot rows, using rows k_off..k_off+K).
+void gemm_packed(int64_t M, int64_t L, int64_t K, const float* apack, const float* bpack, int64_t Ktot,
+                 int64_t k_off, float* c, int64_t ldc) {
+  int64_t kblocks = (K + kKC - 1) / kKC, kstep = (K + kblocks - 1) / kblocks;  // even K blocks
+  for (int64_t k0 = 0; k0 < K; k0 += kstep) {
+    int64_t kc = std::min(kstep, K - k0);
+    bool acc = k0 > 0;
+    for (int64_t p = 0; p < panels(L); ++p) {
+      int64_t cols = std::min(kNR, L - p * kNR);
+      const float* bp = bpack + (p * Ktot + k_off + k0) * kNR;
+      for (int64_t rb = 0; rb < row_blocks(M); ++rb) {
+        const float* ap = apack + (rb * K + k0) * kMR;
+        float* cp = c + row_start(rb, M) * ldc + p * kNR;
+        switch (row_start(rb + 1, M) - row_start(rb, M)) {
+          case 6: micro_kernel<6>(kc, ap, bp, cp, ldc, cols, acc); break;
+          case 5: micro_kernel<5>(kc, ap, bp, cp, ldc, cols, acc); break;
+          case 4: micro_kernel<4>(kc, ap, bp, cp, ldc, cols, acc); break;
+          case 3: micro_kernel<3>(kc, ap, bp, cp, ldc, cols, acc); break;
+          case 2: micro_kernel<2>(kc, ap, bp, cp, ldc, cols, acc); break;
+          default: micro_kernel<1>(kc, ap, bp, cp, ldc, cols, acc); break;
+        }
+      }
+    }
+  }
+}
+
+// Packed weights of all groups: group gr's (Og, K) block at gr * row_blocks(Og) * K * 6.
+std::vector<float> pack_groups(const float* w, int64_t groups, int64_t Og, int64_t K) {
+  std::vector<float> out(static_cast<size_t>(groups * row_blocks(Og) * K * kMR));
+  for (int64_t gr = 0; gr < groups; ++gr) pack_a(w + gr * Og * K, Og, K, K, out.data() + gr * row_blocks(Og) * K * kMR);
+  return out;
+}
+
+// out (groups*Og, L) = per group A_gr (Og, K) x cols rows [gr*K, (gr+1)*K) of one image's window.
+void conv_packed(const float* x, const Win& win, const std::vector<float>& apack, int64_t groups, int64_t Og,
+                 int64_t K, std::vector<float>& buf, float* out) {
+  int64_t L = win.oh * win.ow, Ktot = win.C * win.kh * win.kw;
+  if (win.sw == 1 && win.ow % 8 == 0) {
+    // Blocks of panels whose columns (about 128 KB) stay in L2 between im2col and the products.
+    int64_t P = panels(L), block = std::clamp<int64_t>(131072 / (Ktot * kNR * 4), 1, P);
+    buf.resize(static_cast<size_t>(block * kNR * Ktot));
+    for (int64_t p0 = 0; p0 < P; p0 += block) {
+      int64_t l0 = p0 * kNR, l1 = std::min(L, (p0 + block) * kNR);
+      im2col_packed_rows8(x, win, buf.data(), l0, l1);
+      for (int64_t gr = 0; gr < groups; ++gr)
+        gemm_packed(Og, l1 - l0, K, apack.data() + gr * row_blocks(Og) * K * kMR, buf.data(), Ktot, gr * K,
+                    out + gr * Og * L + l0, L);
+    }
+    return;
+  }
+  buf.resize(static_cast<size_t>(panels(L) * kNR * Ktot));
+  im2col_packed(x, win, buf.data());
+  for (int64_t gr = 0; gr < groups; ++gr)
+    gemm_packed(Og, L, K, apack.data() + gr * row_blocks(Og) * K * kMR, buf.data(), Ktot, gr * K, out + gr * Og * L, L);
+}
+#endif
+
 // Runs fn(chunk, first_image, end_image) over `chunks` contiguous chunks of the N images: in parallel with BLAS
 // on one thread when there are enough images, else one chunk on threaded BLAS.
 template <class F>
@@ -168,6 +385,15 @@ Win forward_window(const Geo& g) {
 }
 
 template <class T>
+void add_bias(T* out, const T* bias, int64_t O, int64_t L) {
+  for (int64_t o = 0; o < O; ++o) {
+    T b = bias[o];
+    T* row = out + o * L;
+    for (int64_t l = 0; l < L; ++l) row[l] += b;
+  }
+}
+
+template <class T>
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out, const Geo& g) {
   const T* px = x.data<T>();
   const T* pw = w.data<T>();
@@ -175,6 +401,22 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor
   T* po = out.data<T>();
   int64_t K = g.K(), L = g.L(), CHW = g.C * g.H * g.W;
   Win win = forward_window(g);
+#if defined(__x86_64__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_avx2() && K > 0) {
+      std::vector<float> apack = pack_groups(pw, g.groups, g.Og, K);
+      over_images(g.N, [&](int64_t, int64_t n0, int64_t n1) {
+        std::vector<float> buf;
+        for (int64_t n = n0; n < n1; ++n) {
+          float* on = po + n * g.O * L;
+          conv_packed(px + n * CHW, win, apack, g.groups, g.Og, K, buf, on);
+          if (pb) add_bias(on, pb, g.O, L);
+        }
+      });
+      return;
+    }
+  }
+#endif
   over_images(g.N, [&](int64_t, int64_t n0, int64_t n1) {
     std::vector<T> buf(g.pointwise() ? 0 : static_cast<size_t>(g.C * g.kh * g.kw * L));
     for (int64_t n = n0; n < n1; ++n) {
@@ -186,12 +428,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor
       T* on = po + n * g.O * L;
       for (int64_t gr = 0; gr < g.groups; ++gr)
         gemm<T>(false, false, g.Og, L, K, pw + gr * g.Og * K, K, cols + gr * K * L, L, T(0), on + gr * g.Og * L, L);
-      if (pb)
-        for (int64_t o = 0; o < g.O; ++o) {
-          T b = pb[o];
-          T* row = on + o * L;
-          for (int64_t l = 0; l < L; ++l) row[l] += b;
-        }
+      if (pb) add_bias(on, pb, g.O, L);
     }
   });
 }
@@ -233,12 +470,24 @@ void conv2d_backward(const Tensor& gout, const Tensor& x, const Tensor& w, Tenso
                   pw[(((gr * g.Og + o) * g.Cg + c) * g.kh + (g.kh - 1 - i)) * g.kw + (g.kw - 1 - j)];
     gwin = {g.O, g.oh, g.ow, g.kh, g.kw, g.dh, g.dw, g.dh * (g.kh - 1) - g.pt, g.dw * (g.kw - 1) - g.pl, 1, 1, g.H, g.W};
   }
+  // float32 with AVX2: the flipped-weight product runs on the packed micro-kernel (as the forward).
+  bool packed = false;
+  std::vector<float> wflip_packed;
+#if defined(__x86_64__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (flip && use_avx2() && g.Og * kk > 0) {
+      packed = true;
+      wflip_packed = pack_groups(wflip.data(), g.groups, g.Cg, g.Og * kk);
+    }
+  }
+#endif
   int64_t chunks = image_chunks(g.N);
   std::vector<std::vector<T>> gw_parts(static_cast<size_t>(need_w ? chunks : 0));
   over_images(g.N, [&](int64_t t, int64_t n0, int64_t n1) {
     std::vector<T> cols_buf(need_w && !g.pointwise() ? static_cast<size_t>(g.C * kk * L) : 0);
     std::vector<T> gbuf;
-    if (need_x && !g.pointwise()) gbuf.resize(static_cast<size_t>(flip ? g.O * kk * HW : g.C * kk * L));
+    if (need_x && !g.pointwise() && !packed) gbuf.resize(static_cast<size_t>(flip ? g.O * kk * HW : g.C * kk * L));
+    std::vector<float> pbuf;
     T* acc = nullptr;
     if (need_w) {
       gw_parts[static_cast<size_t>(t)].assign(static_cast<size_t>(g.O * K), T(0));
@@ -261,6 +510,10 @@ void conv2d_backward(const Tensor& gout, const Tensor& x, const Tensor& w, Tenso
           for (int64_t gr = 0; gr < g.groups; ++gr)
             gemm<T>(true, false, g.Cg, L, g.Og, pw + gr * g.Og * K, K, gn + gr * g.Og * L, L, T(0), gxn + gr * g.Cg * L,
                     L);
+        } else if (flip && packed) {
+#if defined(__x86_64__)
+          if constexpr (std::is_same_v<T, float>) conv_packed(gn, gwin, wflip_packed, g.groups, g.Cg, g.Og * kk, pbuf, gxn);
+#endif
         } else if (flip) {
           im2col_image(gn, gwin, gbuf.data());
           int64_t Kf = g.Og * kk;
