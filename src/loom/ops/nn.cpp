@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "loom/autograd/grad_mode.h"
+#include "loom/ops/conv.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/linalg.h"
@@ -242,6 +243,7 @@ std::vector<Tensor> max_pool2d_grad(BackwardContext& c) {
 }  // namespace
 
 void define_nn_ops(Registry& r) {
+  detail::define_conv_ops(r);  // conv2d, conv2d_backward, native_batch_norm(_backward): ops/conv.cpp
   // Window attrs: kernel_size {kh, kw}, dilation {dh, dw}, padding {top, bottom, left, right}, stride {sh, sw}.
   r.define({.name = "im2col", .infer = infer_im2col, .backward = im2col_backward, .saved_inputs = 0});
   // Also output_size {H, W}.
@@ -348,6 +350,8 @@ Tensor conv_core(const char* op, const Tensor& x, const Tensor& w, const Tensor&
   LOOM_CHECK(eff_h <= padded_h && eff_w <= padded_w, Value, op, ": calculated padded input size per channel (",
              padded_h, " x ", padded_w, ") is smaller than the (dilated) kernel size (", eff_h, " x ", eff_w,
              "); input shape ", shape_str(shown_input), ", weight shape ", shape_str(shown_weight));
+  // float32/float64 on the CPU: the fused conv2d op (per-image im2col + GEMM, fused backward).
+  if (detail::fused_conv_supported(x)) return detail::conv2d_fused(x, w, bias, s, pad4, d, groups);
   Tensor cols = detail::im2col(x, {kh, kw}, d, pad4, s);  // (N, C*kh*kw, L)
   int64_t oh = blocks_along(H, pad4[0], pad4[1], kh, d[0], s[0]);
   int64_t ow = blocks_along(W, pad4[2], pad4[3], kw, d[1], s[1]);
@@ -707,6 +711,27 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   if (training) {
     LOOM_CHECK(count > 1, Value, "batch_norm: expected more than 1 value per channel when training, got input of ",
                "shape ", shape_str(input.sizes()));
+    if (detail::fused_conv_supported(x)) {
+      // One fused op: batch statistics, normalisation and affine map; fused backward.
+      std::vector<Tensor> r = detail::native_batch_norm(x, upcast(weight), upcast(bias), eps);
+      if (running_mean.defined() || running_var.defined()) {
+        NoGradGuard no_grad;
+        if (running_mean.defined()) {
+          Tensor updated = add(mul(upcast(running_mean), Scalar(1.0 - momentum)), mul(r[1], Scalar(momentum)));
+          Tensor target = running_mean;
+          copy_(target, updated);
+        }
+        if (running_var.defined()) {
+          // Unbiased batch variance from invstd = 1 / sqrt(var + eps).
+          double unbias = static_cast<double>(count) / static_cast<double>(count - 1);
+          Tensor var = sub(reciprocal(mul(r[2], r[2])), Scalar(eps));
+          Tensor updated = add(mul(upcast(running_var), Scalar(1.0 - momentum)), mul(var, Scalar(momentum * unbias)));
+          Tensor target = running_var;
+          copy_(target, updated);
+        }
+      }
+      return cast_back(r[0], input.dtype());
+    }
     Tensor centered = sub(x, mean(x, dims, true));
     Tensor var = mean(mul(centered, centered), dims, true);
     y = mul(centered, rsqrt(add(var, Scalar(eps))));

@@ -21,6 +21,14 @@ CONV2D_CASES = [
     ((4, 5, 5), (4, 1, 3, 3), True, {"groups": 4, "padding": 1}),  # unbatched, depthwise
     ((2, 3, 4, 4), (2, 3, 1, 1), True, {}),
     ((0, 3, 4, 4), (2, 3, 3, 3), True, {"padding": 1}),  # empty batch
+    # float32/float64 run the fused conv2d op: its stride-1 grad-input path (flipped weight), 1x1 without im2col,
+    # strided col2im path, groups, more images than threads (uneven split), padding beyond the kernel.
+    ((5, 4, 6, 7), (6, 4, 3, 3), True, {"padding": 1}),
+    ((3, 4, 5, 5), (6, 2, 1, 1), True, {"groups": 2}),
+    ((3, 4, 6, 5), (4, 2, 3, 3), False, {"stride": 2, "padding": (1, 2), "groups": 2}),
+    ((2, 3, 5, 4), (2, 3, 3, 2), True, {"padding": (3, 2)}),
+    ((3, 2, 6, 6), (3, 2, 2, 2), True, {"stride": 3, "dilation": 2}),
+    ((2, 3, 4, 5), (4, 3, 1, 1), False, {"stride": 2}),
 ]
 
 CONV1D_CASES = [
@@ -153,7 +161,7 @@ def instance_norm_samples(dtype, rng):
 
 
 def batch_norm_samples(dtype, rng):
-    for shape in [(4, 3), (3, 2, 5), (2, 3, 3, 2)]:
+    for shape in [(4, 3), (3, 2, 5), (2, 3, 3, 2), (3, 2, 9), (2, 2, 17)]:  # rows of 9 and 17: AVX2 body + tail
         c = shape[1]
         yield Sample((rand(rng, shape), rand(rng, (c,)), positive(rng, (c,)), rand(rng, (c,)), rand(rng, (c,))),
                      name=f"{shape}")
@@ -263,4 +271,7 @@ COVERED_ELSEWHERE = {
     "col2im",  # fold, and the gradients of unfold/conv
     "max_pool2d_backward",  # gradients of max_pool2d
     "max_pool2d_gather",  # double backward of max_pool2d: test_nn.py
+    "conv2d_backward",  # fused first-order backward of conv2d (float32/float64): conv2d's gradient checks
+    "native_batch_norm",  # training-mode batch_norm (float32/float64): batch_norm_train / _running_stats / _no_stats
+    "native_batch_norm_backward",  # its fused backward: batch_norm_train's gradient checks; test_conv_fused.py
 }

@@ -211,7 +211,12 @@ std::vector<Tensor> max_pool2d_gather_kernel(const KernelContext& c) {
 
 }  // namespace
 
+void register_conv_kernels(Registry& r);        // backends/cpu/conv.cpp
+void register_batch_norm_kernels(Registry& r);  // backends/cpu/batch_norm.cpp
+
 void register_nn_kernels(Registry& r) {
+  register_conv_kernels(r);
+  register_batch_norm_kernels(r);
   r.set_kernel("im2col", DeviceType::CPU, im2col_kernel);
   r.set_kernel("col2im", DeviceType::CPU, col2im_kernel);
   r.set_kernel("max_pool2d", DeviceType::CPU, max_pool2d_kernel);
