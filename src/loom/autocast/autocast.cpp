@@ -112,7 +112,14 @@ class AutocastMode final : public Mode {
         AutocastPolicy policy = policy_of(op, device);
         if (policy != AutocastPolicy::None) {
           DType target = target_dtype(policy, device, inputs);
+          DType before = inputs[0].defined() ? inputs[0].dtype() : target;
           for (Tensor& t : inputs) t = cast_to(t, target, device);
+          // Ops whose output dtype is an attribute (prod, sum) follow their cast input, as PyTorch's
+          // fp32_set_opt_dtype policy does.
+          if (inputs[0].defined() && inputs[0].dtype() != before && attrs.has("dtype")) {
+            const DType* d = std::get_if<DType>(&attrs.get("dtype"));
+            if (d && *d == before) attrs.set("dtype", inputs[0].dtype());
+          }
         }
       }
     }
