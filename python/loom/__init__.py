@@ -22,6 +22,7 @@ from loom._C import *  # noqa: F401,F403  (ops, creation functions, dtypes)
 from loom import autograd  # noqa: F401
 from loom.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled  # noqa: F401
 from loom.serialization import save, load, save_file, load_file  # noqa: F401,E402
+from loom.amp import autocast  # noqa: F401,E402
 
 __version__ = "0.1.0"
 
@@ -36,3 +37,4 @@ bool = _C.bool  # noqa: A001
 
 # Subpackages available after a plain `import loom`, as torch.nn and torch.optim are after `import torch`.
 from loom import nn, optim, utils, datasets, tokenizers  # noqa: E402,F401
+from loom import amp, cpu  # noqa: E402,F401

@@ -93,5 +93,6 @@ void bind_autograd(nb::module_& m);
 void bind_serialize(nb::module_& m);
 void bind_optim(nb::module_& m);
 void bind_data(nb::module_& m);
+void bind_autocast(nb::module_& m);
 
 }  // namespace loom::python

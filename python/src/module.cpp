@@ -52,4 +52,5 @@ NB_MODULE(_C, m) {
   bind_serialize(m);
   bind_optim(m);
   bind_data(m);
+  bind_autocast(m);
 }

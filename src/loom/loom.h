@@ -1,5 +1,6 @@
 // The whole C++ API of loom in one include.
 #pragma once
+#include "loom/autocast/autocast.h"
 #include "loom/autograd/engine.h"
 #include "loom/autograd/grad_mode.h"
 #include "loom/core/allocator.h"

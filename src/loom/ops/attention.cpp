@@ -14,6 +14,7 @@
 #include <cmath>
 #include <limits>
 
+#include "loom/autocast/autocast.h"
 #include "loom/autograd/grad_mode.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
@@ -170,6 +171,8 @@ void define_attention_ops(Registry& r) {
 Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, const Tensor& value,
                                     const Tensor& attn_mask, double dropout_p, bool is_causal,
                                     std::optional<double> scale, bool enable_gqa) {
+  LOOM_AUTOCAST_COMPOSITE("scaled_dot_product_attention", scaled_dot_product_attention, query, key, value, attn_mask,
+                          dropout_p, is_causal, scale, enable_gqa);
   const char* op = "scaled_dot_product_attention";
   LOOM_CHECK(query.dim() >= 2 && key.dim() >= 2 && value.dim() >= 2, Value, op,
              ": expected query, key and value of at least 2 dims (..., L, E), got ", shape_str(query.sizes()), ", ",

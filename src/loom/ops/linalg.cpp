@@ -1,4 +1,5 @@
 // Matrix product op definitions (mm, bmm are the primitives; the rest are composites).
+#include "loom/autocast/autocast.h"
 #include "loom/ops/linalg.h"
 
 #include <algorithm>
@@ -83,6 +84,7 @@ Tensor mm(const Tensor& a, const Tensor& b) { return dispatch1(LOOM_OP("mm"), {a
 Tensor bmm(const Tensor& a, const Tensor& b) { return dispatch1(LOOM_OP("bmm"), {a, b}); }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  LOOM_AUTOCAST_COMPOSITE("matmul", matmul, a, b);
   int64_t da = a.dim(), db = b.dim();
   LOOM_CHECK(da > 0 && db > 0, Value, "matmul: both arguments need at least 1 dimension, got shapes ",
              shape_str(a.sizes()), " and ", shape_str(b.sizes()));
@@ -121,6 +123,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
+  LOOM_AUTOCAST_COMPOSITE("addmm", addmm, input, a, b, beta, alpha);
   Tensor product = mm(a, b);
   if (alpha.to_double() != 1.0) product = mul(product, alpha);
   if (beta.to_double() == 0.0) return product;
@@ -128,6 +131,7 @@ Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta,
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  LOOM_AUTOCAST_COMPOSITE("linear", linear, x, weight, bias);
   LOOM_CHECK(weight.dim() == 2 || weight.dim() == 1, Value, "linear: weight must be 1-D or 2-D, got shape ",
              shape_str(weight.sizes()));
   Tensor out = matmul(x, t(weight));
@@ -141,6 +145,7 @@ Tensor outer(const Tensor& a, const Tensor& b) {
 }
 
 Tensor dot(const Tensor& a, const Tensor& b) {
+  LOOM_AUTOCAST_COMPOSITE("dot", dot, a, b);
   LOOM_CHECK(a.dim() == 1 && b.dim() == 1, Value, "dot: expected 1-D tensors, got shapes ", shape_str(a.sizes()),
              " and ", shape_str(b.sizes()));
   LOOM_CHECK(a.sizes()[0] == b.sizes()[0], Value, "dot: inconsistent tensor size, expected tensor [", a.sizes()[0],

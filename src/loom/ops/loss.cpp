@@ -1,5 +1,6 @@
 // Loss functions (see ops/loss.h): composites of elementwise, reduction and softmax ops. The target class is
 // picked with a one-hot mask eq(target, arange(C)) instead of a gather, so every step is an existing op.
+#include "loom/autocast/autocast.h"
 #include "loom/ops/loss.h"
 
 #include <cmath>
@@ -127,11 +128,14 @@ Tensor nll_impl(const char* op, const Tensor& input, const Tensor& target, const
 
 Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
                 const std::string& reduction) {
+  LOOM_AUTOCAST_COMPOSITE("nll_loss", nll_loss, input, target, weight, ignore_index, reduction);
   return nll_impl("nll_loss", input, target, weight, ignore_index, reduction);
 }
 
 Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
                      const std::string& reduction, double label_smoothing) {
+  LOOM_AUTOCAST_COMPOSITE("cross_entropy", cross_entropy, input, target, weight, ignore_index, reduction,
+                          label_smoothing);
   const char* op = "cross_entropy";
   check_reduction(reduction, op);
   check_floating(input, op, "input");
@@ -188,6 +192,7 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
 }
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, const std::string& reduction, const Tensor& weight) {
+  LOOM_AUTOCAST_COMPOSITE("mse_loss", mse_loss, input, target, reduction, weight);
   check_reduction(reduction, "mse_loss");
   check_pair(input, target, "mse_loss");
   check_weight_like_input(weight, input, "mse_loss");
@@ -196,6 +201,7 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, const std::string& re
 }
 
 Tensor l1_loss(const Tensor& input, const Tensor& target, const std::string& reduction, const Tensor& weight) {
+  LOOM_AUTOCAST_COMPOSITE("l1_loss", l1_loss, input, target, reduction, weight);
   check_reduction(reduction, "l1_loss");
   check_pair(input, target, "l1_loss");
   check_weight_like_input(weight, input, "l1_loss");
@@ -203,6 +209,7 @@ Tensor l1_loss(const Tensor& input, const Tensor& target, const std::string& red
 }
 
 Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const std::string& reduction, double beta) {
+  LOOM_AUTOCAST_COMPOSITE("smooth_l1_loss", smooth_l1_loss, input, target, reduction, beta);
   check_reduction(reduction, "smooth_l1_loss");
   check_pair(input, target, "smooth_l1_loss");
   LOOM_CHECK(beta >= 0, Value, "smooth_l1_loss: beta must be non-negative, got ", beta);
@@ -215,6 +222,7 @@ Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const std::stri
 
 Tensor huber_loss(const Tensor& input, const Tensor& target, const std::string& reduction, double delta,
                   const Tensor& weight) {
+  LOOM_AUTOCAST_COMPOSITE("huber_loss", huber_loss, input, target, reduction, delta, weight);
   check_reduction(reduction, "huber_loss");
   check_pair(input, target, "huber_loss");
   check_weight_like_input(weight, input, "huber_loss");
@@ -227,6 +235,7 @@ Tensor huber_loss(const Tensor& input, const Tensor& target, const std::string& 
 
 Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
                             const std::string& reduction) {
+  LOOM_AUTOCAST_COMPOSITE("binary_cross_entropy", binary_cross_entropy, input, target, weight, reduction);
   const char* op = "binary_cross_entropy";
   check_reduction(reduction, op);
   check_floating(input, op, "input");
@@ -247,6 +256,8 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Ten
 
 Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target, const Tensor& weight,
                                         const std::string& reduction, const Tensor& pos_weight) {
+  LOOM_AUTOCAST_COMPOSITE("binary_cross_entropy_with_logits", binary_cross_entropy_with_logits, input, target,
+                          weight, reduction, pos_weight);
   const char* op = "binary_cross_entropy_with_logits";
   check_reduction(reduction, op);
   check_floating(input, op, "input");
@@ -264,6 +275,7 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
 }
 
 Tensor kl_div(const Tensor& input, const Tensor& target, const std::string& reduction, bool log_target) {
+  LOOM_AUTOCAST_COMPOSITE("kl_div", kl_div, input, target, reduction, log_target);
   const char* op = "kl_div";
   check_reduction(reduction, op, true);
   check_pair(input, target, op);
@@ -284,6 +296,7 @@ Tensor kl_div(const Tensor& input, const Tensor& target, const std::string& redu
 
 Tensor poisson_nll_loss(const Tensor& input, const Tensor& target, bool log_input, bool full, double eps,
                         const std::string& reduction) {
+  LOOM_AUTOCAST_COMPOSITE("poisson_nll_loss", poisson_nll_loss, input, target, log_input, full, eps, reduction);
   const char* op = "poisson_nll_loss";
   check_reduction(reduction, op);
   check_pair(input, target, op);
@@ -328,6 +341,7 @@ Tensor gaussian_nll_loss(const Tensor& input, const Tensor& target, const Tensor
 
 Tensor margin_ranking_loss(const Tensor& input1, const Tensor& input2, const Tensor& target, double margin,
                            const std::string& reduction) {
+  LOOM_AUTOCAST_COMPOSITE("margin_ranking_loss", margin_ranking_loss, input1, input2, target, margin, reduction);
   const char* op = "margin_ranking_loss";
   check_reduction(reduction, op);
   check_pair(input1, input2, op);
@@ -337,6 +351,7 @@ Tensor margin_ranking_loss(const Tensor& input1, const Tensor& input2, const Ten
 }
 
 Tensor hinge_embedding_loss(const Tensor& input, const Tensor& target, double margin, const std::string& reduction) {
+  LOOM_AUTOCAST_COMPOSITE("hinge_embedding_loss", hinge_embedding_loss, input, target, margin, reduction);
   const char* op = "hinge_embedding_loss";
   check_reduction(reduction, op);
   check_floating(input, op, "input");
@@ -348,6 +363,7 @@ Tensor hinge_embedding_loss(const Tensor& input, const Tensor& target, double ma
 }
 
 Tensor soft_margin_loss(const Tensor& input, const Tensor& target, const std::string& reduction) {
+  LOOM_AUTOCAST_COMPOSITE("soft_margin_loss", soft_margin_loss, input, target, reduction);
   const char* op = "soft_margin_loss";
   check_reduction(reduction, op);
   check_pair(input, target, op);
@@ -371,6 +387,7 @@ Tensor multilabel_soft_margin_loss(const Tensor& input, const Tensor& target, co
 
 Tensor cosine_embedding_loss(const Tensor& input1, const Tensor& input2, const Tensor& target, double margin,
                              const std::string& reduction) {
+  LOOM_AUTOCAST_COMPOSITE("cosine_embedding_loss", cosine_embedding_loss, input1, input2, target, margin, reduction);
   const char* op = "cosine_embedding_loss";
   check_reduction(reduction, op);
   check_pair(input1, input2, op);
@@ -393,6 +410,8 @@ Tensor cosine_embedding_loss(const Tensor& input1, const Tensor& input2, const T
 
 Tensor triplet_margin_loss(const Tensor& anchor, const Tensor& positive, const Tensor& negative, double margin,
                            double p, double eps, bool swap, const std::string& reduction) {
+  LOOM_AUTOCAST_COMPOSITE("triplet_margin_loss", triplet_margin_loss, anchor, positive, negative, margin, p, eps,
+                          swap, reduction);
   const char* op = "triplet_margin_loss";
   check_reduction(reduction, op);
   for (const Tensor* t : {&anchor, &positive, &negative}) check_floating(*t, op, "input");

@@ -1,5 +1,6 @@
 // Op definitions of the nn family (see ops/nn.h): im2col/col2im and max_pool2d primitives, and the composites
 // (conv, pooling, normalisation, dropout, attention) built on them. CPU kernels: backends/cpu/nn.cpp.
+#include "loom/autocast/autocast.h"
 #include "loom/ops/nn.h"
 
 #include <algorithm>
@@ -369,6 +370,7 @@ Tensor conv_core(const char* op, const Tensor& x, const Tensor& w, const Tensor&
 
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Pair& stride,
               const ConvPadding& padding, const Pair& dilation, int64_t groups) {
+  LOOM_AUTOCAST_COMPOSITE("conv2d", conv2d, input, weight, bias, stride, padding, dilation, groups);
   LOOM_CHECK(input.dim() == 3 || input.dim() == 4, Value,
              "conv2d: expected input of shape (N, C, H, W) or (C, H, W), got ", shape_str(input.sizes()));
   LOOM_CHECK(weight.dim() == 4, Value,
@@ -382,6 +384,7 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, con
 
 Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias, int64_t stride,
               const ConvPadding& padding, int64_t dilation, int64_t groups) {
+  LOOM_AUTOCAST_COMPOSITE("conv1d", conv1d, input, weight, bias, stride, padding, dilation, groups);
   LOOM_CHECK(input.dim() == 2 || input.dim() == 3, Value, "conv1d: expected input of shape (N, C, L) or (C, L), got ",
              shape_str(input.sizes()));
   LOOM_CHECK(weight.dim() == 3, Value, "conv1d: expected weight of shape (out_channels, in_channels/groups, kL), got ",
@@ -448,6 +451,8 @@ Tensor conv_transpose_core(const char* op, const Tensor& x, const Tensor& w, con
 
 Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Pair& stride,
                         const Pair& padding, const Pair& output_padding, int64_t groups, const Pair& dilation) {
+  LOOM_AUTOCAST_COMPOSITE("conv_transpose2d", conv_transpose2d, input, weight, bias, stride, padding, output_padding, groups,
+                          dilation);
   LOOM_CHECK(input.dim() == 3 || input.dim() == 4, Value,
              "conv_transpose2d: expected input of shape (N, C, H, W) or (C, H, W), got ", shape_str(input.sizes()));
   LOOM_CHECK(weight.dim() == 4, Value,
@@ -462,6 +467,8 @@ Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor&
 
 Tensor conv_transpose1d(const Tensor& input, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
                         int64_t output_padding, int64_t groups, int64_t dilation) {
+  LOOM_AUTOCAST_COMPOSITE("conv_transpose1d", conv_transpose1d, input, weight, bias, stride, padding, output_padding,
+                          groups, dilation);
   LOOM_CHECK(input.dim() == 2 || input.dim() == 3, Value,
              "conv_transpose1d: expected input of shape (N, C, L) or (C, L), got ", shape_str(input.sizes()));
   LOOM_CHECK(weight.dim() == 3, Value,
