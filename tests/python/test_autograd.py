@@ -772,3 +772,25 @@ def test_product_gradient_of_a_transposed_left_operand():
             assert a.grad.is_contiguous()
     for mine, ref in zip(*grads):
         np.testing.assert_allclose(mine, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_leaf_grad_never_aliases_a_reachable_tensor():
+    # AccumulateGrad takes an incoming gradient's buffer only when nothing else can reach it.
+    x = loom.randn(3, 4, requires_grad=True)
+    seed = loom.ones(12)
+    x.reshape(12).backward(seed)  # the gradient flows to x as a view of the caller's seed
+    seed.add_(1.0)
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones((3, 4), np.float32))
+    kept = []
+    w = loom.randn(5, requires_grad=True)
+    w.register_hook(lambda g: kept.append(g * 2) or kept[-1])
+    (w * 3).sum().backward()
+    kept[0].add_(100.0)
+    np.testing.assert_allclose(w.grad.numpy(), np.full(5, 6.0, np.float32))
+    # A fresh product's gradient is taken as is: later accumulation still adds.
+    a = loom.randn(4, 3, requires_grad=True)
+    b = loom.randn(3, 2)
+    (a @ b).sum().backward()
+    first = a.grad.numpy().copy()
+    (a @ b).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), 2 * first, rtol=1e-6)

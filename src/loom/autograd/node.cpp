@@ -193,6 +193,23 @@ void OpNode::release_saved() {
 
 // ---- AccumulateGrad ----
 
+namespace {
+// True when `g` is contiguous, fills its whole storage, and no tensor but `g` (held here and in `incoming`)
+// and the base it views (held by nothing else) can reach that storage.
+bool only_reference(const Tensor& g, const Tensor& incoming) {
+  const std::shared_ptr<TensorImpl>& impl = g.impl();
+  long holders = impl == incoming.impl() ? 2 : 1;
+  if (impl.use_count() > holders || !g.is_contiguous()) return false;
+  long storage_refs = 1;
+  for (const std::shared_ptr<TensorImpl>* base = &impl->view_base; *base; base = &(*base)->view_base) {
+    if (base->use_count() != 1 || (*base)->storage != impl->storage) return false;
+    ++storage_refs;
+  }
+  return impl->storage.use_count() == storage_refs &&
+         impl->storage->nbytes() == static_cast<size_t>(g.numel()) * g.itemsize();
+}
+}  // namespace
+
 std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
   std::shared_ptr<TensorImpl> impl = leaf_.lock();
   if (!impl || !grads[0].defined()) return {};
@@ -204,8 +221,21 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
     if (replaced.defined()) g = checked_hook_result(g, replaced);
   }
   if (!m.grad.defined()) {
-    // Own the buffer: the incoming gradient may alias another tensor (e.g. a broadcast of the seed).
-    m.grad = creating_graph() ? g : clone(g.detach());
+    // Own the buffer: the incoming gradient may alias another tensor (e.g. a broadcast of the seed). A
+    // contiguous gradient that nothing else can reach (as PyTorch, which steals such a buffer) is taken as is.
+    if (creating_graph()) {
+      m.grad = g;
+    } else if (only_reference(g, grads[0])) {
+      auto owned = std::make_shared<TensorImpl>();
+      owned->storage = g.impl()->storage;
+      owned->offset = g.offset();
+      owned->sizes = g.sizes();
+      owned->strides = g.strides();
+      owned->dtype = g.dtype();
+      m.grad = Tensor(std::move(owned));
+    } else {
+      m.grad = clone(g.detach());
+    }
   } else if (creating_graph()) {
     m.grad = add(m.grad, g);
   } else {

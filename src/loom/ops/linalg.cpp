@@ -50,17 +50,21 @@ bool is_transposed_matrix(const Tensor& m) {
   return s[d - 2] > 1 && s[d - 1] > 1 && m.strides()[d - 2] == 1 && m.strides()[d - 1] == s[d - 2];
 }
 
-// Each operand's gradient is produced in that operand's own layout, as PyTorch's mm backward does: for a
-// transposed operand b = W.t(), (g^T a)^T is W's gradient contiguous, so the t() backward hands AccumulateGrad a
-// contiguous tensor instead of a transposed view that it would have to copy (a strided, cache-hostile copy).
-// a (n, k), b (k, m), g (n, m): da = g b^T = (b g^T)^T, db = a^T g = (g^T a)^T.
+// x @ y, laid out like `like`: when `like` is a transposed contiguous matrix, the product is computed as
+// (y^T x^T)^T so that the gradient of t(weight) arrives at weight contiguous (no strided copies in the
+// optimizer or in gradient accumulation).
+Tensor mm_like(const Tensor& x, const Tensor& y, const Tensor& like) {
+  if (is_transposed_matrix(like)) return t(mm(t(y), t(x)));
+  return mm(x, y);
+}
+
+Tensor scaled(const Tensor& x, double factor) { return factor == 1.0 ? x : mul(x, Scalar(factor)); }
+
 std::vector<Tensor> mm_backward(BackwardContext& c) {
   Tensor g = c.grad();
   const Tensor &a = c.inputs[0], &b = c.inputs[1];
-  Tensor da, db;
-  if (c.needs_input_grad[0]) da = is_transposed_matrix(a) ? t(mm(b, t(g))) : mm(g, t(b));
-  if (c.needs_input_grad[1]) db = is_transposed_matrix(b) ? t(mm(t(g), a)) : mm(t(a), g);
-  return {da, db};
+  return {c.needs_input_grad[0] ? mm_like(g, t(b), a) : Tensor(),
+          c.needs_input_grad[1] ? mm_like(t(a), g, b) : Tensor()};
 }
 
 std::vector<Tensor> bmm_backward(BackwardContext& c) {
@@ -73,11 +77,48 @@ std::vector<Tensor> bmm_backward(BackwardContext& c) {
   return {da, db};
 }
 
+// addmm(input, a, b; beta, alpha) = beta * input + alpha * (a @ b), input broadcast to the product's shape.
+// One kernel: the product is accumulated onto the broadcast input (BLAS beta = 1), no separate add.
+std::vector<TensorMeta> infer_addmm(const std::vector<Tensor>& in, const Attrs& attrs) {
+  const Tensor &input = in[0], &a = in[1], &b = in[2];
+  LOOM_CHECK(a.dim() == 2 && b.dim() == 2, Value, "addmm: expected 2-D matrices, got shapes ", shape_str(a.sizes()),
+             " and ", shape_str(b.sizes()));
+  LOOM_CHECK(a.sizes()[1] == b.sizes()[0], Value, "addmm: cannot multiply shapes ", shape_str(a.sizes()), " and ",
+             shape_str(b.sizes()), ": ", a.sizes()[1], " != ", b.sizes()[0]);
+  check_matmul_dtypes("addmm", a, b);
+  LOOM_CHECK(input.dtype() == a.dtype(), Type, "addmm: expected input to have dtype ", dtype_name(a.dtype()), ", got ",
+             dtype_name(input.dtype()));
+  Shape out{a.sizes()[0], b.sizes()[1]};
+  LOOM_CHECK(input.dim() <= 2 && broadcast_shapes(input.sizes(), out, "addmm") == out, Value, "addmm: input of shape ",
+             shape_str(input.sizes()), " does not broadcast to the product's shape ", shape_str(out));
+  (void)attrs;
+  return {TensorMeta{out, a.dtype(), a.device()}};
+}
+
+std::vector<Tensor> addmm_backward(BackwardContext& c) {
+  Tensor g = c.grad();
+  double beta = c.attrs.get<double>("beta"), alpha = c.attrs.get<double>("alpha");
+  const Tensor &a = c.inputs[1], &b = c.inputs[2];
+  Tensor gi;
+  if (c.needs_input_grad[0]) gi = scaled(sum_to(g, c.input_meta[0].sizes), beta);
+  return {gi, c.needs_input_grad[1] ? scaled(mm_like(g, t(b), a), alpha) : Tensor(),
+          c.needs_input_grad[2] ? scaled(mm_like(t(a), g, b), alpha) : Tensor()};
+}
+
+std::vector<Tensor> addmm_composite(const std::vector<Tensor>& in, const Attrs& attrs) {
+  double beta = attrs.get<double>("beta"), alpha = attrs.get<double>("alpha");
+  Tensor product = scaled(mm(in[1], in[2]), alpha);
+  if (beta == 0.0) return {product};
+  return {add(scaled(in[0], beta), product)};
+}
+
 }  // namespace
 
 void define_linalg_ops(Registry& r) {
   r.define({.name = "mm", .infer = infer_mm, .backward = mm_backward});
   r.define({.name = "bmm", .infer = infer_bmm, .backward = bmm_backward});
+  r.define({.name = "addmm", .infer = infer_addmm, .backward = addmm_backward, .composite = addmm_composite,
+            .saved_inputs = 0b110});
 }
 
 Tensor mm(const Tensor& a, const Tensor& b) { return dispatch1(LOOM_OP("mm"), {a, b}); }
@@ -124,6 +165,12 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 
 Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
   LOOM_AUTOCAST_COMPOSITE("addmm", addmm, input, a, b, beta, alpha);
+  if (is_floating(a.dtype()) || is_floating(b.dtype()) || is_floating(input.dtype())) {
+    Attrs attrs;
+    attrs.set("beta", beta.to_double()).set("alpha", alpha.to_double());
+    return dispatch1(LOOM_OP("addmm"), {input, a, b}, std::move(attrs));
+  }
+  // Integer products: the plain composite.
   Tensor product = mm(a, b);
   if (alpha.to_double() != 1.0) product = mul(product, alpha);
   if (beta.to_double() == 0.0) return product;
@@ -134,6 +181,16 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   LOOM_AUTOCAST_COMPOSITE("linear", linear, x, weight, bias);
   LOOM_CHECK(weight.dim() == 2 || weight.dim() == 1, Value, "linear: weight must be 1-D or 2-D, got shape ",
              shape_str(weight.sizes()));
+  if (bias.defined() && weight.dim() == 2 && x.dim() >= 2 && bias.dim() <= 1 && is_floating(x.dtype()) &&
+      weight.dtype() == x.dtype() && bias.dtype() == x.dtype() && x.sizes().back() == weight.sizes()[1]) {
+    // x @ weight^T + bias as one addmm over the rows of x: the bias is the BLAS accumulator, no extra pass.
+    Tensor rows = x.dim() == 2 ? x : reshape(x, {-1, x.sizes().back()});
+    Tensor out = addmm(bias, rows, t(weight));
+    if (x.dim() == 2) return out;
+    Shape out_shape(x.sizes().begin(), x.sizes().end() - 1);
+    out_shape.push_back(weight.sizes()[0]);
+    return reshape(out, out_shape);
+  }
   Tensor out = matmul(x, t(weight));
   return bias.defined() ? add(out, bias) : out;
 }

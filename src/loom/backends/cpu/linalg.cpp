@@ -5,6 +5,7 @@
 #include "loom/backends/cpu/dispatch_dtype.h"
 #include "loom/backends/cpu/kernel_util.h"
 #include "loom/core/parallel.h"
+#include "loom/ops/elementwise.h"
 
 namespace loom::cpu {
 
@@ -27,18 +28,33 @@ BlasMatrix as_blas(const Tensor& m) {
   return {c, false, std::max<int64_t>(cols, 1)};
 }
 
+// BLAS's own thread count: loom's count, except inside regions that run one single-threaded product per
+// loom thread (a batch of small matrices). OpenBLAS (pthread build, Debian's default) reads the count on every
+// call; setting it only stores a number once its pool exists.
+int g_blas_threads = 1;
+void set_blas_threads(int n) {
+  if (n == g_blas_threads) return;
+  g_blas_threads = n;
+  openblas_set_num_threads(n);
+}
+
+// Raw row-major product: out (n x m, leading dimension ldo) = alpha * A @ B + beta * out.
 template <class T>
-void gemm_blas(const Tensor& a, const Tensor& b, Tensor& out) {
-  int64_t n = a.sizes()[0], k = a.sizes()[1], m = b.sizes()[1];
-  BlasMatrix A = as_blas(a), B = as_blas(b);
+void gemm_raw(const BlasMatrix& A, const T* pa, const BlasMatrix& B, const T* pb, int64_t n, int64_t m, int64_t k,
+              T alpha, T beta, T* out, int64_t ldo) {
   auto ta = A.transposed ? CblasTrans : CblasNoTrans;
   auto tb = B.transposed ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, ta, tb, n, m, k, 1.0f, A.data.data<float>(), A.ld, B.data.data<float>(), B.ld, 0.0f,
-                out.data<float>(), std::max<int64_t>(m, 1));
+    cblas_sgemm(CblasRowMajor, ta, tb, n, m, k, alpha, pa, A.ld, pb, B.ld, beta, out, std::max<int64_t>(ldo, 1));
   else
-    cblas_dgemm(CblasRowMajor, ta, tb, n, m, k, 1.0, A.data.data<double>(), A.ld, B.data.data<double>(), B.ld, 0.0,
-                out.data<double>(), std::max<int64_t>(m, 1));
+    cblas_dgemm(CblasRowMajor, ta, tb, n, m, k, alpha, pa, A.ld, pb, B.ld, beta, out, std::max<int64_t>(ldo, 1));
+}
+
+template <class T>
+void gemm_blas(const Tensor& a, const Tensor& b, Tensor& out, T alpha = T(1), T beta = T(0)) {
+  int64_t n = a.sizes()[0], k = a.sizes()[1], m = b.sizes()[1];
+  BlasMatrix A = as_blas(a), B = as_blas(b);
+  gemm_raw<T>(A, A.data.data<T>(), B, B.data.data<T>(), n, m, k, alpha, beta, out.data<T>(), m);
 }
 
 template <class T>
@@ -88,9 +104,59 @@ std::vector<Tensor> mm_kernel(const KernelContext& c) {
   return {out};
 }
 
+// A batch of matrices in BLAS terms: every item has the same layout, item i starts at batch_stride * i.
+struct BlasBatch {
+  BlasMatrix item;
+  int64_t batch_stride = 0;
+};
+
+BlasBatch as_blas_batch(const Tensor& t) {
+  int64_t rows = t.sizes()[1], cols = t.sizes()[2];
+  int64_t s0 = t.strides()[1], s1 = t.strides()[2];
+  if ((s1 == 1 || cols == 1) && s0 >= std::max<int64_t>(cols, 1)) return {{t, false, s0}, t.strides()[0]};
+  if ((s0 == 1 || rows == 1) && s1 >= std::max<int64_t>(rows, 1)) return {{t, true, s1}, t.strides()[0]};
+  Tensor c = contiguous(t);
+  return {{c, false, std::max<int64_t>(cols, 1)}, rows * cols};
+}
+
+// Runs BLAS single-threaded for the guard's lifetime (loom's threads each run their own products).
+struct BlasSingleThread {
+  int saved = g_blas_threads;
+  BlasSingleThread() { set_blas_threads(1); }
+  ~BlasSingleThread() { set_blas_threads(saved); }
+};
+
+// out[i] = a[i] @ b[i] for float32/float64, operands read in place (one contiguous() of the whole batch when
+// an item's layout is not BLAS-readable). Small items run in parallel over the batch, one single-threaded
+// product per loom thread: waking BLAS's own pool for every small item costs more than the product.
+template <class T>
+void bmm_blas(const Tensor& a, const Tensor& b, Tensor& out) {
+  int64_t batch = out.sizes()[0], n = out.sizes()[1], m = out.sizes()[2], k = a.sizes()[2];
+  BlasBatch A = as_blas_batch(a), B = as_blas_batch(b);
+  const T* pa = A.item.data.data<T>();
+  const T* pb = B.item.data.data<T>();
+  T* po = out.data<T>();
+  auto run = [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i)
+      gemm_raw<T>(A.item, pa + i * A.batch_stride, B.item, pb + i * B.batch_stride, n, m, k, T(1), T(0),
+                  po + i * n * m, m);
+  };
+  int threads = get_num_threads();
+  bool per_item = threads > 1 && batch >= threads && n * m * k <= (int64_t(1) << 27) && !in_parallel_region();
+  if (!per_item) return run(0, batch);
+  BlasSingleThread single;
+  parallel_for(0, batch, 1, run);
+}
+
 std::vector<Tensor> bmm_kernel(const KernelContext& c) {
   Tensor out = c.alloc(0);
   int64_t batch = out.sizes()[0];
+  if (out.numel() == 0) return {out};
+  if (c.inputs[0].sizes()[2] != 0 && (out.dtype() == DType::Float32 || out.dtype() == DType::Float64)) {
+    if (out.dtype() == DType::Float32) bmm_blas<float>(c.inputs[0], c.inputs[1], out);
+    else bmm_blas<double>(c.inputs[0], c.inputs[1], out);
+    return {out};
+  }
   for (int64_t i = 0; i < batch; ++i) {
     Tensor o = select(out, 0, i);
     gemm(select(c.inputs[0], 0, i), select(c.inputs[1], 0, i), o);
@@ -98,14 +164,38 @@ std::vector<Tensor> bmm_kernel(const KernelContext& c) {
   return {out};
 }
 
+// addmm: out = beta * input (broadcast) + alpha * a @ b. float32/float64: the input is copied into the output
+// and BLAS accumulates the product onto it; other dtypes (16-bit floats) and empty products: product, then add.
+std::vector<Tensor> addmm_kernel(const KernelContext& c) {
+  const Tensor &input = c.inputs[0], &a = c.inputs[1], &b = c.inputs[2];
+  double beta = c.attrs.get<double>("beta"), alpha = c.attrs.get<double>("alpha");
+  Tensor out = c.alloc(0);
+  if (out.numel() == 0) return {out};
+  DType dt = out.dtype();
+  if ((dt == DType::Float32 || dt == DType::Float64) && a.sizes()[1] > 0) {
+    if (beta != 0.0) detail::copy_data(out, input);
+    if (dt == DType::Float32) gemm_blas<float>(a, b, out, static_cast<float>(alpha), static_cast<float>(beta));
+    else gemm_blas<double>(a, b, out, alpha, beta);
+    return {out};
+  }
+  Tensor product = empty(out.sizes(), dt);
+  gemm(a, b, product);
+  if (alpha != 1.0) product = mul(product, Scalar(alpha));
+  if (beta != 0.0) product = add(beta == 1.0 ? input : mul(input, Scalar(beta)), product);
+  detail::copy_data(out, product);
+  return {out};
+}
+
 }  // namespace
 
 void register_linalg_kernels(Registry& r) {
   // OpenBLAS keeps its own thread pool: follow loom's thread count (starting from the current one).
-  add_num_threads_listener([](int n) { openblas_set_num_threads(n); });
-  openblas_set_num_threads(get_num_threads());
+  add_num_threads_listener([](int n) { set_blas_threads(n); });
+  g_blas_threads = get_num_threads();
+  openblas_set_num_threads(g_blas_threads);
   r.set_kernel("mm", DeviceType::CPU, mm_kernel);
   r.set_kernel("bmm", DeviceType::CPU, bmm_kernel);
+  r.set_kernel("addmm", DeviceType::CPU, addmm_kernel);
 }
 
 }  // namespace loom::cpu
