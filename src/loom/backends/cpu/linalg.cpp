@@ -173,7 +173,8 @@ std::vector<Tensor> bmm_kernel(const KernelContext& c) {
 }
 
 // addmm: out = beta * input (broadcast) + alpha * a @ b. float32/float64: the input is copied into the output
-// and BLAS accumulates the product onto it; other dtypes (16-bit floats) and empty products: product, then add.
+// and BLAS accumulates the product onto it; 16-bit floats: the same in float32, rounded once at the end;
+// empty products (k = 0): product, then add.
 std::vector<Tensor> addmm_kernel(const KernelContext& c) {
   const Tensor &input = c.inputs[0], &a = c.inputs[1], &b = c.inputs[2];
   double beta = c.attrs.get<double>("beta"), alpha = c.attrs.get<double>("alpha");
@@ -184,6 +185,15 @@ std::vector<Tensor> addmm_kernel(const KernelContext& c) {
     if (beta != 0.0) detail::copy_data(out, input);
     if (dt == DType::Float32) gemm_blas<float>(a, b, out, static_cast<float>(alpha), static_cast<float>(beta));
     else gemm_blas<double>(a, b, out, alpha, beta);
+    return {out};
+  }
+  if ((dt == DType::Float16 || dt == DType::BFloat16) && a.sizes()[1] > 0) {
+    // Accumulate in float32 and round once, as PyTorch's 16-bit addmm/linear does.
+    Tensor out32 = empty(out.sizes(), DType::Float32);
+    if (beta != 0.0) detail::copy_data(out32, input);
+    gemm_blas<float>(to_dtype(a, DType::Float32), to_dtype(b, DType::Float32), out32, static_cast<float>(alpha),
+                     static_cast<float>(beta));
+    detail::copy_data(out, out32);
     return {out};
   }
   Tensor product = empty(out.sizes(), dt);
