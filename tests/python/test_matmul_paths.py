@@ -154,3 +154,16 @@ def test_linear_second_order(threads):
     gx_t.sum().backward()
     _close(lw.grad, tw.grad, "second-order grad weight", grad=True)
     _close(lb.grad, tb.grad, "second-order grad bias", grad=True)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_linear_16bit_rounds_once(dtype):
+    # The fused bias is added in float32 before the one rounding to 16 bits, as in PyTorch.
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((8, 32)), rng.standard_normal((16, 32)), rng.standard_normal((16,)) * 4
+    ld, td = getattr(loom, dtype), getattr(torch, dtype)
+    out_l = loom.nn.functional.linear(*(loom.from_numpy(v.astype(np.float32)).to(ld) for v in (x, w, b)))
+    out_t = torch.nn.functional.linear(*(torch.from_numpy(v.astype(np.float32)).to(td) for v in (x, w, b)))
+    assert out_l.dtype == ld
+    rtol, atol = VALUE[ld]
+    np.testing.assert_allclose(out_l.float().numpy(), out_t.float().numpy(), rtol=rtol, atol=atol)

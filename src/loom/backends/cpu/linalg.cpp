@@ -1,6 +1,10 @@
 // CPU matrix products: float32/float64 through OpenBLAS (cblas), 16-bit floats through float32 sgemm,
-// integers with a plain loop.
+// integers with a plain loop. Operands are read in place whenever BLAS can (row-major or transposed, any
+// leading dimension, any batch stride); addmm accumulates onto its input (BLAS beta) instead of a separate add;
+// batches of small matrices run in parallel over the batch, one single-threaded product per loom thread.
 #include <cblas.h>
+
+#include <atomic>
 
 #include "loom/backends/cpu/dispatch_dtype.h"
 #include "loom/backends/cpu/kernel_util.h"
@@ -28,14 +32,13 @@ BlasMatrix as_blas(const Tensor& m) {
   return {c, false, std::max<int64_t>(cols, 1)};
 }
 
-// BLAS's own thread count: loom's count, except inside regions that run one single-threaded product per
-// loom thread (a batch of small matrices). OpenBLAS (pthread build, Debian's default) reads the count on every
-// call; setting it only stores a number once its pool exists.
-int g_blas_threads = 1;
+// BLAS's own thread count: loom's count, except while regions that run one single-threaded product per loom
+// thread (a batch of small matrices) are active. OpenBLAS (pthread build, Debian's default) reads the count on
+// every call; setting it only stores a number once its pool exists. Regions are counted so that callers on
+// several threads at once restore loom's count only when the last one ends.
+std::atomic<int> g_single_thread_regions{0};
 void set_blas_threads(int n) {
-  if (n == g_blas_threads) return;
-  g_blas_threads = n;
-  openblas_set_num_threads(n);
+  if (g_single_thread_regions.load() == 0) openblas_set_num_threads(n);
 }
 
 // Raw row-major product: out (n x m, leading dimension ldo) = alpha * A @ B + beta * out.
@@ -121,9 +124,14 @@ BlasBatch as_blas_batch(const Tensor& t) {
 
 // Runs BLAS single-threaded for the guard's lifetime (loom's threads each run their own products).
 struct BlasSingleThread {
-  int saved = g_blas_threads;
-  BlasSingleThread() { set_blas_threads(1); }
-  ~BlasSingleThread() { set_blas_threads(saved); }
+  BlasSingleThread() {
+    if (g_single_thread_regions.fetch_add(1) == 0) openblas_set_num_threads(1);
+  }
+  ~BlasSingleThread() {
+    if (g_single_thread_regions.fetch_sub(1) == 1) openblas_set_num_threads(get_num_threads());
+  }
+  BlasSingleThread(const BlasSingleThread&) = delete;
+  BlasSingleThread& operator=(const BlasSingleThread&) = delete;
 };
 
 // out[i] = a[i] @ b[i] for float32/float64, operands read in place (one contiguous() of the whole batch when
@@ -165,7 +173,8 @@ std::vector<Tensor> bmm_kernel(const KernelContext& c) {
 }
 
 // addmm: out = beta * input (broadcast) + alpha * a @ b. float32/float64: the input is copied into the output
-// and BLAS accumulates the product onto it; other dtypes (16-bit floats) and empty products: product, then add.
+// and BLAS accumulates the product onto it; 16-bit floats: the same in float32, rounded once at the end;
+// empty products (k = 0): product, then add.
 std::vector<Tensor> addmm_kernel(const KernelContext& c) {
   const Tensor &input = c.inputs[0], &a = c.inputs[1], &b = c.inputs[2];
   double beta = c.attrs.get<double>("beta"), alpha = c.attrs.get<double>("alpha");
@@ -176,6 +185,15 @@ std::vector<Tensor> addmm_kernel(const KernelContext& c) {
     if (beta != 0.0) detail::copy_data(out, input);
     if (dt == DType::Float32) gemm_blas<float>(a, b, out, static_cast<float>(alpha), static_cast<float>(beta));
     else gemm_blas<double>(a, b, out, alpha, beta);
+    return {out};
+  }
+  if ((dt == DType::Float16 || dt == DType::BFloat16) && a.sizes()[1] > 0) {
+    // Accumulate in float32 and round once, as PyTorch's 16-bit addmm/linear does.
+    Tensor out32 = empty(out.sizes(), DType::Float32);
+    if (beta != 0.0) detail::copy_data(out32, input);
+    gemm_blas<float>(to_dtype(a, DType::Float32), to_dtype(b, DType::Float32), out32, static_cast<float>(alpha),
+                     static_cast<float>(beta));
+    detail::copy_data(out, out32);
     return {out};
   }
   Tensor product = empty(out.sizes(), dt);
@@ -191,8 +209,7 @@ std::vector<Tensor> addmm_kernel(const KernelContext& c) {
 void register_linalg_kernels(Registry& r) {
   // OpenBLAS keeps its own thread pool: follow loom's thread count (starting from the current one).
   add_num_threads_listener([](int n) { set_blas_threads(n); });
-  g_blas_threads = get_num_threads();
-  openblas_set_num_threads(g_blas_threads);
+  openblas_set_num_threads(get_num_threads());
   r.set_kernel("mm", DeviceType::CPU, mm_kernel);
   r.set_kernel("bmm", DeviceType::CPU, bmm_kernel);
   r.set_kernel("addmm", DeviceType::CPU, addmm_kernel);
