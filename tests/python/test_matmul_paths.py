@@ -167,3 +167,26 @@ def test_linear_16bit_rounds_once(dtype):
     assert out_l.dtype == ld
     rtol, atol = VALUE[ld]
     np.testing.assert_allclose(out_l.float().numpy(), out_t.float().numpy(), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("a_t", [False, True], ids=["a", "aT"])
+@pytest.mark.parametrize("b_t", [False, True], ids=["b", "bT"])
+@pytest.mark.parametrize("shape", [(1, 37, 19), (23, 41, 1), (1, 5, 1)], ids=["row", "column", "dot"])
+def test_single_row_or_column_products(threads, dtype, a_t, b_t, shape):
+    # One-row / one-column products go to gemv (KV-cached decoding); operands transposed or not, with the
+    # output buffer reused from the allocator's cache (NaN left in it must not leak through beta = 0).
+    n, k, m = shape
+    rng = np.random.default_rng(n * 100 + m)
+    a_np = rng.standard_normal((k, n) if a_t else (n, k)).astype(dtype)
+    b_np = rng.standard_normal((m, k) if b_t else (k, m)).astype(dtype)
+    a_l, a_t_ = _pair(a_np, dtype)
+    b_l, b_t_ = _pair(b_np, dtype)
+    if a_t:
+        a_l, a_t_ = a_l.t(), a_t_.t()
+    if b_t:
+        b_l, b_t_ = b_l.t(), b_t_.t()
+    loom.full((n, m), float("nan"), dtype=a_l.dtype)  # freed at once: a cached block of the output's size, NaN-filled
+    _close(loom.mm(a_l, b_l), torch.mm(a_t_, b_t_), f"mm {shape} a_t={a_t} b_t={b_t}")
+    bias_l, bias_t = _pair(rng.standard_normal(m), dtype)
+    _close(loom.addmm(bias_l, a_l, b_l), torch.addmm(bias_t, a_t_, b_t_), f"addmm {shape}")
