@@ -168,8 +168,6 @@ void pack_a(const float* a, int64_t M, int64_t K, int64_t lda, float* out) {
 void im2col_packed(const float* x, const Win& w, float* out) {
   int64_t L = w.oh * w.ow, Ktot = w.C * w.kh * w.kw, P = panels(L);
   std::vector<float> line(static_cast<size_t>(P * kNR), 0.0f);
-  Win one = w;
-  one.C = 1;
   for (int64_t c = 0; c < w.C; ++c) {
     const float* plane = x + c * w.H * w.W;
     for (int64_t i = 0; i < w.kh; ++i)
