@@ -51,12 +51,15 @@ CONV_CASES = [
     ((6, 8, 7, 7), (8, 8, 1, 1), {}),
     ((3, 6, 8, 8), (6, 2, 3, 3), {"padding": 2, "dilation": 2, "groups": 3}),
     ((4, 3, 10, 9), (5, 3, 5, 3), {"padding": (2, 0)}),
+    ((3, 5, 9, 16), (7, 5, 3, 3), {"stride": (2, 1), "padding": 1}),  # row stride 2, rows of 16 output pixels
+    ((2, 4, 6, 8), (3, 4, 3, 3), {"padding": 1}),  # 8-pixel output rows, a half panel at the end (48 pixels)
+    ((2, 4, 5, 8), (3, 4, 3, 3), {"padding": 1, "dilation": (2, 1)}),
 ]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", range(len(CONV_CASES)))
-def test_conv2d_matches_torch(case, dtype, threads):
+def test_conv2d_matches_torch(case, dtype, threads, capability):
     xs, ws, kw = CONV_CASES[case]
     rng = np.random.default_rng(case)
     x, w, b = rng.normal(size=xs).astype(dtype), rng.normal(size=ws).astype(dtype), rng.normal(size=ws[0]).astype(dtype)

@@ -168,8 +168,6 @@ void pack_a(const float* a, int64_t M, int64_t K, int64_t lda, float* out) {
 void im2col_packed(const float* x, const Win& w, float* out) {
   int64_t L = w.oh * w.ow, Ktot = w.C * w.kh * w.kw, P = panels(L);
   std::vector<float> line(static_cast<size_t>(P * kNR), 0.0f);
-  Win one = w;
-  one.C = 1;
   for (int64_t c = 0; c < w.C; ++c) {
     const float* plane = x + c * w.H * w.W;
     for (int64_t i = 0; i < w.kh; ++i)
@@ -199,7 +197,7 @@ void im2col_packed(const float* x, const Win& w, float* out) {
   }
 }
 
-// im2col_packed for stride-1 windows whose output rows are whole 8-pixel vectors (ow % 8 == 0): each 8-pixel
+// im2col_packed for windows of column stride 1 whose output rows are whole 8-pixel vectors (ow % 8 == 0): each 8-pixel
 // half of a panel row is one masked load (lanes outside the input read as zero) and one store, written panel by
 // panel so the output is filled sequentially.
 // Pixels [l_begin, l_end) (l_begin a multiple of 16) into panels numbered from l_begin.
@@ -211,7 +209,7 @@ LOOM_AVX2_FN void im2col_packed_rows8(const float* x, const Win& w, float* out, 
     int64_t y = l0 / w.ow, xx0 = l0 % w.ow;
     float* dst = out + ((l0 - l_begin) >> 4) * Ktot * kNR + (l0 & 15);
     for (int64_t i = 0; i < w.kh; ++i) {
-      int64_t ih = y - w.pt + i * w.dh;
+      int64_t ih = y * w.sh - w.pt + i * w.dh;
       bool row_ok = ih >= 0 && ih < w.H;
       for (int64_t j = 0; j < w.kw; ++j) {
         int64_t iw0 = xx0 - w.pl + j * w.dw;
