@@ -91,6 +91,14 @@ Tensor clamp_any(const Tensor& t, nb::handle min, nb::handle max) {
   return clamp(t, lo, hi);
 }
 
+// x.mul_(y), x *= y, ...: the C++ in-place functions where they exist (they write straight into x when no graph
+// is recorded), else computed out of place and committed.
+Tensor& binary_inplace(Tensor& a, const Tensor& other, BinaryFn fn, const char* name) {
+  if (std::string_view(name) == "mul") return mul_(a, other);
+  if (std::string_view(name) == "true_divide") return div_(a, other);
+  return detail::commit_inplace(a, fn(a, other), name);
+}
+
 }  // namespace
 
 void bind_elementwise(nb::module_& m, nb::class_<Tensor>& cls) {
@@ -103,7 +111,7 @@ void bind_elementwise(nb::module_& m, nb::class_<Tensor>& cls) {
             nb::arg("other"));
     std::string inplace = std::string(name) + "_";
     cls.def(inplace.c_str(), [fn, name](Tensor& a, nb::handle b) -> Tensor& {
-      return detail::commit_inplace(a, fn(a, as_tensor_arg(b, a, name)), name);
+      return binary_inplace(a, as_tensor_arg(b, a, name), fn, name);
     }, nb::arg("other"), nb::rv_policy::reference);
     if (e.dunder)
       cls.def(e.dunder, [fn, name](const Tensor& a, nb::handle b) -> nb::object {
@@ -120,7 +128,7 @@ void bind_elementwise(nb::module_& m, nb::class_<Tensor>& cls) {
     if (e.idunder)
       cls.def(e.idunder, [fn, name](Tensor& a, nb::handle b) -> nb::object {
         if (!is_operand(b)) return nb::borrow(Py_NotImplemented);
-        detail::commit_inplace(a, fn(a, as_tensor_arg(b, a, name)), name);
+        binary_inplace(a, as_tensor_arg(b, a, name), fn, name);
         return nb::borrow(nb::find(a));
       }, nb::is_operator());
   }
@@ -154,6 +162,7 @@ void bind_elementwise(nb::module_& m, nb::class_<Tensor>& cls) {
     return sub_(a, as_tensor_arg(b, a, "sub_"), alpha);
   }, nb::arg("other"), nb::kw_only(), nb::arg("alpha") = Scalar(int64_t(1)), nb::rv_policy::reference);
   cls.def("div_", [](Tensor& a, nb::handle b, std::optional<std::string> mode) -> Tensor& {
+    if (!mode) return div_(a, as_tensor_arg(b, a, "div_"));
     return detail::commit_inplace(a, div(a, as_tensor_arg(b, a, "div_"), mode), "div_");
   }, nb::arg("other"), nb::kw_only(), nb::arg("rounding_mode").none() = nb::none(), nb::rv_policy::reference);
   cls.def("__add__", [](const Tensor& a, nb::handle b) -> nb::object {
@@ -189,8 +198,11 @@ void bind_elementwise(nb::module_& m, nb::class_<Tensor>& cls) {
     cls.def(name, f);
     std::string inplace = std::string(name) + "_";
     const char* label = name;
-    cls.def(inplace.c_str(), [f, label](Tensor& a) -> Tensor& { return detail::commit_inplace(a, f(a), label); },
-            nb::rv_policy::reference);
+    const OpDef* def = Registry::instance().find(name);  // exp_, relu_, ...: straight into a when possible
+    cls.def(inplace.c_str(), [f, label, def](Tensor& a) -> Tensor& {
+      if (def && detail::try_inplace(a, *def, {a})) return a;
+      return detail::commit_inplace(a, f(a), label);
+    }, nb::rv_policy::reference);
   }
   m.attr("negative") = m.attr("neg");
   m.attr("absolute") = m.attr("abs");

@@ -8,6 +8,15 @@ VALUE = {
     loom.float16: (2e-3, 2e-3),
     loom.bfloat16: (1.6e-2, 1.6e-2),
 }
+# float32 elementwise math (AVX2 and scalar kernels) against PyTorch's (Sleef), (rtol, atol) per function: a few
+# ulp relative; atol only where a result is a difference of nearly equal numbers (1 + erf(x) for x << 0 in gelu,
+# gelu_backward, add with alpha) or underflows to subnormals (sigmoid, silu of large negative inputs).
+SIMD_MATH = {
+    "exp": (1e-6, 0.0), "log": (1e-6, 0.0), "tanh": (1e-6, 0.0), "erf": (1e-6, 0.0), "sqrt": (1e-6, 0.0),
+    "rsqrt": (1e-6, 0.0), "reciprocal": (1e-6, 0.0), "neg": (0.0, 0.0), "abs": (0.0, 0.0), "relu": (0.0, 0.0),
+    "sigmoid": (1e-6, 1e-37), "silu": (1e-6, 1e-37),
+    "alpha": (1e-6, 1e-5), "default": (1e-6, 1e-6),
+}
 # Gradients compared against PyTorch's autograd, by dtype.
 GRAD = {
     loom.float64: (1e-6, 1e-6),

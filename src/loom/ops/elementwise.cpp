@@ -481,13 +481,27 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
 Tensor where(const Tensor& condition, const Tensor& a, Scalar b) { return where(condition, a, number(a, b)); }
 Tensor where(const Tensor& condition, Scalar a, const Tensor& b) { return where(condition, number(b, a), b); }
 
-Tensor& add_(Tensor& a, const Tensor& b, Scalar alpha) { return detail::commit_inplace(a, add(a, b, alpha), "add_"); }
-Tensor& add_(Tensor& a, Scalar b, Scalar alpha) { return detail::commit_inplace(a, add(a, b, alpha), "add_"); }
-Tensor& sub_(Tensor& a, const Tensor& b, Scalar alpha) { return detail::commit_inplace(a, sub(a, b, alpha), "sub_"); }
-Tensor& sub_(Tensor& a, Scalar b, Scalar alpha) { return detail::commit_inplace(a, sub(a, b, alpha), "sub_"); }
-Tensor& mul_(Tensor& a, const Tensor& b) { return detail::commit_inplace(a, mul(a, b), "mul_"); }
-Tensor& mul_(Tensor& a, Scalar b) { return detail::commit_inplace(a, mul(a, b), "mul_"); }
-Tensor& div_(Tensor& a, const Tensor& b) { return detail::commit_inplace(a, div(a, b), "div_"); }
-Tensor& div_(Tensor& a, Scalar b) { return detail::commit_inplace(a, div(a, b), "div_"); }
+// In-place arithmetic: written straight into `a` when no graph is recorded and nothing aliases it
+// (detail::try_inplace), else computed out of place and committed (autograd, views, dtype checks).
+Tensor& add_(Tensor& a, const Tensor& b, Scalar alpha) {
+  if (detail::try_inplace(a, LOOM_OP("add"), {a, b}, Attrs().set("alpha", alpha))) return a;
+  return detail::commit_inplace(a, add(a, b, alpha), "add_");
+}
+Tensor& add_(Tensor& a, Scalar b, Scalar alpha) { return add_(a, number(a, b), alpha); }
+Tensor& sub_(Tensor& a, const Tensor& b, Scalar alpha) {
+  if (detail::try_inplace(a, LOOM_OP("sub"), {a, b}, Attrs().set("alpha", alpha))) return a;
+  return detail::commit_inplace(a, sub(a, b, alpha), "sub_");
+}
+Tensor& sub_(Tensor& a, Scalar b, Scalar alpha) { return sub_(a, number(a, b), alpha); }
+Tensor& mul_(Tensor& a, const Tensor& b) {
+  if (detail::try_inplace(a, LOOM_OP("mul"), {a, b})) return a;
+  return detail::commit_inplace(a, mul(a, b), "mul_");
+}
+Tensor& mul_(Tensor& a, Scalar b) { return mul_(a, number(a, b)); }
+Tensor& div_(Tensor& a, const Tensor& b) {
+  if (detail::try_inplace(a, LOOM_OP("div"), {a, b}, Attrs().set("rounding_mode", std::string()))) return a;
+  return detail::commit_inplace(a, div(a, b), "div_");
+}
+Tensor& div_(Tensor& a, Scalar b) { return div_(a, number(a, b)); }
 
 }  // namespace loom

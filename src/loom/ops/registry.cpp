@@ -28,7 +28,10 @@ const AttrValue& Attrs::get(std::string_view name) const {
 
 // ---- contexts ----
 
-Tensor KernelContext::alloc(size_t i) const { return Tensor::empty(outputs[i].sizes, outputs[i].dtype, device); }
+Tensor KernelContext::alloc(size_t i) const {
+  if (i == 0 && out.defined()) return out;
+  return Tensor::empty(outputs[i].sizes, outputs[i].dtype, device);
+}
 
 // ---- registry ----
 
@@ -61,10 +64,13 @@ const OpDef& Registry::op(std::string_view name) const {
   return *op;
 }
 
-void Registry::set_kernel(std::string_view op_name, DeviceType device, KernelFn kernel) {
+void Registry::set_kernel(std::string_view op_name, DeviceType device, KernelFn kernel, bool writes_out) {
   const OpDef* op = find(op_name);
   LOOM_CHECK(op != nullptr, Runtime, "registry: cannot register a kernel for unknown op '", op_name, "'");
-  const_cast<OpDef*>(op)->kernels[static_cast<int>(device)] = kernel;
+  OpDef* def = const_cast<OpDef*>(op);
+  def->kernels[static_cast<int>(device)] = kernel;
+  const uint32_t bit = 1u << static_cast<int>(device);
+  def->out_kernels = writes_out ? (def->out_kernels | bit) : (def->out_kernels & ~bit);
 }
 
 std::vector<std::string> Registry::op_names() const {
@@ -154,11 +160,27 @@ std::vector<Tensor> dispatch(const OpDef& op, std::vector<Tensor> inputs, Attrs 
   bool record = t_grad_enabled && op.backward && g_recorder;
   {
     GradModeOff no_grad;  // a kernel's own op calls are implementation details, never graph nodes
-    KernelContext ctx{inputs, attrs, metas, device};
+    KernelContext ctx{inputs, attrs, metas, device, Tensor()};
     outputs = kernel(ctx);
   }
   if (record) g_recorder(op, inputs, outputs, attrs);
   return outputs;
+}
+
+bool dispatch_into(const OpDef& op, std::vector<Tensor> inputs, const Tensor& out, Attrs attrs) {
+  if (!t_modes.empty()) return false;  // a mode may rewrite the call (autocast): let it see the plain op
+  Device device = resolve_device(op, inputs, attrs);
+  if (device != out.device()) return false;
+  const int d = static_cast<int>(device.type);
+  if (!op.kernels[d] || !(op.out_kernels & (1u << d))) return false;
+  std::vector<TensorMeta> metas = op.infer(inputs, attrs);
+  if (metas.size() != 1 || metas[0].sizes != out.sizes() || metas[0].dtype != out.dtype()) return false;
+  GradModeOff no_grad;
+  KernelContext ctx{inputs, attrs, metas, device, out};
+  std::vector<Tensor> outputs = op.kernels[d](ctx);
+  LOOM_CHECK(outputs.size() == 1 && outputs[0].is_same(out), Runtime, op.name,
+             ": kernel registered as writing into its output returned another tensor");
+  return true;
 }
 
 Tensor dispatch1(const OpDef& op, std::vector<Tensor> inputs, Attrs attrs) {

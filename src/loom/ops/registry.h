@@ -56,7 +56,10 @@ struct KernelContext {
   const Attrs& attrs;
   const std::vector<TensorMeta>& outputs;
   Device device;
-  // A fresh contiguous tensor for output i, as inferred.
+  // Output 0 given by the caller (dispatch_into: the self of an in-place op), undefined otherwise. Kernels
+  // registered with `writes_out` get it from alloc(0) and must write there, whatever its strides.
+  Tensor out = {};
+  // A fresh contiguous tensor for output i, as inferred (output 0: `out` when given).
   Tensor alloc(size_t i) const;
 };
 
@@ -90,6 +93,8 @@ struct OpDef {
   bool is_view = false;           // outputs alias input 0's storage
   int id = -1;
   KernelFn kernels[kNumDeviceTypes] = {};
+  // Bit d set: kernels[d] writes output 0 into KernelContext::out when given (dispatch_into).
+  uint32_t out_kernels = 0;
 };
 
 class Registry {
@@ -101,7 +106,8 @@ class Registry {
   const OpDef* find(std::string_view name) const;
   const OpDef& op(std::string_view name) const;  // raises NotImplementedError for an unknown name
   // DeviceType::Any registers a device-independent kernel (views, metadata-only ops).
-  void set_kernel(std::string_view op_name, DeviceType device, KernelFn kernel);
+  // writes_out: the kernel honours KernelContext::out (elementwise kernels: it may alias an input exactly).
+  void set_kernel(std::string_view op_name, DeviceType device, KernelFn kernel, bool writes_out = false);
   std::vector<std::string> op_names() const;
 
  private:
@@ -129,6 +135,12 @@ class ModeGuard {
 
 std::vector<Tensor> dispatch(const OpDef& op, std::vector<Tensor> inputs, Attrs attrs = {});
 Tensor dispatch1(const OpDef& op, std::vector<Tensor> inputs, Attrs attrs = {});
+// Runs a single-output op writing its result straight into `out` (in-place ops without a graph: x.add_(y)).
+// Validates like dispatch(); returns false, having done nothing, when it cannot: a mode is active, the
+// device's kernel does not write into a given output, or the inferred size/dtype differs from out's. The caller
+// then runs the op out of place. Records no autograd node and does not bump out's version: the caller must only
+// use it when no graph is needed, and ensure out overlaps no input except by being that very tensor.
+bool dispatch_into(const OpDef& op, std::vector<Tensor> inputs, const Tensor& out, Attrs attrs = {});
 
 // The autograd layer installs this so the dispatcher records graph nodes without depending on autograd.
 using AutogradRecorder = void (*)(const OpDef& op, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,

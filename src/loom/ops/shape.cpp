@@ -566,6 +566,36 @@ void adopt_history(const Tensor& self, const Tensor& source) {
 }
 }  // namespace
 
+namespace {
+// No two indices of `t` address the same element (false for expanded, stride-0 dims and odd as_strided views).
+bool non_overlapping(const Tensor& t) {
+  std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size) of the dims that matter
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (t.sizes()[d] > 1) dims.emplace_back(std::abs(t.strides()[d]), t.sizes()[d]);
+  std::sort(dims.begin(), dims.end());
+  int64_t extent = 1;  // elements spanned by the dims with smaller strides
+  for (const auto& [stride, size] : dims) {
+    if (stride < extent) return false;
+    extent = stride * size;
+  }
+  return true;
+}
+}  // namespace
+
+bool try_inplace(Tensor& self, const OpDef& op, std::vector<Tensor> inputs, Attrs attrs) {
+  if (!self.defined() || !non_overlapping(self)) return false;
+  const bool grad = grad_mode_enabled();
+  for (const Tensor& t : inputs) {
+    if (!t.defined()) continue;
+    if (grad && t.requires_grad()) return false;
+    if (!t.is_same(self) && t.storage() == self.storage()) return false;
+  }
+  if (grad && self.requires_grad()) return false;
+  if (!dispatch_into(op, std::move(inputs), self, std::move(attrs))) return false;
+  self.bump_version();
+  return true;
+}
+
 Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
   LOOM_CHECK(result.sizes() == self.sizes(), Value, op, ": output with shape ", shape_str(self.sizes()),
              " doesn't match the broadcast shape ", shape_str(result.sizes()));

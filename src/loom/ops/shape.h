@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "loom/core/tensor.h"
+#include "loom/ops/registry.h"
 
 namespace loom {
 
@@ -55,6 +56,11 @@ void copy_data(const Tensor& dst, const Tensor& src);
 // result's dtype), bumps the version, and gives `self` the result's autograd history (through its base if
 // `self` is a view). Every `op_` function ends here.
 Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op);
+// The fast path of an in-place op: runs `op` (one output) with its result written straight into `self` and
+// bumps self's version, when that is exactly what computing out of place + commit_inplace would do: no graph
+// to record, the result has self's size and dtype, self has no overlapping elements, and no input shares
+// self's memory other than self itself. Returns false, doing nothing, otherwise (the caller then falls back).
+bool try_inplace(Tensor& self, const OpDef& op, std::vector<Tensor> inputs, Attrs attrs = {});
 }  // namespace detail
 
 }  // namespace loom

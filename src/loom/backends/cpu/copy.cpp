@@ -1,9 +1,14 @@
 // CPU kernels for copy (with dtype conversion), fill, full, arange and linspace.
+// Same-dtype contiguous copies are one memmove; float32 <-> bfloat16/float16 conversions of contiguous rows are
+// vectorised with AVX2/F16C (bfloat16 rounds to nearest even and keeps NaN quiet, bit-identical to BFloat16's
+// constructor); a broadcast scalar source (fill_, zero_) is a fill.
 #include <cstring>
 
 #include "loom/backends/cpu/dispatch_dtype.h"
 #include "loom/backends/cpu/kernel_util.h"
 #include "loom/backends/cpu/loops.h"
+#include "loom/backends/cpu/simd/cpu_features.h"
+#include "loom/backends/cpu/simd/vec_avx2.h"
 
 namespace loom::cpu {
 
@@ -17,6 +22,104 @@ inline To convert(From v) {
   else return static_cast<To>(v);
 }
 
+
+#if defined(__x86_64__)
+bool have_f16c() {
+  static const bool f16c = __builtin_cpu_supports("f16c");
+  return f16c;
+}
+
+// 8 floats -> 8 bfloat16 (in the low 128 bits), round to nearest even, NaN -> quiet NaN (bits | 0x40).
+LOOM_AVX2_INLINE __m128i float_to_bf16(__m256 x) {
+  __m256i u = _mm256_castps_si256(x);
+  __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+  __m256i nan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+  r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(nan),
+                                           _mm256_cmp_ps(x, x, _CMP_UNORD_Q)));
+  // 32 -> 16 bits: values fit, so unsigned saturation is exact; packus works per 128-bit lane.
+  __m256i packed = _mm256_packus_epi32(r, r);
+  packed = _mm256_permute4x64_epi64(packed, 0x08);  // lanes 0 and 2 -> low 128 bits
+  return _mm256_castsi256_si128(packed);
+}
+
+LOOM_AVX2_FN void float_to_bf16_row(uint16_t* out, const float* in, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), float_to_bf16(_mm256_loadu_ps(in + i)));
+  for (; i < n; ++i) out[i] = BFloat16(in[i]).bits;
+}
+
+LOOM_AVX2_FN void bf16_to_float_row(float* out, const uint16_t* in, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i)));
+    _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+  }
+  for (; i < n; ++i) {
+    uint32_t u = static_cast<uint32_t>(in[i]) << 16;
+    std::memcpy(out + i, &u, 4);
+  }
+}
+
+__attribute__((target("avx2,fma,f16c"))) void float_to_half_row(uint16_t* out, const float* in, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  for (; i < n; ++i) out[i] = Half(in[i]).bits;
+}
+
+__attribute__((target("avx2,fma,f16c"))) void half_to_float_row(float* out, const uint16_t* in, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
+  for (; i < n; ++i) {
+    Half h;
+    h.bits = in[i];
+    out[i] = static_cast<float>(h);
+  }
+}
+
+// The vectorised row converter for To <- From, or nullptr.
+template <class To, class From>
+void (*vector_converter())(char*, const char*, int64_t) {
+  if (!use_avx2()) return nullptr;
+  if constexpr (std::is_same_v<To, BFloat16> && std::is_same_v<From, float>)
+    return [](char* o, const char* i, int64_t n) {
+      float_to_bf16_row(reinterpret_cast<uint16_t*>(o), reinterpret_cast<const float*>(i), n);
+    };
+  else if constexpr (std::is_same_v<To, float> && std::is_same_v<From, BFloat16>)
+    return [](char* o, const char* i, int64_t n) {
+      bf16_to_float_row(reinterpret_cast<float*>(o), reinterpret_cast<const uint16_t*>(i), n);
+    };
+  else if constexpr (std::is_same_v<To, Half> && std::is_same_v<From, float>) {
+    if (!have_f16c()) return nullptr;
+    return [](char* o, const char* i, int64_t n) {
+      float_to_half_row(reinterpret_cast<uint16_t*>(o), reinterpret_cast<const float*>(i), n);
+    };
+  } else if constexpr (std::is_same_v<To, float> && std::is_same_v<From, Half>) {
+    if (!have_f16c()) return nullptr;
+    return [](char* o, const char* i, int64_t n) {
+      half_to_float_row(reinterpret_cast<float*>(o), reinterpret_cast<const uint16_t*>(i), n);
+    };
+  }
+  return nullptr;
+}
+#else
+template <class To, class From>
+void (*vector_converter())(char*, const char*, int64_t) {
+  return nullptr;
+}
+#endif
+
+// Every element of `t` is the same one element (a broadcast scalar: fill_, zero_, x[...] = c).
+bool is_broadcast_scalar(const Tensor& t) {
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (t.sizes()[d] > 1 && t.strides()[d] != 0) return false;
+  return true;
+}
+
 std::vector<Tensor> copy_kernel(const KernelContext& c) {
   const Tensor& dst = c.inputs[0];
   Tensor src = c.inputs[1].sizes() == dst.sizes() ? c.inputs[1] : expand(c.inputs[1], dst.sizes());
@@ -25,8 +128,35 @@ std::vector<Tensor> copy_kernel(const KernelContext& c) {
       std::memmove(dst.data_ptr(), src.data_ptr(), dst.numel() * dst.itemsize());
     return {dst};
   }
+  if (dst.numel() > 1 && is_broadcast_scalar(src) && src.storage() != dst.storage()) {
+    // One value everywhere: convert it once and fill.
+    visit_dtype(dst.dtype(), [&]<class To>() {
+      To v{};
+      visit_dtype(src.dtype(), [&]<class From>() { v = convert<To>(*static_cast<const From*>(src.data_ptr())); });
+      for_each_element({&dst}, [v](char** p, const int64_t* s, int64_t n) {
+        if (s[0] == sizeof(To)) {
+          To* out = reinterpret_cast<To*>(p[0]);
+          for (int64_t i = 0; i < n; ++i) out[i] = v;
+        } else {
+          for (int64_t i = 0; i < n; ++i) *reinterpret_cast<To*>(p[0] + i * s[0]) = v;
+        }
+      });
+    });
+    return {dst};
+  }
   visit_dtype(dst.dtype(), [&]<class To>() {
     visit_dtype(src.dtype(), [&]<class From>() {
+      if (auto vec = vector_converter<To, From>()) {
+        for_each_element({&dst, &src}, [vec](char** p, const int64_t* s, int64_t n) {
+          if (s[0] == sizeof(To) && s[1] == sizeof(From)) {
+            vec(p[0], p[1], n);
+          } else {
+            for (int64_t i = 0; i < n; ++i)
+              *reinterpret_cast<To*>(p[0] + i * s[0]) = convert<To>(*reinterpret_cast<const From*>(p[1] + i * s[1]));
+          }
+        });
+        return;
+      }
       for_each_element({&dst, &src}, [](char** p, const int64_t* s, int64_t n) {
         for (int64_t i = 0; i < n; ++i)
           *reinterpret_cast<To*>(p[0] + i * s[0]) = convert<To>(*reinterpret_cast<const From*>(p[1] + i * s[1]));

@@ -1,39 +1,43 @@
 #include "loom/backends/cpu/loops.h"
 
+#include "loom/core/error.h"
+
 namespace loom::cpu {
 
-StridedLayout make_layout(const std::vector<const Tensor*>& operands) {
-  StridedLayout layout;
-  layout.num_operands = static_cast<int>(operands.size());
+void make_layout(const Tensor* const* operands, int n, StridedLayout& layout) {
+  LOOM_CHECK(n >= 1 && n <= kMaxOperands, Runtime, "elementwise loop: ", n, " operands (at most ", kMaxOperands,
+             ")");
+  layout.num_operands = n;
+  int nd = 0;
   const Shape& shape = operands[0]->sizes();
+  int64_t item[kMaxOperands];
+  for (int k = 0; k < n; ++k) item[k] = static_cast<int64_t>(operands[k]->itemsize());
   // Drop size-1 dims, then merge neighbours that are contiguous with each other in every operand.
+  bool empty = false;
   for (size_t d = 0; d < shape.size(); ++d) {
+    empty |= shape[d] == 0;
     if (shape[d] == 1) continue;
-    bool merge = !layout.sizes.empty();
-    for (int k = 0; k < layout.num_operands && merge; ++k) {
-      int64_t item = static_cast<int64_t>(operands[k]->itemsize());
-      int64_t stride = operands[k]->strides()[d] * item;
-      merge = layout.strides[k].back() == stride * shape[d];
-    }
+    bool merge = nd > 0;
+    for (int k = 0; k < n && merge; ++k)
+      merge = layout.strides[k][nd - 1] == operands[k]->strides()[d] * item[k] * shape[d];
     if (merge) {
-      layout.sizes.back() *= shape[d];
-      for (int k = 0; k < layout.num_operands; ++k)
-        layout.strides[k].back() = operands[k]->strides()[d] * static_cast<int64_t>(operands[k]->itemsize());
+      layout.sizes[nd - 1] *= shape[d];
+      for (int k = 0; k < n; ++k) layout.strides[k][nd - 1] = operands[k]->strides()[d] * item[k];
       continue;
     }
-    layout.sizes.push_back(shape[d]);
-    for (int k = 0; k < layout.num_operands; ++k)
-      layout.strides[k].push_back(operands[k]->strides()[d] * static_cast<int64_t>(operands[k]->itemsize()));
+    LOOM_CHECK(nd < kMaxLoopDims, NotImplemented, "elementwise loop: tensors with more than ", kMaxLoopDims,
+               " non-contiguous dims are not supported (shape ", shape_str(shape), ")");
+    layout.sizes[nd] = shape[d];
+    for (int k = 0; k < n; ++k) layout.strides[k][nd] = operands[k]->strides()[d] * item[k];
+    ++nd;
   }
-  if (layout.sizes.empty()) {
-    bool empty = false;
-    for (int64_t s : shape) empty |= s == 0;
-    layout.sizes.push_back(empty ? 0 : 1);
-    for (int k = 0; k < layout.num_operands; ++k) layout.strides[k].push_back(0);
+  if (nd == 0) {
+    layout.sizes[0] = empty ? 0 : 1;
+    for (int k = 0; k < n; ++k) layout.strides[k][0] = 0;
+    nd = 1;
   }
-  layout.ndim = static_cast<int>(layout.sizes.size());
-  for (int k = 0; k < layout.num_operands; ++k) layout.data[k] = static_cast<char*>(operands[k]->data_ptr());
-  return layout;
+  layout.ndim = nd;
+  for (int k = 0; k < n; ++k) layout.data[k] = static_cast<char*>(operands[k]->data_ptr());
 }
 
 }  // namespace loom::cpu

@@ -1,10 +1,14 @@
 // CPU kernels for the unary elementwise ops (math, activations, rounding, predicates, clamp).
+// float32 has AVX2 paths (simd/vec_avx2.h math, simd/vec_loops_avx2.h rows) for exp, log, tanh, sigmoid, erf,
+// relu, gelu (exact and tanh), silu, neg, abs, sqrt, rsqrt and reciprocal.
 #include <cmath>
 #include <numbers>
 
 #include "loom/backends/cpu/dispatch_dtype.h"
 #include "loom/backends/cpu/kernel_util.h"
 #include "loom/backends/cpu/loops.h"
+#include "loom/backends/cpu/simd/cpu_features.h"
+#include "loom/backends/cpu/simd/vec_loops_avx2.h"
 
 namespace loom::cpu {
 
@@ -42,7 +46,7 @@ LOOM_UNARY_FUNCTOR(FloorOp, std::floor(x));
 LOOM_UNARY_FUNCTOR(CeilOp, std::ceil(x));
 LOOM_UNARY_FUNCTOR(RoundOp, std::nearbyint(x));  // half to even, like torch.round
 LOOM_UNARY_FUNCTOR(TruncOp, std::trunc(x));
-LOOM_UNARY_FUNCTOR(ReluOp, x > M(0) ? x : M(0));
+LOOM_UNARY_FUNCTOR(ReluOp, (x > M(0) || x != x) ? x : M(0));  // NaN stays NaN, like torch.relu
 LOOM_UNARY_FUNCTOR(LeakyReluOp, x > M(0) ? x : static_cast<M>(x * static_cast<M>(p.a)));
 LOOM_UNARY_FUNCTOR(GeluOp, static_cast<M>(0.5) * x * (M(1) + std::erf(x * static_cast<M>(1.0 / std::numbers::sqrt2))));
 LOOM_UNARY_FUNCTOR(GeluTanhOp, static_cast<M>(0.5) * x *
@@ -65,11 +69,59 @@ struct ClampOp {
   }
 };
 
+
+// ---------------- AVX2 float32 functors ----------------
+template <class Op>
+struct Vec {
+  static constexpr bool kHas = false;
+};
+#if defined(__x86_64__)
+#define LOOM_VEC_UNARY(Op, expr)                                            \
+  template <>                                                              \
+  struct Vec<Op> {                                                         \
+    static constexpr bool kHas = true;                                     \
+    LOOM_AVX2_INLINE __m256 operator()(__m256 x) const { return expr; }    \
+  };
+namespace v = avx2;
+LOOM_VEC_UNARY(NegOp, _mm256_xor_ps(x, _mm256_set1_ps(-0.0f)))
+LOOM_VEC_UNARY(AbsOp, v::abs(x))
+LOOM_VEC_UNARY(ExpOp, v::exp(x))
+LOOM_VEC_UNARY(LogOp, v::log(x))
+LOOM_VEC_UNARY(SqrtOp, _mm256_sqrt_ps(x))
+LOOM_VEC_UNARY(RsqrtOp, _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_sqrt_ps(x)))
+LOOM_VEC_UNARY(ReciprocalOp, _mm256_div_ps(_mm256_set1_ps(1.0f), x))
+LOOM_VEC_UNARY(TanhOp, v::tanh(x))
+LOOM_VEC_UNARY(SigmoidOp, v::sigmoid(x))
+LOOM_VEC_UNARY(ErfOp, v::erf(x))
+// x <= 0 -> 0; NaN (unordered) stays.
+LOOM_VEC_UNARY(ReluOp, _mm256_blendv_ps(x, _mm256_setzero_ps(), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LE_OQ)))
+LOOM_VEC_UNARY(SiluOp, _mm256_mul_ps(x, v::sigmoid(x)))
+LOOM_VEC_UNARY(GeluOp, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x),
+                                     _mm256_add_ps(_mm256_set1_ps(1.0f),
+                                                   v::erf(_mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f))))))
+LOOM_VEC_UNARY(GeluTanhOp,
+               _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x),
+                             _mm256_add_ps(_mm256_set1_ps(1.0f),
+                                           v::tanh(_mm256_mul_ps(
+                                               _mm256_set1_ps(0.79788456080286536f),
+                                               _mm256_add_ps(x, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(
+                                                                     _mm256_set1_ps(0.044715f), x), x), x)))))))
+#undef LOOM_VEC_UNARY
+#endif
+
 enum class Domain { Float, Numeric, All };
 
 template <class T, class Op>
 void unary_loop(const Tensor& out, const Tensor& in, const Params& params) {
   using M = opmath_t<T>;
+#if defined(__x86_64__)
+  if constexpr (std::is_same_v<T, float> && Vec<Op>::kHas) {
+    if (use_avx2()) {
+      for_each_element({&out, &in}, [](char** p, const int64_t* s, int64_t n) { avx2::unary_row(p, s, n, Vec<Op>{}); });
+      return;
+    }
+  }
+#endif
   for_each_element({&out, &in}, [&params](char** p, const int64_t* s, int64_t n) {
     if (s[0] == sizeof(T) && s[1] == sizeof(T)) {
       T* o = reinterpret_cast<T*>(p[0]);
@@ -178,32 +230,34 @@ std::vector<Tensor> bitwise_not_kernel(const KernelContext& c) {
 
 void register_unary_kernels(Registry& r) {
   constexpr DeviceType cpu = DeviceType::CPU;
-  r.set_kernel("neg", cpu, unary_kernel<NegOp, Domain::Numeric>);
-  r.set_kernel("abs", cpu, unary_kernel<AbsOp, Domain::Numeric>);
+  // Kernels built on unary_kernel_with write into KernelContext::out when given (x.exp_(), x.relu_()).
+  constexpr bool kOut = true;
+  r.set_kernel("neg", cpu, unary_kernel<NegOp, Domain::Numeric>, kOut);
+  r.set_kernel("abs", cpu, unary_kernel<AbsOp, Domain::Numeric>, kOut);
   r.set_kernel("sign", cpu, rounding_kernel<SignOp>);
   r.set_kernel("floor", cpu, rounding_kernel<FloorOp>);
   r.set_kernel("ceil", cpu, rounding_kernel<CeilOp>);
   r.set_kernel("round", cpu, rounding_kernel<RoundOp>);
   r.set_kernel("trunc", cpu, rounding_kernel<TruncOp>);
-  r.set_kernel("exp", cpu, unary_kernel<ExpOp, Domain::Float>);
-  r.set_kernel("expm1", cpu, unary_kernel<Expm1Op, Domain::Float>);
-  r.set_kernel("log", cpu, unary_kernel<LogOp, Domain::Float>);
-  r.set_kernel("log1p", cpu, unary_kernel<Log1pOp, Domain::Float>);
-  r.set_kernel("log2", cpu, unary_kernel<Log2Op, Domain::Float>);
-  r.set_kernel("sqrt", cpu, unary_kernel<SqrtOp, Domain::Float>);
-  r.set_kernel("rsqrt", cpu, unary_kernel<RsqrtOp, Domain::Float>);
-  r.set_kernel("sin", cpu, unary_kernel<SinOp, Domain::Float>);
-  r.set_kernel("cos", cpu, unary_kernel<CosOp, Domain::Float>);
-  r.set_kernel("tanh", cpu, unary_kernel<TanhOp, Domain::Float>);
-  r.set_kernel("sigmoid", cpu, unary_kernel<SigmoidOp, Domain::Float>);
-  r.set_kernel("erf", cpu, unary_kernel<ErfOp, Domain::Float>);
-  r.set_kernel("reciprocal", cpu, unary_kernel<ReciprocalOp, Domain::Float>);
-  r.set_kernel("relu", cpu, unary_kernel<ReluOp, Domain::Numeric>);
-  r.set_kernel("leaky_relu", cpu, leaky_relu_kernel);
-  r.set_kernel("gelu", cpu, gelu_kernel);
-  r.set_kernel("silu", cpu, unary_kernel<SiluOp, Domain::Float>);
-  r.set_kernel("softplus", cpu, softplus_kernel);
-  r.set_kernel("clamp", cpu, clamp_kernel);
+  r.set_kernel("exp", cpu, unary_kernel<ExpOp, Domain::Float>, kOut);
+  r.set_kernel("expm1", cpu, unary_kernel<Expm1Op, Domain::Float>, kOut);
+  r.set_kernel("log", cpu, unary_kernel<LogOp, Domain::Float>, kOut);
+  r.set_kernel("log1p", cpu, unary_kernel<Log1pOp, Domain::Float>, kOut);
+  r.set_kernel("log2", cpu, unary_kernel<Log2Op, Domain::Float>, kOut);
+  r.set_kernel("sqrt", cpu, unary_kernel<SqrtOp, Domain::Float>, kOut);
+  r.set_kernel("rsqrt", cpu, unary_kernel<RsqrtOp, Domain::Float>, kOut);
+  r.set_kernel("sin", cpu, unary_kernel<SinOp, Domain::Float>, kOut);
+  r.set_kernel("cos", cpu, unary_kernel<CosOp, Domain::Float>, kOut);
+  r.set_kernel("tanh", cpu, unary_kernel<TanhOp, Domain::Float>, kOut);
+  r.set_kernel("sigmoid", cpu, unary_kernel<SigmoidOp, Domain::Float>, kOut);
+  r.set_kernel("erf", cpu, unary_kernel<ErfOp, Domain::Float>, kOut);
+  r.set_kernel("reciprocal", cpu, unary_kernel<ReciprocalOp, Domain::Float>, kOut);
+  r.set_kernel("relu", cpu, unary_kernel<ReluOp, Domain::Numeric>, kOut);
+  r.set_kernel("leaky_relu", cpu, leaky_relu_kernel, kOut);
+  r.set_kernel("gelu", cpu, gelu_kernel, kOut);
+  r.set_kernel("silu", cpu, unary_kernel<SiluOp, Domain::Float>, kOut);
+  r.set_kernel("softplus", cpu, softplus_kernel, kOut);
+  r.set_kernel("clamp", cpu, clamp_kernel, kOut);
   r.set_kernel("isnan", cpu, isnan_kernel);
   r.set_kernel("isinf", cpu, isinf_kernel);
   r.set_kernel("isfinite", cpu, isfinite_kernel);

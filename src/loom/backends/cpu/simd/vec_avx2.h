@@ -3,8 +3,11 @@
 // Everything here is compiled for AVX2 through function attributes (the rest of the library is built for
 // baseline x86-64), so only call it behind `use_avx2()` (simd/cpu_features.h) and only from functions that
 // carry LOOM_AVX2_FN themselves — GCC inlines these helpers only into code compiled for the same target.
-// Accuracy: exp is within 2 ulp of the correctly rounded result over float's range (tested against
-// PyTorch), exact at the special values (exp(-inf) = 0, exp(inf) = inf, NaN -> NaN).
+// Accuracy (tests/cpp/test_vec_avx2.cpp checks every function against the double-precision libm result over
+// float's range, and tests/python/test_simd.py against PyTorch through the ops): exp, log, tanh, sigmoid and erf
+// are within a few ulp (relative) and exact at the special values: NaN -> NaN, exp(-inf) = 0, exp(inf) = inf,
+// log(0) = -inf, log(x < 0) = NaN, log(inf) = inf, tanh(+-inf) = +-1, sigmoid(-inf) = 0, sigmoid(inf) = 1,
+// erf(+-inf) = +-1, and the sign of zero is kept by log/tanh/erf as libm keeps it.
 #pragma once
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -65,6 +68,105 @@ LOOM_AVX2_INLINE __m256 exp(__m256 x) {
   y = _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
   y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
   return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));  // NaN in, NaN out
+}
+
+// Lanes of x with the sign bit cleared / only the sign bit.
+LOOM_AVX2_INLINE __m256 abs(__m256 x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x); }
+LOOM_AVX2_INLINE __m256 sign_bit(__m256 x) { return _mm256_and_ps(_mm256_set1_ps(-0.0f), x); }
+
+// Natural log: x = 2^e m with m in [sqrt(1/2), sqrt(2)), log x = e ln2 + log1p(m - 1), log1p by a degree-9
+// polynomial (Cephes logf). Subnormal inputs are scaled by 2^23 first.
+LOOM_AVX2_INLINE __m256 log(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(1.17549435e-38f), _CMP_LT_OQ);  // subnormal (or <= 0)
+  __m256 xs = _mm256_blendv_ps(x, _mm256_mul_ps(x, _mm256_set1_ps(8388608.0f)), tiny);
+  __m256 eadj = _mm256_and_ps(tiny, _mm256_set1_ps(23.0f));
+  __m256i xi = _mm256_castps_si256(xs);
+  __m256 e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(xi, 23), _mm256_set1_epi32(126)));
+  e = _mm256_sub_ps(e, eadj);
+  // m in [0.5, 1)
+  __m256 m = _mm256_castsi256_ps(
+      _mm256_or_si256(_mm256_and_si256(xi, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f000000)));
+  __m256 small = _mm256_cmp_ps(m, _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
+  // m < sqrt(1/2): f = 2m - 1, e -= 1; else f = m - 1
+  __m256 f = _mm256_sub_ps(_mm256_add_ps(m, _mm256_and_ps(small, m)), one);
+  e = _mm256_sub_ps(e, _mm256_and_ps(small, one));
+  __m256 z = _mm256_mul_ps(f, f);
+  __m256 p = _mm256_set1_ps(7.0376836292E-2f);
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(-1.1514610310E-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.1676998740E-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(-1.2420140846E-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.4249322787E-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(-1.6668057665E-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.0000714765E-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(-2.4999993993E-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(3.3333331174E-1f));
+  __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, f), z);
+  y = _mm256_fmadd_ps(e, _mm256_set1_ps(-2.12194440e-4f), y);
+  y = _mm256_fnmadd_ps(_mm256_set1_ps(0.5f), z, y);
+  y = _mm256_add_ps(f, y);
+  y = _mm256_fmadd_ps(e, _mm256_set1_ps(0.693359375f), y);
+  const __m256 inf = _mm256_set1_ps(__builtin_inff());
+  y = _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_nanf("")), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
+  y = _mm256_blendv_ps(y, _mm256_set1_ps(-__builtin_inff()), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_EQ_OQ));
+  y = _mm256_blendv_ps(y, inf, _mm256_cmp_ps(x, inf, _CMP_EQ_OQ));
+  return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));  // NaN in, NaN out
+}
+
+// Logistic sigmoid 1 / (1 + e^-x), written as e^-|x| / (1 + e^-|x|) for x < 0 so that large negative inputs
+// keep their (tiny, possibly subnormal) relative accuracy instead of underflowing through 1 / inf.
+LOOM_AVX2_INLINE __m256 sigmoid(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  __m256 e = exp(_mm256_or_ps(abs(x), _mm256_set1_ps(-0.0f)));  // e^-|x| in (0, 1]
+  __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, e));
+  return _mm256_blendv_ps(s, _mm256_mul_ps(e, s), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
+}
+
+// Hyperbolic tangent: for |x| < 0.625 x + x^3 P(x^2) (Cephes tanhf), else sign(x) (1 - 2 / (e^{2|x|} + 1)).
+LOOM_AVX2_INLINE __m256 tanh(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  __m256 a = abs(x);
+  __m256 z = _mm256_mul_ps(x, x);
+  __m256 p = _mm256_set1_ps(-5.70498872745E-3f);
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954E-2f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531E-2f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036E-1f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422E-1f));
+  __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), a, a);
+  // e^{2|x|} overflows to inf for |x| > 44: 2 / inf = 0 gives exactly 1.
+  __m256 e = exp(_mm256_add_ps(a, a));
+  __m256 large = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+  __m256 y = _mm256_blendv_ps(large, small, _mm256_cmp_ps(a, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
+  y = _mm256_or_ps(y, sign_bit(x));  // tanh(-0) = -0
+  return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+// Error function (N. Juffa's faithfully rounded erff, max error ~1 ulp): for |x| <= 0.9277 x + x P(x^2),
+// else sign(x) (1 - e^{Q(|x|)}) with Q a degree-7 polynomial.
+LOOM_AVX2_INLINE __m256 erf(__m256 x) {
+  __m256 t = _mm256_min_ps(abs(x), _mm256_set1_ps(10.0f));  // erf(10) rounds to 1; keeps Q finite
+  __m256 s = _mm256_mul_ps(x, x);
+  // small branch
+  __m256 r = _mm256_set1_ps(-5.96761703e-4f);
+  r = _mm256_fmadd_ps(r, s, _mm256_set1_ps(4.99119423e-3f));
+  r = _mm256_fmadd_ps(r, s, _mm256_set1_ps(-2.67681349e-2f));
+  r = _mm256_fmadd_ps(r, s, _mm256_set1_ps(1.12819925e-1f));
+  r = _mm256_fmadd_ps(r, s, _mm256_set1_ps(-3.76125336e-1f));
+  r = _mm256_fmadd_ps(r, s, _mm256_set1_ps(1.28379166e-1f));
+  __m256 small = _mm256_fmadd_ps(r, x, x);
+  // large branch
+  __m256 ts = _mm256_mul_ps(t, t);
+  __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(-1.72853470e-5f), t, _mm256_set1_ps(3.83197126e-4f));
+  __m256 u = _mm256_fmadd_ps(_mm256_set1_ps(-3.88396438e-3f), t, _mm256_set1_ps(2.42546219e-2f));
+  q = _mm256_fmadd_ps(q, ts, u);
+  q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-1.06777877e-1f));
+  q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-6.34846687e-1f));
+  q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-1.28717512e-1f));
+  q = _mm256_fmadd_ps(q, t, _mm256_sub_ps(_mm256_setzero_ps(), t));
+  __m256 large = _mm256_sub_ps(_mm256_set1_ps(1.0f), exp(q));
+  large = _mm256_or_ps(large, sign_bit(x));
+  __m256 y = _mm256_blendv_ps(large, small, _mm256_cmp_ps(abs(x), _mm256_set1_ps(0.927734375f), _CMP_LE_OQ));
+  return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
 }  // namespace loom::cpu::avx2
