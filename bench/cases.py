@@ -288,7 +288,7 @@ def _gpt_pair(cfg):
     return m_l, m_t
 
 
-def gpt_step_case(cfg, batch):
+def gpt_step_case(cfg, batch, autocast=False):
     def setup():
         m_l, m_t = _gpt_pair(cfg)
         rng = _rng()
@@ -301,8 +301,24 @@ def gpt_step_case(cfg, batch):
             o_t = torch.optim.AdamW(m_t.parameters(), lr=3e-4, weight_decay=0.1, fused=True)
         except (RuntimeError, ValueError):
             o_t = torch.optim.AdamW(m_t.parameters(), lr=3e-4, weight_decay=0.1, foreach=True)
-        return _train_step_fns(m_l, m_t, o_l, o_t, lambda: m_l(i_l, t_l)[1], lambda: m_t(i_t, t_t)[1])
+        if not autocast:
+            return _train_step_fns(m_l, m_t, o_l, o_t, lambda: m_l(i_l, t_l)[1], lambda: m_t(i_t, t_t)[1])
 
+        # The forward under bf16 autocast, backward and the optimizer outside it (PyTorch's recipe).
+        def loss_l():
+            with loom.autocast("cpu", dtype=loom.bfloat16):
+                return m_l(i_l, t_l)[1]
+
+        def loss_t():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return m_t(i_t, t_t)[1]
+
+        return _train_step_fns(m_l, m_t, o_l, o_t, loss_l, loss_t)
+
+    if autocast:
+        return Case(f"train step GPT {cfg.n_layer}L d{cfg.n_embd} ctx {cfg.block_size} batch {batch} AdamW "
+                    "bf16 autocast", "train", setup,
+                    note="forward under loom.autocast / torch.autocast('cpu', bfloat16); fp32 weights, AdamW fused")
     return Case(f"train step GPT {cfg.n_layer}L d{cfg.n_embd} ctx {cfg.block_size} batch {batch} AdamW", "train",
                 setup, note="torch AdamW fused=True (its fastest CPU AdamW)")
 
@@ -346,7 +362,8 @@ def build_cases(smoke):
             reduce_case("sum", 4096), reduce_case("mean", 4096),
             dispatch_case(1, 20), dispatch_case(1000, 20),
             mlp_step_case(8, (32, 16, 16, 10)), cnn_step_case(2, 8, (4, 8)),
-            gpt_step_case(gpt, 2), gpt_generate_case(gpt, 4), memory_case(gpt, 2, 1),
+            gpt_step_case(gpt, 2), gpt_step_case(gpt, 2, autocast=True), gpt_generate_case(gpt, 4),
+            memory_case(gpt, 2, 1),
         ]
     gpt = models.Config(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384)
     return [
@@ -369,5 +386,6 @@ def build_cases(smoke):
         reduce_case("mean", 16 * M),
         dispatch_case(1, 1000), dispatch_case(1000, 1000),
         mlp_step_case(256, (784, 1024, 1024, 10)), cnn_step_case(64, 32, (32, 64, 128)),
-        gpt_step_case(gpt, 8), gpt_generate_case(gpt, 64), memory_case(gpt, 8, 3),
+        gpt_step_case(gpt, 8), gpt_step_case(gpt, 8, autocast=True), gpt_generate_case(gpt, 64),
+        memory_case(gpt, 8, 3),
     ]

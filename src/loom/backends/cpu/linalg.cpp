@@ -8,6 +8,7 @@
 
 #include "loom/backends/cpu/dispatch_dtype.h"
 #include "loom/backends/cpu/kernel_util.h"
+#include "loom/backends/cpu/linalg_lowp.h"
 #include "loom/core/parallel.h"
 #include "loom/ops/elementwise.h"
 
@@ -120,12 +121,7 @@ void gemm(const Tensor& a, const Tensor& b, Tensor& out) {
     case DType::Float32: gemm_blas<float>(a, b, out); return;
     case DType::Float64: gemm_blas<double>(a, b, out); return;
     case DType::Float16:
-    case DType::BFloat16: {
-      Tensor out32 = empty(out.sizes(), DType::Float32);
-      gemm_blas<float>(to_dtype(a, DType::Float32), to_dtype(b, DType::Float32), out32);
-      detail::copy_data(out, out32);
-      return;
-    }
+    case DType::BFloat16: gemm_lowp(a, b, out); return;  // linalg_lowp.cpp
     default:
       visit_dtype(out.dtype(), [&]<class T>() {
         if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) gemm_loop<T>(a, b, out);
