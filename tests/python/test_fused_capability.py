@@ -16,7 +16,7 @@ OPS_BY_NAME = {op.name: op for op in OPS}
 NAMES = ["sum_wide", "mean_wide", "softmax_wide", "log_softmax_wide", "softmax_masked", "log_softmax_masked",
          "softmax_special", "layer_norm_wide", "softmax", "log_softmax", "softmax_inf", "sum", "mean", "layer_norm",
          "F.softmax", "F.log_softmax", "F.cross_entropy"]
-NAMES += ["cross_entropy_wide", "cross_entropy_all_ignored"]
+NAMES += ["cross_entropy_wide", "cross_entropy_all_ignored", "amax_wide", "amin_wide", "amax", "amin"]
 
 
 @pytest.fixture(params=["scalar", "avx2"])

@@ -22,6 +22,17 @@ def sum_samples(dtype, rng):
     yield Sample((rand(rng, (4, 50, 6)),), {"dim": (0, 2)}, name="(4, 50, 6) dims (0, 2)")
 
 
+def extreme_samples(dtype, rng):
+    for sample in sum_samples(dtype, rng):
+        kwargs = dict(sample.kwargs)
+        kwargs.setdefault("dim", tuple(range(sample.args[0].ndim)))
+        yield Sample(sample.args, kwargs, name=sample.name)
+    x = rand(rng, (5, 37))
+    x[1, 20] = x[3, 0] = x[4, 36] = np.nan
+    yield Sample((x,), {"dim": 1}, name="nan rows")
+    yield Sample((np.ascontiguousarray(x.T),), {"dim": 0}, name="nan columns")
+
+
 def softmax_samples(dtype, rng):
     for n in TAILS + (1031,):
         yield Sample((rand(rng, (3, n), -4, 4),), {"dim": -1}, name=f"(3, {n}) last dim")
@@ -81,6 +92,8 @@ def all_ignored_samples(dtype, rng):
 OPS = [
     OpInfo("sum_wide", loom.sum, torch.sum, sum_samples, value_scale=10),
     OpInfo("mean_wide", loom.mean, torch.mean, sum_samples, value_scale=10),
+    OpInfo("amax_wide", loom.amax, torch.amax, extreme_samples, fd=False),
+    OpInfo("amin_wide", loom.amin, torch.amin, extreme_samples, fd=False),
     OpInfo("softmax_wide", loom.softmax, torch.softmax, softmax_samples),
     OpInfo("log_softmax_wide", loom.log_softmax, torch.log_softmax, softmax_samples),
     OpInfo("softmax_masked", loom.softmax, torch.softmax, masked_softmax_samples, fd=False),
