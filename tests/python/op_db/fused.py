@@ -1,5 +1,5 @@
 """The fused reduction-family kernels at sizes that reach their vector bodies and tails (1, 7, 8, 9, 31, 1000+):
-sums, softmax/log_softmax (last and inner dims, masked -inf entries), layer norm, cross-entropy. test_fused_capability.py runs
+sums, softmax/log_softmax (last and inner dims, masked -inf entries), layer norm, RMS norm, cross-entropy. test_fused_capability.py runs
 these entries (and the small ones of reduce/nn/loss) on both CPU paths, scalar and AVX2."""
 import numpy as np
 import torch
@@ -67,6 +67,13 @@ def layer_norm_samples(dtype, rng):
     yield Sample((rand(rng, (5, 33), 10, 12), (33,), None, rand(rng, (33,))), name="offset mean, bias only")
 
 
+def rms_norm_samples(dtype, rng):
+    for n in TAILS + (1031,):
+        yield Sample((rand(rng, (3, n)), (n,), rand(rng, (n,))), name=f"(3, {n}) weight")
+    yield Sample((rand(rng, (2, 4, 9)), (9,)), {"eps": 1e-3}, name="no weight")
+    yield Sample((rand(rng, (2, 3, 20)), (3, 20), rand(rng, (3, 20))), name="two dims")
+
+
 def cross_entropy_samples(dtype, rng):
     for C in TAILS:
         t = rng.integers(0, C, size=6)
@@ -103,6 +110,7 @@ OPS = [
     OpInfo("cross_entropy_wide", LF.cross_entropy, TF.cross_entropy, cross_entropy_samples, grad_args=(0,),
            value_scale=10),
     OpInfo("cross_entropy_all_ignored", LF.cross_entropy, TF.cross_entropy, all_ignored_samples, grad=False),
+    OpInfo("rms_norm_wide", LF.rms_norm, TF.rms_norm, rms_norm_samples, value_scale=10),
     OpInfo("layer_norm_wide", LF.layer_norm, TF.layer_norm, layer_norm_samples, value_scale=10),
 ]
 
