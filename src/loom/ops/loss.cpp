@@ -14,8 +14,6 @@
 
 namespace loom {
 
-void define_loss_ops(Registry&) {}  // every loss is a composite: no registry ops of its own
-
 namespace {
 
 void check_reduction(const std::string& reduction, const char* op, bool allow_batchmean = false) {
@@ -62,7 +60,7 @@ int64_t class_dim(const Tensor& input) { return input.dim() == 1 ? 0 : 1; }
 
 // Validates class-index targets against input (N, C, d1...) / (C) and returns C.
 int64_t check_class_target(const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
-                           const char* op) {
+                           const char* op, bool check_bounds = true) {
   check_floating(input, op, "input");
   LOOM_CHECK(input.dim() >= 1, Value, op, ": input must have at least 1 dim (C) or (N, C, ...), got shape ",
              shape_str(input.sizes()));
@@ -82,7 +80,7 @@ int64_t check_class_target(const Tensor& input, const Tensor& target, const Tens
     LOOM_CHECK(weight.dim() == 1 && weight.sizes()[0] == C, Value, op, ": weight must have shape (", C,
                ") for ", C, " classes, got ", shape_str(weight.sizes()));
   }
-  if (target.numel() > 0) {
+  if (check_bounds && target.numel() > 0) {
     Tensor counted = ne(target, Scalar(ignore_index));
     Tensor bad = logical_and(counted, logical_or(lt(target, Scalar(int64_t(0))), ge(target, Scalar(C))));
     if (any(bad).item().to_bool()) {
@@ -124,7 +122,103 @@ Tensor nll_impl(const char* op, const Tensor& input, const Tensor& target, const
   return div(sum(loss), sum(w));
 }
 
+// ---- the fused cross-entropy with class-index targets: input (N, C), target (N) int64, optional weight (C) ----
+// Per counted row i (target t_i != ignore_index), with lse_i = log(sum_c exp(x_ic)), w_t = weight[t_i] (1 without
+// weight), W = sum_c weight_c (C without weight) and s = label_smoothing:
+//   loss_i = (1 - s) w_t (lse_i - x_it) + (s / C) sum_c w_c (lse_i - x_ic)
+// "mean" divides the sum by D = sum_i w_t over counted rows. The gradient of a row is
+//   g_i ((1 - s) w_t (p_ic - [c == t_i]) + (s / C) (W p_ic - w_c)),  p_ic = exp(x_ic - lse_i),
+// with g_i the incoming gradient (divided by D for "mean"); ignored rows get zero.
+
+std::vector<TensorMeta> infer_cross_entropy_loss(const std::vector<Tensor>& in, const Attrs& a) {
+  const Tensor &x = in[0], &t = in[1];
+  LOOM_CHECK(x.dim() == 2 && (x.dtype() == DType::Float32 || x.dtype() == DType::Float64) && t.dtype() == DType::Int64 &&
+                 t.dim() == 1 && t.sizes()[0] == x.sizes()[0],
+             Value, "cross_entropy_loss: expected float32/float64 input (N, C) and int64 target (N), got input ",
+             shape_str(x.sizes()), " ", dtype_name(x.dtype()), " and target ", shape_str(t.sizes()), " ",
+             dtype_name(t.dtype()));
+  if (a.get<bool>("has_weight"))
+    LOOM_CHECK(in.size() == 3 && in[2].sizes() == Shape{x.sizes()[1]} && in[2].dtype() == x.dtype(), Value,
+               "cross_entropy_loss: weight must have shape (", x.sizes()[1], ") and dtype ", dtype_name(x.dtype()));
+  Shape loss_shape = a.get<std::string>("reduction") == "none" ? Shape{x.sizes()[0]} : Shape{};
+  return {TensorMeta{loss_shape, x.dtype(), x.device()}, TensorMeta{Shape{x.sizes()[0]}, x.dtype(), x.device()},
+          TensorMeta{Shape{}, x.dtype(), x.device()}};
+}
+
+// inputs: grad (of the loss), input, target, lse, denominator, [weight] -> grad of input.
+std::vector<TensorMeta> infer_cross_entropy_backward(const std::vector<Tensor>& in, const Attrs& a) {
+  const Tensor &g = in[0], &x = in[1];
+  LOOM_CHECK(g.dtype() == x.dtype() && in[3].dtype() == x.dtype() && in[4].dtype() == x.dtype() && x.dim() == 2,
+             Value, "cross_entropy_backward: grad ", dtype_name(g.dtype()), " and lse/denominator must have the input's dtype ",
+             dtype_name(x.dtype()), " (input shape ", shape_str(x.sizes()), ")");
+  const bool none = a.get<std::string>("reduction") == "none";
+  LOOM_CHECK(none ? g.sizes() == Shape{x.sizes()[0]} : g.dim() == 0, Value, "cross_entropy_backward: grad of shape ",
+             shape_str(g.sizes()), " does not fit reduction '", a.get<std::string>("reduction"), "'");
+  return {TensorMeta{x.sizes(), x.dtype(), x.device()}};
+}
+
+std::vector<Tensor> cross_entropy_loss_backward(BackwardContext& c) {
+  const Tensor &x = c.inputs[0], &target = c.inputs[1];
+  const bool has_weight = c.attrs.get<bool>("has_weight");
+  const Tensor weight = has_weight ? c.inputs[2] : Tensor();
+  const std::string& reduction = c.attrs.get<std::string>("reduction");
+  const Tensor &lse = c.outputs[1], &denominator = c.outputs[2];
+  Tensor g = c.grad(0);
+  std::vector<Tensor> grads(c.input_meta.size());
+  if (!grad_mode_enabled() && g.dtype() == x.dtype()) {
+    std::vector<Tensor> inputs{g, x, target, lse, denominator};
+    if (has_weight) inputs.push_back(weight);
+    grads[0] = dispatch1(LOOM_OP("cross_entropy_backward"), inputs, c.attrs);
+    return grads;
+  }
+  // With create_graph: the same formula in differentiable ops (through softmax of the input).
+  const int64_t C = x.sizes()[1];
+  const int64_t ignore_index = c.attrs.get<int64_t>("ignore_index");
+  const double s = c.attrs.get<double>("label_smoothing");
+  Tensor p = softmax(x, 1);
+  Tensor hit = to_dtype(one_hot_mask(target, C, ignore_index, x.device()), x.dtype());
+  Tensor counted = unsqueeze(to_dtype(ne(target, Scalar(ignore_index)), x.dtype()), 1);
+  Tensor class_w = has_weight ? unsqueeze(weight, 0) : ones({1, C}, x.dtype(), x.device());
+  Tensor w_t = sum(mul(hit, class_w), {1}, true);  // 0 on ignored rows
+  Tensor total_w = sum(class_w, {1}, true);
+  Tensor dx = mul(mul(w_t, sub(p, hit)), Scalar(1.0 - s));
+  if (s > 0) dx = add(dx, mul(mul(counted, sub(mul(total_w, p), class_w)), Scalar(s / C)));
+  Tensor scale = reduction == "none" ? unsqueeze(g, 1) : reduction == "sum" ? g : div(g, denominator);
+  grads[0] = mul(dx, scale);
+  return grads;
+}
+
+// Whether cross_entropy takes the fused op: class-index targets on an (N, C) float32/float64 input.
+bool fusable_cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight) {
+  return input.dim() == 2 && (input.dtype() == DType::Float32 || input.dtype() == DType::Float64) &&
+         is_integral(target.dtype()) && target.dtype() != DType::Bool && (!weight.defined() || weight.dim() == 1);
+}
+
+Tensor fused_cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
+                           const std::string& reduction, double label_smoothing) {
+  check_class_target(input, target, weight, ignore_index, "cross_entropy", /*check_bounds=*/false);
+  std::vector<Tensor> inputs{input, target.dtype() == DType::Int64 ? target : to_dtype(target, DType::Int64)};
+  if (weight.defined()) inputs.push_back(weight.dtype() == input.dtype() ? weight : to_dtype(weight, input.dtype()));
+  return dispatch(LOOM_OP("cross_entropy_loss"), inputs,
+                  Attrs()
+                      .set("ignore_index", ignore_index)
+                      .set("reduction", reduction)
+                      .set("label_smoothing", label_smoothing)
+                      .set("has_weight", weight.defined()))[0];
+}
+
 }  // namespace
+
+void define_loss_ops(Registry& r) {
+  // cross_entropy_loss(input (N, C), target (N) int64, [weight (C)]): attrs ignore_index, reduction,
+  // label_smoothing, has_weight. Outputs (loss, lse (N), mean denominator ()); only the loss carries a gradient.
+  // Targets out of range (and not ignore_index) raise IndexError from the kernel.
+  r.define({.name = "cross_entropy_loss", .infer = infer_cross_entropy_loss, .backward = cross_entropy_loss_backward,
+            .saves_outputs = true, .nondiff_inputs = 0b110});
+  // cross_entropy_backward(grad, input, target, lse, denominator, [weight]): attrs as cross_entropy_loss; the fused
+  // first-order gradient of the input.
+  r.define({.name = "cross_entropy_backward", .infer = infer_cross_entropy_backward});
+}
 
 Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
                 const std::string& reduction) {
@@ -143,6 +237,8 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
              shape_str(input.sizes()));
   LOOM_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0, Value, op,
              ": label_smoothing must be between 0.0 and 1.0, got ", label_smoothing);
+  if (fusable_cross_entropy(input, target, weight))
+    return fused_cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing);
   const int64_t cdim = class_dim(input);
   const int64_t C = input.sizes()[cdim];
   Tensor logp = log_softmax(input, cdim);

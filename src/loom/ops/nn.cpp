@@ -666,6 +666,8 @@ Tensor rms_norm(const Tensor& input, const Shape& normalized_shape, const Tensor
   else if (input.dtype() == DType::BFloat16) epsilon = 0.0078125;
   else if (input.dtype() == DType::Float32) epsilon = std::numeric_limits<float>::epsilon();
   else epsilon = std::numeric_limits<double>::epsilon();
+  if (!weight.defined() || weight.dtype() == input.dtype())
+    return std::get<0>(native_layer_norm(input, k, weight, Tensor(), epsilon, /*rms=*/true));
   Dims dims;
   for (int64_t i = input.dim() - k; i < input.dim(); ++i) dims.push_back(i);
   Tensor x = upcast(input);

@@ -1,4 +1,4 @@
-// Fused layer norm: native_layer_norm (forward, saves mean and rstd) and layer_norm_backward (dx, dweight, dbias
+// Fused layer norm (and RMS norm, attr rms): native_layer_norm (forward, saves mean and rstd) and layer_norm_backward (dx, dweight, dbias
 // in one pass), used by the forward's backward when no graph of the backward is needed. CPU kernels:
 // backends/cpu/norm.cpp.
 #include "loom/ops/normalization.h"
@@ -69,6 +69,7 @@ std::vector<TensorMeta> infer_layer_norm_backward(const std::vector<Tensor>& in,
 std::vector<Tensor> native_layer_norm_backward(BackwardContext& c) {
   const int64_t k = c.attrs.get<int64_t>("normalized_dims");
   const bool has_weight = c.attrs.get<bool>("has_weight"), has_bias = c.attrs.get<bool>("has_bias");
+  const bool rms = c.attrs.get_or<bool>("rms", false);
   const Tensor& x = c.inputs[0];
   const Tensor weight = has_weight ? c.inputs[1] : Tensor();
   Tensor g = c.grad(0);
@@ -77,7 +78,7 @@ std::vector<Tensor> native_layer_norm_backward(BackwardContext& c) {
     std::vector<Tensor> inputs{g, x, c.outputs[1], c.outputs[2]};
     if (has_weight) inputs.push_back(weight);
     std::vector<Tensor> out = dispatch(LOOM_OP("layer_norm_backward"), inputs,
-                                       Attrs().set("normalized_dims", k).set("has_weight", has_weight));
+                                       Attrs().set("normalized_dims", k).set("has_weight", has_weight).set("rms", rms));
     grads[0] = out[0];
     if (has_weight) grads[1] = out[1];
     if (has_bias) grads[has_weight ? 2 : 1] = out[2];
@@ -88,11 +89,12 @@ std::vector<Tensor> native_layer_norm_backward(BackwardContext& c) {
   Dims dims, lead;
   for (int64_t i = 0; i < x.dim(); ++i) (i < x.dim() - k ? lead : dims).push_back(i);
   Tensor xf = upcast_to_compute(x), gf = upcast_to_compute(g);
-  Tensor centered = sub(xf, mean(xf, dims, true));
+  Tensor centered = rms ? xf : sub(xf, mean(xf, dims, true));
   Tensor rstd = rsqrt(add(mean(mul(centered, centered), dims, true), Scalar(eps)));
   Tensor xhat = mul(centered, rstd);
   Tensor gh = has_weight ? mul(gf, upcast_to_compute(weight)) : gf;
-  Tensor dx = mul(rstd, sub(sub(gh, mean(gh, dims, true)), mul(xhat, mean(mul(gh, xhat), dims, true))));
+  Tensor centered_gh = rms ? gh : sub(gh, mean(gh, dims, true));
+  Tensor dx = mul(rstd, sub(centered_gh, mul(xhat, mean(mul(gh, xhat), dims, true))));
   grads[0] = to_dtype(dx, x.dtype());
   if (has_weight) grads[1] = to_dtype(sum(mul(gf, xhat), lead), weight.dtype());
   if (has_bias) grads[has_weight ? 2 : 1] = to_dtype(sum(gf, lead), c.input_meta.back().dtype);
@@ -102,16 +104,18 @@ std::vector<Tensor> native_layer_norm_backward(BackwardContext& c) {
 }  // namespace
 
 void define_normalization_ops(Registry& r) {
-  // native_layer_norm(input, [weight], [bias]): attrs normalized_dims, eps, has_weight, has_bias. Outputs
-  // (y, mean, rstd); only y carries a gradient.
+  // native_layer_norm(input, [weight], [bias]): attrs normalized_dims, eps, has_weight, has_bias, rms (RMS norm:
+  // no centering, mean output 0). Outputs (y, mean, rstd); only y carries a gradient.
   r.define({.name = "native_layer_norm", .infer = infer_native_layer_norm, .backward = native_layer_norm_backward,
             .saves_outputs = true});
-  // layer_norm_backward(grad, input, mean, rstd, [weight]) -> (dx, dweight, dbias): first-order only.
+  // layer_norm_backward(grad, input, mean, rstd, [weight]) -> (dx, dweight, dbias): attrs normalized_dims, has_weight,
+  // rms; first-order only.
   r.define({.name = "layer_norm_backward", .infer = infer_layer_norm_backward});
 }
 
 std::tuple<Tensor, Tensor, Tensor> native_layer_norm(const Tensor& input, int64_t normalized_dims, const Tensor& weight,
-                                                     const Tensor& bias, double eps) {
+                                                     const Tensor& bias, double eps, bool rms) {
+  LOOM_CHECK(!rms || !bias.defined(), Value, "native_layer_norm: RMS norm takes no bias");
   std::vector<Tensor> inputs{input};
   if (weight.defined()) inputs.push_back(weight);
   if (bias.defined()) inputs.push_back(bias);
@@ -120,7 +124,8 @@ std::tuple<Tensor, Tensor, Tensor> native_layer_norm(const Tensor& input, int64_
                                          .set("normalized_dims", normalized_dims)
                                          .set("eps", eps)
                                          .set("has_weight", weight.defined())
-                                         .set("has_bias", bias.defined()));
+                                         .set("has_bias", bias.defined())
+                                         .set("rms", rms));
   return {out[0], out[1], out[2]};
 }
 

@@ -1,4 +1,4 @@
-// Fused normalisation ops (layer norm): the registry ops behind loom::layer_norm (ops/nn.h).
+// Fused normalisation ops (layer norm, RMS norm): the registry ops behind loom::layer_norm and loom::rms_norm (ops/nn.h).
 #pragma once
 #include <tuple>
 
@@ -14,7 +14,8 @@ void define_normalization_ops(Registry& r);
 // rstd have the input's shape with the normalized dims set to 1 and are float32 for 16-bit inputs (the compute
 // dtype). Differentiable in input, weight and bias through y (mean and rstd are not differentiable outputs).
 // Inputs are not validated against a normalized_shape here: loom::layer_norm does that.
+// With `rms`, RMS norm instead: y = x * rsqrt(mean(x^2) + eps) * weight (no bias; mean is returned as 0).
 std::tuple<Tensor, Tensor, Tensor> native_layer_norm(const Tensor& input, int64_t normalized_dims, const Tensor& weight,
-                                                     const Tensor& bias, double eps);
+                                                     const Tensor& bias, double eps, bool rms = false);
 
 }  // namespace loom

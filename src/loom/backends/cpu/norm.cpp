@@ -1,4 +1,4 @@
-// CPU kernels of the fused layer norm (ops/normalization.cpp): rows of N contiguous elements, statistics in the
+// CPU kernels of the fused layer norm and RMS norm (ops/normalization.cpp; RMS norm: attr rms, mean 0): rows of N contiguous elements, statistics in the
 // compute dtype (float for 16-bit inputs), AVX2 loops for float32 behind use_avx2().
 #include <algorithm>
 #include <cmath>
@@ -29,10 +29,12 @@ Rows rows_of(const Tensor& x, int64_t k) {
 
 // Portable row: mean, biased variance (two passes, in double), then y = (x - mean) * rstd * w + b.
 template <class T, class M>
-void layer_norm_row(const T* x, T* y, const T* w, const T* b, int64_t N, double eps, M& mean_out, M& rstd_out) {
+void layer_norm_row(const T* x, T* y, const T* w, const T* b, int64_t N, double eps, bool rms, M& mean_out,
+                    M& rstd_out) {
   double s = 0;
-  for (int64_t j = 0; j < N; ++j) s += double(M(x[j]));
-  const M mean = M(s / double(N));
+  if (!rms)
+    for (int64_t j = 0; j < N; ++j) s += double(M(x[j]));
+  const M mean = rms ? M(0) : M(s / double(N));
   double v = 0;
   for (int64_t j = 0; j < N; ++j) {
     const double d = double(M(x[j]) - mean);
@@ -51,16 +53,19 @@ void layer_norm_row(const T* x, T* y, const T* w, const T* b, int64_t N, double 
 
 #if defined(__x86_64__)
 LOOM_AVX2_FN void layer_norm_row_avx2(const float* x, float* y, const float* w, const float* b, int64_t N, double eps,
-                                      float& mean_out, float& rstd_out) {
+                                      bool rms, float& mean_out, float& rstd_out) {
   __m256 s0 = _mm256_setzero_ps(), s1 = s0;
   int64_t j = 0;
-  for (; j + 16 <= N; j += 16) {
-    s0 = _mm256_add_ps(s0, _mm256_loadu_ps(x + j));
-    s1 = _mm256_add_ps(s1, _mm256_loadu_ps(x + j + 8));
+  double s = 0;
+  if (!rms) {
+    for (; j + 16 <= N; j += 16) {
+      s0 = _mm256_add_ps(s0, _mm256_loadu_ps(x + j));
+      s1 = _mm256_add_ps(s1, _mm256_loadu_ps(x + j + 8));
+    }
+    s = avx2::reduce_add(_mm256_add_ps(s0, s1));
+    for (; j < N; ++j) s += x[j];
   }
-  double s = avx2::reduce_add(_mm256_add_ps(s0, s1));
-  for (; j < N; ++j) s += x[j];
-  const float mean = float(s / double(N));
+  const float mean = rms ? 0.0f : float(s / double(N));
   const __m256 vmean = _mm256_set1_ps(mean);
   s0 = _mm256_setzero_ps();
   s1 = s0;
@@ -94,6 +99,7 @@ std::vector<Tensor> native_layer_norm_kernel(const KernelContext& c) {
   Tensor y = c.alloc(0), mean = c.alloc(1), rstd = c.alloc(2);
   const bool has_weight = c.attrs.get<bool>("has_weight"), has_bias = c.attrs.get<bool>("has_bias");
   const double eps = c.attrs.get<double>("eps");
+  const bool rms = c.attrs.get_or<bool>("rms", false);
   const Tensor x = contiguous(c.inputs[0]);
   const Tensor w = has_weight ? contiguous(c.inputs[1]) : Tensor();
   const Tensor b = has_bias ? contiguous(c.inputs[has_weight ? 2 : 1]) : Tensor();
@@ -112,12 +118,12 @@ std::vector<Tensor> native_layer_norm_kernel(const KernelContext& c) {
 #if defined(__x86_64__)
         if constexpr (std::is_same_v<T, float>) {
           if (use_avx2()) {
-            layer_norm_row_avx2(xp + i * N, yp + i * N, wp, bp, N, eps, mp[i], rp[i]);
+            layer_norm_row_avx2(xp + i * N, yp + i * N, wp, bp, N, eps, rms, mp[i], rp[i]);
             continue;
           }
         }
 #endif
-        layer_norm_row<T, M>(xp + i * N, yp + i * N, wp, bp, N, eps, mp[i], rp[i]);
+        layer_norm_row<T, M>(xp + i * N, yp + i * N, wp, bp, N, eps, rms, mp[i], rp[i]);
       }
     });
   });
@@ -130,7 +136,8 @@ std::vector<Tensor> native_layer_norm_kernel(const KernelContext& c) {
 // Rows are split into a few chunks, each with its own dweight/dbias partial sums, added in chunk order.
 
 template <class T, class M>
-void layer_norm_backward_row(const T* g, const T* x, const T* w, M mean, M rstd, int64_t N, T* dx, M* dw, M* db) {
+void layer_norm_backward_row(const T* g, const T* x, const T* w, M mean, M rstd, int64_t N, bool rms, T* dx, M* dw,
+                             M* db) {
   double a = 0, bsum = 0;
   for (int64_t j = 0; j < N; ++j) {
     const M xhat = (M(x[j]) - mean) * rstd;
@@ -140,7 +147,7 @@ void layer_norm_backward_row(const T* g, const T* x, const T* w, M mean, M rstd,
     dw[j] += M(g[j]) * xhat;
     db[j] += M(g[j]);
   }
-  const M ma = M(a / double(N)), mb = M(bsum / double(N));
+  const M ma = rms ? M(0) : M(a / double(N)), mb = M(bsum / double(N));
   for (int64_t j = 0; j < N; ++j) {
     const M xhat = (M(x[j]) - mean) * rstd;
     const M gh = w ? M(g[j]) * M(w[j]) : M(g[j]);
@@ -150,7 +157,7 @@ void layer_norm_backward_row(const T* g, const T* x, const T* w, M mean, M rstd,
 
 #if defined(__x86_64__)
 LOOM_AVX2_FN void layer_norm_backward_row_avx2(const float* g, const float* x, const float* w, float mean, float rstd,
-                                               int64_t N, float* dx, float* dw, float* db) {
+                                               int64_t N, bool rms, float* dx, float* dw, float* db) {
   const __m256 vmean = _mm256_set1_ps(mean), vrstd = _mm256_set1_ps(rstd);
   __m256 a = _mm256_setzero_ps(), bs = a;
   int64_t j = 0;
@@ -172,7 +179,7 @@ LOOM_AVX2_FN void layer_norm_backward_row_avx2(const float* g, const float* x, c
     dw[j] += g[j] * xhat;
     db[j] += g[j];
   }
-  const float ma = float(sa / double(N)), mb = float(sb / double(N));
+  const float ma = rms ? 0.0f : float(sa / double(N)), mb = float(sb / double(N));
   const __m256 vma = _mm256_set1_ps(ma), vmb = _mm256_set1_ps(mb);
   for (j = 0; j + 8 <= N; j += 8) {
     const __m256 vg = _mm256_loadu_ps(g + j);
@@ -190,7 +197,7 @@ LOOM_AVX2_FN void layer_norm_backward_row_avx2(const float* g, const float* x, c
 
 std::vector<Tensor> layer_norm_backward_kernel(const KernelContext& c) {
   Tensor dx = c.alloc(0), dw = c.alloc(1), db = c.alloc(2);
-  const bool has_weight = c.attrs.get<bool>("has_weight");
+  const bool has_weight = c.attrs.get<bool>("has_weight"), rms = c.attrs.get_or<bool>("rms", false);
   const Tensor g = contiguous(c.inputs[0]), x = contiguous(c.inputs[1]);
   const Tensor mean = contiguous(c.inputs[2]), rstd = contiguous(c.inputs[3]);
   const Tensor w = has_weight ? contiguous(c.inputs[4]) : Tensor();
@@ -214,12 +221,12 @@ std::vector<Tensor> layer_norm_backward_kernel(const KernelContext& c) {
 #if defined(__x86_64__)
           if constexpr (std::is_same_v<T, float>) {
             if (use_avx2()) {
-              layer_norm_backward_row_avx2(gp + i * N, xp + i * N, wp, mp[i], rp[i], N, dxp + i * N, pw, pb);
+              layer_norm_backward_row_avx2(gp + i * N, xp + i * N, wp, mp[i], rp[i], N, rms, dxp + i * N, pw, pb);
               continue;
             }
           }
 #endif
-          layer_norm_backward_row<T, M>(gp + i * N, xp + i * N, wp, mp[i], rp[i], N, dxp + i * N, pw, pb);
+          layer_norm_backward_row<T, M>(gp + i * N, xp + i * N, wp, mp[i], rp[i], N, rms, dxp + i * N, pw, pb);
         }
       }
     });

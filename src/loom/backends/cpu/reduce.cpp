@@ -308,10 +308,79 @@ bool beats(M x, M current) {
   else return x < current;
 }
 
+#if defined(__x86_64__)
+template <bool IsMax>
+LOOM_AVX2_INLINE __m256 vextreme(__m256 a, __m256 b) {
+  if constexpr (IsMax) return _mm256_max_ps(a, b);
+  else return _mm256_min_ps(a, b);
+}
+
+// float32 amax/amin of one contiguous row (R >= 1); a NaN anywhere gives NaN.
+template <bool IsMax>
+LOOM_AVX2_FN float extreme_row_avx2(const float* x, int64_t R) {
+  const __m256 first = _mm256_set1_ps(x[0]);
+  __m256 m0 = first, m1 = first, m2 = first, m3 = first, nan = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= R; i += 32) {
+    __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
+    __m256 c = _mm256_loadu_ps(x + i + 16), d = _mm256_loadu_ps(x + i + 24);
+    nan = _mm256_or_ps(nan, _mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q), _mm256_cmp_ps(c, d, _CMP_UNORD_Q)));
+    m0 = vextreme<IsMax>(m0, a);
+    m1 = vextreme<IsMax>(m1, b);
+    m2 = vextreme<IsMax>(m2, c);
+    m3 = vextreme<IsMax>(m3, d);
+  }
+  for (; i < R; i += 8) {
+    const __m256i mask = avx2::tail_mask(R - i);
+    __m256 a = _mm256_blendv_ps(first, _mm256_maskload_ps(x + i, mask), _mm256_castsi256_ps(mask));
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+    m0 = vextreme<IsMax>(m0, a);
+  }
+  if (_mm256_movemask_ps(nan) || x[0] != x[0]) return std::numeric_limits<float>::quiet_NaN();
+  __m256 m = vextreme<IsMax>(vextreme<IsMax>(m0, m1), vextreme<IsMax>(m2, m3));
+  if constexpr (IsMax) return avx2::reduce_max(m);
+  else return -avx2::reduce_max(_mm256_sub_ps(_mm256_setzero_ps(), m));
+}
+
+// float32 amax/amin over R of n (<= 8) neighbouring columns x[r * inner + 0..n).
+template <bool IsMax>
+LOOM_AVX2_FN void extreme_columns_avx2(const float* x, float* out, int64_t R, int64_t inner, int64_t n) {
+  const __m256i mask = avx2::tail_mask(n);
+  __m256 m = _mm256_maskload_ps(x, mask), nan = _mm256_cmp_ps(m, m, _CMP_UNORD_Q);
+  for (int64_t r = 1; r < R; ++r) {
+    __m256 v = _mm256_maskload_ps(x + r * inner, mask);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    m = vextreme<IsMax>(m, v);
+  }
+  _mm256_maskstore_ps(out, mask, _mm256_blendv_ps(m, _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN()), nan));
+}
+#endif
+
 template <bool IsMax>
 std::vector<Tensor> extreme_kernel(const KernelContext& c) {
   Tensor out = c.alloc(0);
   ReductionLayout l = reduction_layout(c.inputs[0], c.attrs.get<Dims>("dims"));
+#if defined(__x86_64__)
+  if (out.dtype() == DType::Float32 && use_avx2() && l.reduced >= 1) {
+    const float* x = l.data.data<float>();
+    float* y = out.data<float>();
+    const int64_t R = l.reduced, inner = l.inner;
+    if (inner == 1) {
+      parallel_for(0, l.outer, std::max<int64_t>(1, kElementwiseGrain / R), [&](int64_t b, int64_t e) {
+        for (int64_t o = b; o < e; ++o) y[o] = extreme_row_avx2<IsMax>(x + o * R, R);
+      });
+    } else {
+      const int64_t tiles = (inner + 7) / 8;
+      parallel_for(0, l.outer * tiles, std::max<int64_t>(1, kElementwiseGrain / (R * 8)), [&](int64_t b, int64_t e) {
+        for (int64_t w = b; w < e; ++w) {
+          const int64_t o = w / tiles, i0 = (w % tiles) * 8;
+          extreme_columns_avx2<IsMax>(x + o * R * inner + i0, y + o * inner + i0, R, inner, std::min<int64_t>(8, inner - i0));
+        }
+      });
+    }
+    return {out};
+  }
+#endif
   visit_dtype(out.dtype(), [&]<class T>() {
     using M = opmath_t<T>;
     M init = IsMax ? std::numeric_limits<M>::lowest() : std::numeric_limits<M>::max();
