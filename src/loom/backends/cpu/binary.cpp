@@ -1,6 +1,7 @@
 // CPU kernels for the binary elementwise ops. Each op is a functor applied in the op's compute type
 // (opmath: float for 16-bit floats); loops have a contiguous fast path the compiler vectorises, and float32
-// has AVX2 paths (simd/vec_loops_avx2.h) for the arithmetic, comparisons, where and gelu_backward.
+// has AVX2 paths (simd/vec_loops_avx2.h) for the arithmetic, comparisons, where and gelu_backward (bfloat16:
+// the arithmetic and gelu_backward, computed in float and rounded once).
 // Arithmetic kernels honour KernelContext::out (in-place ops write straight into self).
 #include <cmath>
 #include <numbers>
@@ -307,10 +308,10 @@ std::vector<Tensor> arith_kernel(const KernelContext& c) {
     if constexpr (std::is_same_v<M, bool>) alpha_m = alpha.to_bool();
     else alpha_m = static_cast<M>(alpha.to_double());
 #if defined(__x86_64__)
-    if constexpr (std::is_same_v<T, float> && Vec<Op>::kHas) {
+    if constexpr ((std::is_same_v<T, float> || std::is_same_v<T, BFloat16>) && Vec<Op>::kHas) {
       if (use_avx2()) {
         Vec<Op>::run(alpha_m, [&](auto f) {
-          for_each_element({&out, &a, &b}, [f](char** p, const int64_t* s, int64_t n) { avx2::binary_row(p, s, n, f); });
+          for_each_element({&out, &a, &b}, [f](char** p, const int64_t* s, int64_t n) { avx2::binary_row<T>(p, s, n, f); });
         });
         return;
       }
