@@ -214,6 +214,25 @@ def test_gelu_backward(capability):
         close(lx.grad, tx.grad, rtol, atol, f"n={n}")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+def test_relu_backward(capability, dtype):
+    """relu's fused backward (relu_backward) against torch's autograd, infinite and NaN gradients included."""
+    rng = np.random.default_rng(9)
+    for n in SIZES:
+        x = values(n, rng)
+        g = rng.standard_normal(n).astype(np.float32)
+        g[:: 5] = np.inf
+        lx = loom.tensor(x).to(getattr(loom, dtype)).detach().requires_grad_()
+        tx = torch.tensor(x).to(getattr(torch, dtype)).requires_grad_()
+        loom.relu(lx).backward(loom.tensor(g).to(getattr(loom, dtype)))
+        torch.relu(tx).backward(torch.tensor(g).to(getattr(torch, dtype)))
+        close(lx.grad.float(), tx.grad.float(), 0, 0, f"n={n}")
+    # create_graph: the formula in ops, differentiable again
+    lx = loom.tensor([-1.0, 2.0, 3.0], requires_grad=True)
+    (gx,) = loom.autograd.grad(loom.relu(lx).sum(), [lx], create_graph=True)
+    np.testing.assert_array_equal(gx.detach().numpy(), [0.0, 1.0, 1.0])
+
+
 # ---- the op_db value tests of the vectorised ops, under the capability test_ops.py does not use ----
 
 VECTORISED_OPS = sorted(op.name for op in OPS if op.name.split("_")[0] in {
