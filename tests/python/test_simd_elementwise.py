@@ -151,6 +151,41 @@ def test_binary(capability, name):
     close(lf(la.t(), lb), tf(ta.t(), tb), rtol, atol, f"{name} transposed")
 
 
+BF16_UNARY = ["exp", "log", "tanh", "sigmoid", "erf", "relu", "gelu", "gelu_tanh", "silu", "neg", "abs", "sqrt"]
+
+
+@pytest.mark.parametrize("name", BF16_UNARY)
+def test_unary_bfloat16(capability, name):
+    """bfloat16 in and out, computed in float and rounded once: within one bfloat16 rounding of PyTorch."""
+    lf, tf, positive = UNARY[name]
+    rtol, atol = SIMD_MATH["bfloat16"]
+    rng = np.random.default_rng(7)
+    for n in SIZES:
+        x = values(n, rng, positive)
+        lx, tx = loom.tensor(x).to(loom.bfloat16), torch.tensor(x).to(torch.bfloat16)
+        out = lf(lx)
+        assert out.dtype == loom.bfloat16
+        close(out.float(), tf(tx).float(), rtol, atol, f"{name} bfloat16 n={n}")
+        close(lf(lx[::2]).float(), tf(tx[::2]).float(), rtol, atol, f"{name} bfloat16 strided n={n}")
+
+
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "maximum", "minimum"])
+def test_binary_bfloat16(capability, name):
+    """One IEEE operation in float, rounded once to bfloat16: bit for bit like PyTorch."""
+    lf, tf = BINARY[name]
+    rtol, atol = 0.0, 0.0
+    rng = np.random.default_rng(8)
+    for what, a, b in binary_operands(rng):
+        la, ta = loom.tensor(np.asarray(a)).to(loom.bfloat16), torch.tensor(np.asarray(a)).to(torch.bfloat16)
+        lb, tb = loom.tensor(np.asarray(b)).to(loom.bfloat16), torch.tensor(np.asarray(b)).to(torch.bfloat16)
+        out = lf(la, lb)
+        assert out.dtype == loom.bfloat16
+        close(out.float(), tf(ta, tb).float(), rtol, atol, f"{name} bfloat16 {what}")
+        if la.dim() == 1 and la.shape[0] > 2:
+            close(lf(la[::2], lb[::2] if lb.dim() else lb).float(), tf(ta[::2], tb[::2] if tb.dim() else tb).float(),
+                  rtol, atol, f"{name} bfloat16 strided {what}")
+
+
 def test_where_broadcast_condition(capability):
     rng = np.random.default_rng(2)
     for n in SIZES:
@@ -177,6 +212,25 @@ def test_gelu_backward(capability):
         loom.gelu(lx).backward(loom.tensor(g))
         torch.nn.functional.gelu(tx).backward(torch.tensor(g))
         close(lx.grad, tx.grad, rtol, atol, f"n={n}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+def test_relu_backward(capability, dtype):
+    """relu's fused backward (relu_backward) against torch's autograd, infinite and NaN gradients included."""
+    rng = np.random.default_rng(9)
+    for n in SIZES:
+        x = values(n, rng)
+        g = rng.standard_normal(n).astype(np.float32)
+        g[:: 5] = np.inf
+        lx = loom.tensor(x).to(getattr(loom, dtype)).detach().requires_grad_()
+        tx = torch.tensor(x).to(getattr(torch, dtype)).requires_grad_()
+        loom.relu(lx).backward(loom.tensor(g).to(getattr(loom, dtype)))
+        torch.relu(tx).backward(torch.tensor(g).to(getattr(torch, dtype)))
+        close(lx.grad.float(), tx.grad.float(), 0, 0, f"n={n}")
+    # create_graph: the formula in ops, differentiable again
+    lx = loom.tensor([-1.0, 2.0, 3.0], requires_grad=True)
+    (gx,) = loom.autograd.grad(loom.relu(lx).sum(), [lx], create_graph=True)
+    np.testing.assert_array_equal(gx.detach().numpy(), [0.0, 1.0, 1.0])
 
 
 # ---- the op_db value tests of the vectorised ops, under the capability test_ops.py does not use ----

@@ -233,7 +233,11 @@ std::vector<Tensor> reciprocal_backward(BackwardContext& c) {
 }
 std::vector<Tensor> relu_backward(BackwardContext& c) {
   Tensor g = c.grad();
-  return {mul(g, mask_of(gt(c.outputs[0], Scalar(int64_t(0))), g))};
+  const Tensor& y = c.outputs[0];
+  // First-order backward: one fused pass (grad where y > 0, else 0); with create_graph, differentiable ops.
+  if (!grad_mode_enabled() && g.dtype() == y.dtype() && is_floating(y.dtype()))
+    return {dispatch1(LOOM_OP("relu_backward"), {g, y})};
+  return {mul(g, mask_of(gt(y, Scalar(int64_t(0))), g))};
 }
 std::vector<Tensor> leaky_relu_backward(BackwardContext& c) {
   Tensor g = c.grad();
@@ -298,6 +302,7 @@ constexpr uint64_t kNone = 0, kFirst = 1, kBoth = 3;
 LOOM_NAME(kAdd, "add"); LOOM_NAME(kSub, "sub"); LOOM_NAME(kMul, "mul"); LOOM_NAME(kRemainder, "remainder");
 LOOM_NAME(kMaximum, "maximum"); LOOM_NAME(kMinimum, "minimum"); LOOM_NAME(kAtan2, "atan2");
 LOOM_NAME(kGeluBackward, "gelu_backward");
+LOOM_NAME(kReluBackward, "relu_backward");
 LOOM_NAME(kEq, "eq"); LOOM_NAME(kNe, "ne"); LOOM_NAME(kLt, "lt"); LOOM_NAME(kLe, "le"); LOOM_NAME(kGt, "gt");
 LOOM_NAME(kGe, "ge"); LOOM_NAME(kLand, "logical_and"); LOOM_NAME(kLor, "logical_or"); LOOM_NAME(kLxor, "logical_xor");
 LOOM_NAME(kBand, "bitwise_and"); LOOM_NAME(kBor, "bitwise_or"); LOOM_NAME(kBxor, "bitwise_xor");
@@ -321,6 +326,8 @@ void define_elementwise_ops(Registry& r) {
   // gelu_backward(grad, x) = grad * GELU'(x) (exact GELU), fused; used by gelu's backward when no graph of the
   // backward is needed, so it has no backward of its own.
   r.define({.name = "gelu_backward", .infer = infer_float_binary<kGeluBackward>});
+  // relu_backward(grad, y) = grad where y > 0, else 0 (y = relu's output), fused like gelu_backward.
+  r.define({.name = "relu_backward", .infer = infer_float_binary<kReluBackward>});
   for (auto [name, infer] : {std::pair<const char*, InferFn>{"eq", infer_predicate_binary<kEq>}, {"ne", infer_predicate_binary<kNe>},
                              {"lt", infer_predicate_binary<kLt>}, {"le", infer_predicate_binary<kLe>},
                              {"gt", infer_predicate_binary<kGt>}, {"ge", infer_predicate_binary<kGe>},

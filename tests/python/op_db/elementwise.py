@@ -165,6 +165,7 @@ OPS = [
            dtypes=ALL),
 ]
 
-# gelu_backward is the fused first-order backward of exact GELU: gelu's gradient checks (against torch's
-# autograd and float64 finite differences, above) run it; create_graph backward uses the op formula instead.
-COVERED_ELSEWHERE = {"gelu_backward"}
+# gelu_backward / relu_backward are the fused first-order backwards of exact GELU and relu: gelu's and relu's
+# gradient checks (against torch's autograd and float64 finite differences, above) run them; create_graph
+# backward uses the op formulas instead. tests/python/test_simd_elementwise.py checks both under both CPU paths.
+COVERED_ELSEWHERE = {"gelu_backward", "relu_backward"}

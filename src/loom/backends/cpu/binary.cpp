@@ -1,6 +1,7 @@
 // CPU kernels for the binary elementwise ops. Each op is a functor applied in the op's compute type
 // (opmath: float for 16-bit floats); loops have a contiguous fast path the compiler vectorises, and float32
-// has AVX2 paths (simd/vec_loops_avx2.h) for the arithmetic, comparisons, where and gelu_backward.
+// has AVX2 paths (simd/vec_loops_avx2.h) for the arithmetic, comparisons, where and gelu_backward (bfloat16:
+// the arithmetic and gelu_backward, computed in float and rounded once).
 // Arithmetic kernels honour KernelContext::out (in-place ops write straight into self).
 #include <cmath>
 #include <numbers>
@@ -136,6 +137,11 @@ struct GeluBackwardOp {
     return grad * (cdf + x * pdf);
   }
 };
+// 0 where the relu output is <= 0, else grad (NaN outputs pass the gradient): PyTorch's threshold_backward, not
+// grad * mask, so an infinite gradient where the mask is 0 gives 0 rather than NaN.
+struct ReluBackwardOp {
+  template <class M> static M apply(M grad, M y, M) { return y <= M(0) ? M(0) : grad; }
+};
 struct Atan2Op {
   template <class M> static M apply(M a, M b, M) { return std::atan2(a, b); }
 };
@@ -218,6 +224,11 @@ struct VGeluBackward {
     return _mm256_mul_ps(grad, _mm256_add_ps(cdf, _mm256_mul_ps(x, pdf)));
   }
 };
+struct VReluBackward {
+  LOOM_AVX2_INLINE __m256 operator()(__m256 grad, __m256 y) const {
+    return _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_NLE_UQ), grad);
+  }
+};
 template <int Cmp>
 struct VCompare {
   LOOM_AVX2_INLINE __m256 operator()(__m256 a, __m256 b) const { return _mm256_cmp_ps(a, b, Cmp); }
@@ -245,6 +256,7 @@ template <> struct Vec<TrueDivOp> : VecFixed<VDiv> {};
 template <> struct Vec<MaximumOp> : VecFixed<VMaximum> {};
 template <> struct Vec<MinimumOp> : VecFixed<VMinimum> {};
 template <> struct Vec<GeluBackwardOp> : VecFixed<VGeluBackward> {};
+template <> struct Vec<ReluBackwardOp> : VecFixed<VReluBackward> {};
 template <> struct Vec<EqOp> : VecFixed<VCompare<_CMP_EQ_OQ>> {};
 template <> struct Vec<NeOp> : VecFixed<VCompare<_CMP_NEQ_UQ>> {};
 template <> struct Vec<LtOp> : VecFixed<VCompare<_CMP_LT_OQ>> {};
@@ -307,10 +319,10 @@ std::vector<Tensor> arith_kernel(const KernelContext& c) {
     if constexpr (std::is_same_v<M, bool>) alpha_m = alpha.to_bool();
     else alpha_m = static_cast<M>(alpha.to_double());
 #if defined(__x86_64__)
-    if constexpr (std::is_same_v<T, float> && Vec<Op>::kHas) {
+    if constexpr ((std::is_same_v<T, float> || std::is_same_v<T, BFloat16>) && Vec<Op>::kHas) {
       if (use_avx2()) {
         Vec<Op>::run(alpha_m, [&](auto f) {
-          for_each_element({&out, &a, &b}, [f](char** p, const int64_t* s, int64_t n) { avx2::binary_row(p, s, n, f); });
+          for_each_element({&out, &a, &b}, [f](char** p, const int64_t* s, int64_t n) { avx2::binary_row<T>(p, s, n, f); });
         });
         return;
       }
@@ -406,6 +418,7 @@ void register_binary_kernels(Registry& r) {
   r.set_kernel("minimum", cpu, arith_kernel<MinimumOp, Domain::All>);
   r.set_kernel("atan2", cpu, arith_kernel<Atan2Op, Domain::Float>);
   r.set_kernel("gelu_backward", cpu, arith_kernel<GeluBackwardOp, Domain::Float>);
+  r.set_kernel("relu_backward", cpu, arith_kernel<ReluBackwardOp, Domain::Float>);
   r.set_kernel("bitwise_and", cpu, arith_kernel<BitAndOp, Domain::Integral>);
   r.set_kernel("bitwise_or", cpu, arith_kernel<BitOrOp, Domain::Integral>);
   r.set_kernel("bitwise_xor", cpu, arith_kernel<BitXorOp, Domain::Integral>);

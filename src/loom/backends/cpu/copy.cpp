@@ -29,19 +29,8 @@ bool have_f16c() {
   return f16c;
 }
 
-// 8 floats -> 8 bfloat16 (in the low 128 bits), round to nearest even, NaN -> quiet NaN (bits | 0x40).
-LOOM_AVX2_INLINE __m128i float_to_bf16(__m256 x) {
-  __m256i u = _mm256_castps_si256(x);
-  __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-  __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
-  __m256i nan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
-  r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(nan),
-                                           _mm256_cmp_ps(x, x, _CMP_UNORD_Q)));
-  // 32 -> 16 bits: values fit, so unsigned saturation is exact; packus works per 128-bit lane.
-  __m256i packed = _mm256_packus_epi32(r, r);
-  packed = _mm256_permute4x64_epi64(packed, 0x08);  // lanes 0 and 2 -> low 128 bits
-  return _mm256_castsi256_si128(packed);
-}
+using avx2::bf16_to_float;
+using avx2::float_to_bf16;
 
 LOOM_AVX2_FN void float_to_bf16_row(uint16_t* out, const float* in, int64_t n) {
   int64_t i = 0;
@@ -53,8 +42,7 @@ LOOM_AVX2_FN void float_to_bf16_row(uint16_t* out, const float* in, int64_t n) {
 LOOM_AVX2_FN void bf16_to_float_row(float* out, const uint16_t* in, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i)));
-    _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+    _mm256_storeu_ps(out + i, bf16_to_float(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
   }
   for (; i < n; ++i) {
     uint32_t u = static_cast<uint32_t>(in[i]) << 16;

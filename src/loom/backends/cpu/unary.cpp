@@ -1,6 +1,6 @@
 // CPU kernels for the unary elementwise ops (math, activations, rounding, predicates, clamp).
-// float32 has AVX2 paths (simd/vec_avx2.h math, simd/vec_loops_avx2.h rows) for exp, log, tanh, sigmoid, erf,
-// relu, gelu (exact and tanh), silu, neg, abs, sqrt, rsqrt and reciprocal.
+// float32 and bfloat16 have AVX2 paths (simd/vec_avx2.h math, simd/vec_loops_avx2.h rows) for exp, log, tanh,
+// sigmoid, erf, relu, gelu (exact and tanh), silu, neg, abs, sqrt, rsqrt and reciprocal.
 #include <cmath>
 #include <numbers>
 
@@ -115,9 +115,9 @@ template <class T, class Op>
 void unary_loop(const Tensor& out, const Tensor& in, const Params& params) {
   using M = opmath_t<T>;
 #if defined(__x86_64__)
-  if constexpr (std::is_same_v<T, float> && Vec<Op>::kHas) {
+  if constexpr ((std::is_same_v<T, float> || std::is_same_v<T, BFloat16>) && Vec<Op>::kHas) {
     if (use_avx2()) {
-      for_each_element({&out, &in}, [](char** p, const int64_t* s, int64_t n) { avx2::unary_row(p, s, n, Vec<Op>{}); });
+      for_each_element({&out, &in}, [](char** p, const int64_t* s, int64_t n) { avx2::unary_row<T>(p, s, n, Vec<Op>{}); });
       return;
     }
   }

@@ -169,5 +169,25 @@ LOOM_AVX2_INLINE __m256 erf(__m256 x) {
   return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
+// 8 floats -> 8 bfloat16 bit patterns (the low 128 bits): round to nearest even; NaN stays a quiet NaN
+// (bits | 0x40), bit-identical to loom::BFloat16(float).
+LOOM_AVX2_INLINE __m128i float_to_bf16(__m256 x) {
+  __m256i u = _mm256_castps_si256(x);
+  __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+  __m256i nan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+  r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(nan),
+                                           _mm256_cmp_ps(x, x, _CMP_UNORD_Q)));
+  // 32 -> 16 bits: values fit, so unsigned saturation is exact; packus works per 128-bit lane.
+  __m256i packed = _mm256_packus_epi32(r, r);
+  packed = _mm256_permute4x64_epi64(packed, 0x08);  // 64-bit lanes 0 and 2 -> the low 128 bits
+  return _mm256_castsi256_si128(packed);
+}
+
+// 8 bfloat16 bit patterns -> 8 floats (exact).
+LOOM_AVX2_INLINE __m256 bf16_to_float(__m128i h) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
 }  // namespace loom::cpu::avx2
 #endif
