@@ -10,3 +10,21 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as loom/__init__.py set
 sys.path.insert(0, os.path.dirname(__file__))
 # The repository root, for bench.models (the PyTorch GPT twin shared by the tests and the benchmark suite).
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+import pytest  # noqa: E402
+
+import loom  # noqa: E402
+
+CPU_CAPABILITIES = ["scalar", "avx2"]
+
+
+@pytest.fixture(params=CPU_CAPABILITIES)
+def capability(request):
+    """Runs the test once per CPU kernel path (portable loops, AVX2), restoring the previous one after."""
+    before = loom._C._get_cpu_capability()
+    try:
+        loom._C._set_cpu_capability(request.param)
+    except ValueError:
+        pytest.skip(f"this CPU has no {request.param}")
+    yield request.param
+    loom._C._set_cpu_capability(before)

@@ -10,15 +10,6 @@ import loom
 import loom.nn.functional as F
 from tolerances import GRAD, value_tolerance
 
-CAPABILITIES = ["scalar"] + (["avx2"] if loom._C._get_cpu_capability() == "avx2" else [])
-
-
-@pytest.fixture(params=CAPABILITIES)
-def capability(request):
-    before = loom._C._get_cpu_capability()
-    loom._C._set_cpu_capability(request.param)
-    yield request.param
-    loom._C._set_cpu_capability(before)
 
 
 def _pair(arr, requires_grad=True):

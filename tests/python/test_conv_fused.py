@@ -11,17 +11,6 @@ import loom
 import loom.nn.functional as F
 
 
-@pytest.fixture(params=["scalar", "avx2"])
-def capability(request):
-    before = loom._C._get_cpu_capability()
-    try:
-        loom._C._set_cpu_capability(request.param)
-    except ValueError:
-        pytest.skip(f"this CPU has no {request.param}")
-    yield request.param
-    loom._C._set_cpu_capability(before)
-
-
 @pytest.fixture(params=[1, 2])
 def threads(request):
     before = loom.get_num_threads()

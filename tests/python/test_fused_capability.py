@@ -19,17 +19,6 @@ NAMES = ["sum_wide", "mean_wide", "softmax_wide", "log_softmax_wide", "softmax_m
 NAMES += ["cross_entropy_wide", "cross_entropy_all_ignored", "amax_wide", "amin_wide", "amax", "amin", "rms_norm", "rms_norm_wide"]
 
 
-@pytest.fixture(params=["scalar", "avx2"])
-def capability(request):
-    before = loom._C._get_cpu_capability()
-    try:
-        loom._C._set_cpu_capability(request.param)
-    except ValueError:
-        pytest.skip(f"this CPU has no {request.param}")
-    yield request.param
-    loom._C._set_cpu_capability(before)
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_values_and_grads(capability, name):
     op = OPS_BY_NAME[name]

@@ -11,22 +11,10 @@ from harness import check_values
 from op_db import OPS
 from tolerances import SIMD_MATH
 
-CAPABILITIES = ["scalar", "avx2"]
 SIZES = [1, 7, 8, 9, 31, 1000, 4099]
 SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, 1e-38, -1e-38, 1.0, -1.0, 0.5, -0.5, 0.625, 0.9277,
                     3.9, -3.9, 9.0, 44.0, -44.0, 88.7, 89.0, -87.0, -104.0, -110.0, 1e30, -1e30, 3.4e38, -3.4e38],
                    dtype=np.float32)
-
-
-@pytest.fixture(params=CAPABILITIES)
-def capability(request):
-    previous = loom._C._get_cpu_capability()
-    try:
-        loom._C._set_cpu_capability(request.param)
-    except ValueError:
-        pytest.skip(f"this CPU has no {request.param}")
-    yield request.param
-    loom._C._set_cpu_capability(previous)
 
 
 def values(n, rng, positive=False):
