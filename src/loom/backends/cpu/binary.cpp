@@ -216,11 +216,9 @@ struct VMinimum {
 };
 struct VGeluBackward {
   LOOM_AVX2_INLINE __m256 operator()(__m256 grad, __m256 x) const {
-    const __m256 half = _mm256_set1_ps(0.5f);
-    __m256 cdf = _mm256_mul_ps(half, _mm256_add_ps(_mm256_set1_ps(1.0f),
-                                                   v::erf(_mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f)))));
-    __m256 pdf = _mm256_mul_ps(v::exp(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(-0.5f), x), x)),
-                               _mm256_set1_ps(0.39894228040143268f));
+    __m256 gauss;  // e^(-x^2/2), shared by the CDF and the density
+    __m256 cdf = v::normal_cdf(x, gauss);
+    __m256 pdf = _mm256_mul_ps(gauss, _mm256_set1_ps(0.39894228040143268f));
     return _mm256_mul_ps(grad, _mm256_add_ps(cdf, _mm256_mul_ps(x, pdf)));
   }
 };

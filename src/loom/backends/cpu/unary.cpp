@@ -96,9 +96,11 @@ LOOM_VEC_UNARY(ErfOp, v::erf(x))
 // x <= 0 -> 0; NaN (unordered) stays.
 LOOM_VEC_UNARY(ReluOp, _mm256_blendv_ps(x, _mm256_setzero_ps(), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LE_OQ)))
 LOOM_VEC_UNARY(SiluOp, _mm256_mul_ps(x, v::sigmoid(x)))
-LOOM_VEC_UNARY(GeluOp, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x),
-                                     _mm256_add_ps(_mm256_set1_ps(1.0f),
-                                                   v::erf(_mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f))))))
+LOOM_AVX2_INLINE __m256 gelu_exact(__m256 x) {
+  __m256 gauss;
+  return _mm256_mul_ps(x, v::normal_cdf(x, gauss));
+}
+LOOM_VEC_UNARY(GeluOp, gelu_exact(x))
 LOOM_VEC_UNARY(GeluTanhOp,
                _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x),
                              _mm256_add_ps(_mm256_set1_ps(1.0f),

@@ -169,6 +169,27 @@ LOOM_AVX2_INLINE __m256 erf(__m256 x) {
   return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
+// The standard normal CDF Phi(x) = (1 + erf(x / sqrt 2)) / 2 for exact GELU, with erf from Abramowitz and Stegun
+// 7.1.26 (absolute error <= 1.5e-7, the approximation PyTorch's vectorised GELU uses): one exp and one division,
+// and that exp, e^(-x^2/2), is also what GELU's backward needs for the density, so it is handed back in `gauss`.
+// Phi's absolute error stays below 1e-7 and, for x < 0, its tail is computed without cancellation;
+// avx2::erf remains the accurate erf for the erf op itself.
+LOOM_AVX2_INLINE __m256 normal_cdf(__m256 x, __m256& gauss) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  __m256 z = _mm256_mul_ps(abs(x), _mm256_set1_ps(0.70710678118654752f));
+  __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), z, one));
+  __m256 r = _mm256_fmadd_ps(_mm256_set1_ps(1.061405429f), t, _mm256_set1_ps(-1.453152027f));
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(1.421413741f));
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-0.284496736f));
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(0.254829592f));
+  gauss = exp(_mm256_mul_ps(_mm256_set1_ps(-0.5f), _mm256_mul_ps(x, x)));
+  // The tail 1 - Phi(|x|) = (1 - erf(|x| / sqrt 2)) / 2 directly, so Phi of a negative x keeps its relative
+  // accuracy instead of cancelling in 1 + erf.
+  __m256 tail = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_mul_ps(r, t)), gauss);
+  __m256 cdf = _mm256_blendv_ps(_mm256_sub_ps(one, tail), tail, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
+  return _mm256_blendv_ps(cdf, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));  // NaN in, NaN out
+}
+
 // 8 floats -> 8 bfloat16 bit patterns (the low 128 bits): round to nearest even; NaN stays a quiet NaN
 // (bits | 0x40), bit-identical to loom::BFloat16(float).
 LOOM_AVX2_INLINE __m128i float_to_bf16(__m256 x) {
