@@ -20,6 +20,15 @@ def to_loom(array, dtype, noncontiguous=False):
     return t
 
 
+def leaf_pair(array, requires_grad=True):
+    """The same numpy values as a loom and a torch tensor (each its own copy), optionally requiring grad."""
+    lt, tt = loom.from_numpy(array.copy()), torch.from_numpy(array.copy())
+    if requires_grad:
+        lt.requires_grad_(True)
+        tt.requires_grad_(True)
+    return lt, tt
+
+
 def to_torch(array, dtype):
     return torch.tensor(np.asarray(array)).to(TORCH_DTYPE[dtype])
 

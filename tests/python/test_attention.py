@@ -8,16 +8,9 @@ import torch.nn.functional as TF
 
 import loom
 import loom.nn.functional as F
+from harness import leaf_pair
 from tolerances import GRAD, value_tolerance
 
-
-
-def _pair(arr, requires_grad=True):
-    lt, tt = loom.from_numpy(arr.copy()), torch.from_numpy(arr.copy())
-    if requires_grad:
-        lt.requires_grad_(True)
-        tt.requires_grad_(True)
-    return lt, tt
 
 
 def _check(qs, ks, vs, mask=None, transpose=False, fused=True, seed=0, **kwargs):
@@ -26,7 +19,7 @@ def _check(qs, ks, vs, mask=None, transpose=False, fused=True, seed=0, **kwargs)
     arrays = [rng.uniform(-2, 2, size=s).astype(np.float32) for s in (qs, ks, vs)]
     if transpose:  # (B, L, H, E) storage viewed as (B, H, L, E), as the GPT passes q, k, v
         arrays = [np.ascontiguousarray(a.swapaxes(1, 2)) for a in arrays]
-    pairs = [_pair(a) for a in arrays]
+    pairs = [leaf_pair(a) for a in arrays]
     lq, lk, lv = [p[0].transpose(1, 2) if transpose else p[0] for p in pairs]
     tq, tk, tv = [p[1].transpose(1, 2) if transpose else p[1] for p in pairs]
     if transpose:
@@ -132,8 +125,8 @@ def _reference(q, k, v, mask=None, causal=False):
 def test_create_graph_double_backward(capability, causal):
     rng = np.random.default_rng(6)
     arrays = [rng.uniform(-1, 1, size=(2, 2, 9, 4)).astype(np.float32) for _ in range(3)]
-    lt = [_pair(a)[0] for a in arrays]
-    tt = [_pair(a)[1] for a in arrays]
+    lt = [leaf_pair(a)[0] for a in arrays]
+    tt = [leaf_pair(a)[1] for a in arrays]
     yl = F.scaled_dot_product_attention(*lt, is_causal=causal)
     yt = _reference(*tt, causal=causal)
     gl = loom.autograd.grad((yl * yl).sum(), lt, create_graph=True)
@@ -158,7 +151,7 @@ def test_fallbacks_keep_the_composite():
     mask_arr = rng.standard_normal((5, 5)).astype(np.float32)
     _check((2, 5, 4), (2, 5, 4), (2, 5, 4), mask=mask_arr, fused=True)
     lq, lk, lv = (loom.from_numpy(rng.standard_normal((2, 5, 4)).astype(np.float32)) for _ in range(3))
-    lm, tm = _pair(mask_arr)
+    lm, tm = leaf_pair(mask_arr)
     yl = F.scaled_dot_product_attention(lq, lk, lv, attn_mask=lm)
     yl.sum().backward()
     tq, tk, tv = (torch.from_numpy(t.numpy()) for t in (lq, lk, lv))

@@ -9,6 +9,7 @@ import torch.nn.functional as TF
 
 import loom
 import loom.nn.functional as F
+from harness import leaf_pair
 
 
 @pytest.fixture(params=[1, 2])
@@ -17,14 +18,6 @@ def threads(request):
     loom.set_num_threads(request.param)
     yield request.param
     loom.set_num_threads(before)
-
-
-def _pair(a, requires_grad=True):
-    lt, tt = loom.from_numpy(a.copy()), torch.from_numpy(a.copy())
-    if requires_grad:
-        lt.requires_grad_(True)
-        tt.requires_grad_(True)
-    return lt, tt
 
 
 def _close(l, t, dtype, scale=1.0):
@@ -52,7 +45,7 @@ def test_conv2d_matches_torch(case, dtype, threads, capability):
     xs, ws, kw = CONV_CASES[case]
     rng = np.random.default_rng(case)
     x, w, b = rng.normal(size=xs).astype(dtype), rng.normal(size=ws).astype(dtype), rng.normal(size=ws[0]).astype(dtype)
-    (xl, xt), (wl, wt), (bl, bt) = _pair(x), _pair(w), _pair(b)
+    (xl, xt), (wl, wt), (bl, bt) = leaf_pair(x), leaf_pair(w), leaf_pair(b)
     yl, yt = F.conv2d(xl, wl, bl, **kw), TF.conv2d(xt, wt, bt, **kw)
     _close(yl, yt, dtype, scale=10)
     g = rng.normal(size=tuple(yt.shape)).astype(dtype)
@@ -66,7 +59,7 @@ def test_conv2d_noncontiguous_inputs():
     rng = np.random.default_rng(5)
     x = rng.normal(size=(3, 9, 8, 4))  # permuted to (3, 4, 9, 8)
     w = rng.normal(size=(3, 3, 5, 4))  # permuted to (5, 4, 3, 3)
-    (xl, xt), (wl, wt) = _pair(x), _pair(w)
+    (xl, xt), (wl, wt) = leaf_pair(x), leaf_pair(w)
     yl = F.conv2d(xl.permute(0, 3, 1, 2), wl.permute(2, 3, 0, 1), padding=1)
     yt = TF.conv2d(xt.permute(0, 3, 1, 2), wt.permute(2, 3, 0, 1), padding=1)
     _close(yl, yt, np.float64)
@@ -84,8 +77,8 @@ def test_batch_norm_training_matches_torch(spatial, dtype, capability, threads):
     x = (rng.normal(size=shape) * 3 + 2).astype(dtype)
     w, b = rng.normal(size=5).astype(dtype), rng.normal(size=5).astype(dtype)
     rm, rv = rng.normal(size=5).astype(dtype), rng.uniform(0.5, 2, size=5).astype(dtype)
-    (xl, xt), (wl, wt), (bl, bt) = _pair(x), _pair(w), _pair(b)
-    (rml, rmt), (rvl, rvt) = _pair(rm, False), _pair(rv, False)
+    (xl, xt), (wl, wt), (bl, bt) = leaf_pair(x), leaf_pair(w), leaf_pair(b)
+    (rml, rmt), (rvl, rvt) = leaf_pair(rm, False), leaf_pair(rv, False)
     yl = F.batch_norm(xl, rml, rvl, wl, bl, training=True, momentum=0.3, eps=1e-3)
     yt = TF.batch_norm(xt, rmt, rvt, wt, bt, training=True, momentum=0.3, eps=1e-3)
     _close(yl, yt, dtype, scale=10)
