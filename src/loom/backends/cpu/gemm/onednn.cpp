@@ -7,6 +7,8 @@
 // OpenMP does not nest, so a product there runs on its own thread.
 #include <dnnl.hpp>
 
+#include <omp.h>
+
 #include <map>
 #include <optional>
 #include <tuple>
@@ -33,13 +35,14 @@ dnnl::memory::desc matrix(int64_t rows, int64_t cols, bool t, int64_t ld, dnnl::
   return dnnl::memory::desc({rows, cols}, type, t ? dnnl::memory::dims{1, ld} : dnnl::memory::dims{ld, 1});
 }
 
-// Everything a matmul primitive is specialised on; primitives are cached per thread (creating one takes
-// 50-100 us even when oneDNN's own cache hits).
-using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, float, DType>;
+// Everything a matmul primitive is specialised on, its thread count included (oneDNN blocks the work for the
+// threads it sees at creation); primitives are cached per thread (creating one takes 50-100 us even when
+// oneDNN's own cache hits).
+using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, float, DType, int>;
 constexpr size_t kMaxCached = 128;
 
 std::optional<dnnl::matmul> make_bf16_matmul(const Key& key) {
-  auto [ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, c_type] = key;
+  auto [ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, c_type, threads] = key;
   using dt = dnnl::memory::data_type;
   dnnl::primitive_attr attr;
   if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
@@ -69,7 +72,7 @@ void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const
 bool gemm_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t* a, int64_t lda,
                const uint16_t* b, int64_t ldb, float beta, DType c_type, void* c, int64_t ldc) {
   thread_local std::map<Key, std::optional<dnnl::matmul>> cache;
-  Key key{ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, c_type};
+  Key key{ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, c_type, omp_get_max_threads()};
   auto it = cache.find(key);
   if (it == cache.end()) {
     if (cache.size() >= kMaxCached) cache.clear();
