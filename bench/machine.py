@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
       for (long i = 0; i < iters; ++i) {
         #pragma GCC unroll 12
         for (int c = 0; c < CHAINS; ++c) acc[c] = acc[c] * m + a;
-        __asm__ volatile("" : "+x"(m));
+        __asm__ volatile("" : "+v"(m), "+v"(a));  /* both in registers: a memory operand per FMA is load-bound (AVX-512) */
       }
       for (int c = 0; c < CHAINS; ++c) for (int j = 0; j < LANES; ++j) sink += acc[c][j];
     }

@@ -27,6 +27,13 @@ find_lib() {  # first existing of: system path, $ROOT path
 args=()
 add() { local p; p=$(find_lib "$2"); [ -n "$p" ] && args+=("$1=$p${3:+,$3}") || echo "# not found: $1 ($2)" >&2; }
 add openblas-pthread openblas-pthread/libopenblas.so.0
+# OpenBLAS as loom's environments configure it on newer CPUs (OPENBLAS_CORETYPE=Haswell: AVX2 kernels), as a
+# second copy of the library so that it loads apart from the auto-detecting one above.
+ob=$(find_lib openblas-pthread/libopenblas.so.0)
+if [ -n "$ob" ]; then
+  mkdir -p "$ROOT/openblas-haswell" && cp -f "$ob" "$ROOT/openblas-haswell/libopenblas.so.0"
+  args+=("openblas-haswell=$ROOT/openblas-haswell/libopenblas.so.0,openblas,OPENBLAS_CORETYPE=Haswell")
+fi
 add openblas-openmp openblas-openmp/libopenblas.so.0
 add blis-pthread blis-pthread/libblis.so.4
 add blis-openmp blis-openmp/libblis.so.4

@@ -4,7 +4,9 @@
 // library as median/best over the rounds (on a shared machine the best round shows what a library can do,
 // the median what it did). Not part of loom's build: bench/blas/run.sh builds and runs it.
 //
-// usage: sgemm_bench [--rounds R] [--min-ms T] [--threads 1,2] [--filter substr] name=path[,dnnl|,mkl|,blis|,openblas] ...
+// usage: sgemm_bench [--rounds R] [--min-ms T] [--threads 1,2] [--filter substr] name=path[,kind[,VAR=value]] ...
+//   kind: dnnl (dnnl_sgemm) or anything else (cblas_sgemm); VAR=value is set while the library loads (OpenBLAS
+//   reads OPENBLAS_CORETYPE then; give each such copy its own path, dlopen returns a loaded path's handle).
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <omp.h>
@@ -126,11 +128,21 @@ int main(int argc, char** argv) {
       *eq = 0;
       char* kind = strchr(eq + 1, ',');
       if (kind) *kind++ = 0;
+      char* env = kind ? strchr(kind, ',') : NULL;
+      if (env) *env++ = 0;
+      char* env_value = env ? strchr(env, '=') : NULL;
+      if (env_value) *env_value++ = 0;
+      char* env_before = env && getenv(env) ? strdup(getenv(env)) : NULL;
+      if (env_value) setenv(env, env_value, 1);
       Lib* L = &libs[nlibs];
       memset(L, 0, sizeof *L);
       L->name = spec;
       L->path = eq + 1;
       L->handle = dlopen(L->path, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      if (env_value) {
+        if (env_before) setenv(env, env_before, 1);
+        else unsetenv(env);
+      }
       if (!L->handle) { fprintf(stderr, "%s: %s\n", L->name, dlerror()); return 2; }
       if (kind && !strcmp(kind, "dnnl")) {
         L->dnnl = (dnnl_sgemm_fn)dlsym(L->handle, "dnnl_sgemm");

@@ -5,6 +5,7 @@
 
 #include "convert.h"
 #include "loom/autograd/node.h"
+#include "loom/backends/cpu/gemm/engine.h"
 #include "loom/backends/cpu/simd/cpu_features.h"
 
 namespace loom::python {
@@ -205,6 +206,17 @@ void bind_autograd(nb::module_& m) {
   // The vector instruction set the CPU kernels use ("avx2" or "scalar"); tests run kernels both ways.
   m.def("_get_cpu_capability", &cpu::cpu_capability_name);
   m.def("_set_cpu_capability", &cpu::set_cpu_capability, nb::arg("name"));
+  // The library behind CPU matrix products ("openblas" or "onednn", LOOM_GEMM at start-up) and whether
+  // bfloat16 products run on bf16 instructions; tests and benchmarks run both engines.
+  m.def("_get_gemm_engine", &cpu::gemm::engine_name);
+  m.def("_set_gemm_engine", &cpu::gemm::set_engine, nb::arg("name"));
+  m.def("_gemm_info", [] {
+    nb::dict info;
+    info["engine"] = cpu::gemm::engine_name();
+    info["native_bf16"] = cpu::gemm::native_bf16();
+    info["bf16_isa"] = cpu::gemm::bf16_isa();
+    return info;
+  });
   m.def("_op_names", [] { return Registry::instance().op_names(); });
 }
 

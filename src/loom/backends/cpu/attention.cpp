@@ -7,11 +7,9 @@
 // Backward: per batch task, D_i = rowsum(dO_i * O_i); for each key block j, each query block i: P = exp(S - lse),
 // dV_j += P^T dO_i, dP = dO_i V_j^T, dS = P (dP - D) scale, dQ_i += dS K_j, dK_j += dS^T Q_i.
 //
-// The products are cblas_sgemm calls with m*n*k <= 2^18, which OpenBLAS runs on the calling thread (its
-// threading starts above 65536 * GEMM_MULTITHREAD_THRESHOLD(4)), so the kernels' own parallel_for never
-// oversubscribes. The row work (max, exp, sums, dS) has AVX2 loops behind use_avx2() and scalar twins.
-#include <cblas.h>
-
+// The products are gemm_avx2 calls on AVX2 CPUs, else sgemm calls (gemm/engine.h) with m*n*k <= 2^18, which
+// OpenBLAS runs on the calling thread (its threading starts above 65536 * GEMM_MULTITHREAD_THRESHOLD(4)) and
+// oneDNN too inside the kernels' own parallel_for (OpenMP does not nest), so nothing oversubscribes. The row work (max, exp, sums, dS) has AVX2 loops behind use_avx2() and scalar twins.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -19,6 +17,7 @@
 #include <memory>
 #include <vector>
 
+#include "loom/backends/cpu/gemm/engine.h"
 #include "loom/backends/cpu/kernel_util.h"
 #include "loom/backends/cpu/simd/cpu_features.h"
 #include "loom/backends/cpu/simd/vec_avx2.h"
@@ -118,9 +117,7 @@ inline void mask_row(float* s, int64_t cols, int64_t n, int64_t i, int64_t j0, b
 
 inline void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
-              static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
-              c, static_cast<int>(ldc));
+  gemm::sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 // ---------------- row helpers: scalar ----------------
@@ -346,7 +343,7 @@ struct RowOps {
   void (*scale)(float*, int64_t, float);
   float (*dot)(const float*, const float*, int64_t);
   void (*ds)(const float*, float*, int64_t, float, float);
-  bool avx2 = false;  // tile products with gemm_avx2 (else cblas_sgemm)
+  bool avx2 = false;  // tile products with gemm_avx2 (else the engine's sgemm)
 };
 
 RowOps row_ops() {

@@ -1,18 +1,18 @@
 // CPU kernels of the fused conv2d op (ops/conv.cpp): per image, im2col into a buffer sized for one image and a
-// GEMM per group through OpenBLAS straight into the (N, O, oh*ow) output -- the batch is never permuted.
+// GEMM per group through the GEMM engine (gemm/engine.h) straight into the (N, O, oh*ow) output -- the batch is never permuted.
 // 1x1 stride-1 unpadded convolutions skip im2col. Backward per image: grad_weight += grad_out x cols^T (a private
 // accumulator per thread, summed in a fixed order), grad_input either as the convolution of grad_out with the
 // flipped, transposed weight (stride 1: im2col of grad_out, whose GEMM has O*kh*kw as inner dim) or as
 // W^T x grad_out followed by col2im (strided convolutions).
 // Threads: with at least as many images as threads, images are split over loom's threads and each GEMM runs on
 // one BLAS thread (BLAS is set to one thread for the call); otherwise images run in order on threaded BLAS.
-#include <cblas.h>
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "loom/backends/cpu/dispatch_dtype.h"
+#include "loom/backends/cpu/gemm/engine.h"
 #include "loom/backends/cpu/simd/cpu_features.h"
 #include "loom/backends/cpu/simd/vec_avx2.h"
 #include "loom/core/parallel.h"
@@ -128,13 +128,8 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == T(0) ? T(0) : C[i * ldc + j] * beta;
     return;
   }
-  auto a = ta ? CblasTrans : CblasNoTrans, b = tb ? CblasTrans : CblasNoTrans;
-  if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, a, b, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), 1.0f, A,
-                static_cast<int>(lda), B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
-  else
-    cblas_dgemm(CblasRowMajor, a, b, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), 1.0, A,
-                static_cast<int>(lda), B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
+  if constexpr (std::is_same_v<T, float>) gemm::sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+  else gemm::dgemm(ta, tb, M, N, K, 1.0, A, lda, B, ldb, beta, C, ldc);
 }
 
 
@@ -361,16 +356,10 @@ void over_images(int64_t N, F&& fn, int64_t* chunks_out = nullptr) {
     fn(int64_t(0), int64_t(0), N);
     return;
   }
-  openblas_set_num_threads(1);
-  try {
-    parallel_for(0, chunks, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t t = lo; t < hi; ++t) fn(t, t * N / chunks, (t + 1) * N / chunks);
-    });
-  } catch (...) {
-    openblas_set_num_threads(threads);
-    throw;
-  }
-  openblas_set_num_threads(threads);
+  gemm::SingleThreadScope single;
+  parallel_for(0, chunks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; ++t) fn(t, t * N / chunks, (t + 1) * N / chunks);
+  });
 }
 
 int64_t image_chunks(int64_t N) {

@@ -1,12 +1,10 @@
-// CPU matrix products: float32/float64 through OpenBLAS (cblas), 16-bit floats through float32 sgemm,
-// integers with a plain loop. Operands are read in place whenever BLAS can (row-major or transposed, any
-// leading dimension, any batch stride); addmm accumulates onto its input (BLAS beta) instead of a separate add;
-// batches of small matrices run in parallel over the batch, one single-threaded product per loom thread.
-#include <cblas.h>
-
-#include <atomic>
-
+// CPU matrix products: float32/float64 through the GEMM engine (gemm/engine.h: OpenBLAS or oneDNN, chosen from
+// the CPU), 16-bit floats natively or through float32 sgemm (linalg_lowp.cpp), integers with a plain loop.
+// Operands are read in place whenever BLAS can (row-major or transposed, any leading dimension, any batch
+// stride); addmm accumulates onto its input (BLAS beta) instead of a separate add; batches of small matrices run
+// in parallel over the batch, one single-threaded product per loom thread.
 #include "loom/backends/cpu/dispatch_dtype.h"
+#include "loom/backends/cpu/gemm/engine.h"
 #include "loom/backends/cpu/kernel_util.h"
 #include "loom/backends/cpu/linalg_lowp.h"
 #include "loom/core/parallel.h"
@@ -14,16 +12,6 @@
 
 namespace loom::cpu {
 
-namespace {
-
-// A matrix operand in BLAS terms: row-major with leading dimension `ld`, possibly transposed.
-struct BlasMatrix {
-  Tensor data;
-  bool transposed = false;
-  int64_t ld = 0;
-};
-
-// Uses the strides as they are when BLAS can read them; otherwise makes the matrix contiguous.
 BlasMatrix as_blas(const Tensor& m) {
   int64_t rows = m.sizes()[0], cols = m.sizes()[1];
   int64_t s0 = m.strides()[0], s1 = m.strides()[1];
@@ -33,30 +21,13 @@ BlasMatrix as_blas(const Tensor& m) {
   return {c, false, std::max<int64_t>(cols, 1)};
 }
 
-// BLAS's own thread count: loom's count, except while regions that run one single-threaded product per loom
-// thread (a batch of small matrices) are active. OpenBLAS (pthread build, Debian's default) reads the count on
-// every call; setting it only stores a number once its pool exists. Regions are counted so that callers on
-// several threads at once restore loom's count only when the last one ends.
-std::atomic<int> g_single_thread_regions{0};
-void set_blas_threads(int n) {
-  if (g_single_thread_regions.load() == 0) openblas_set_num_threads(n);
-}
+namespace {
 
-// y = alpha * op(M) x + beta * y for a row-major matrix M (rows x cols, leading dimension ld).
 template <class T>
 void gemv_raw(bool transpose, int64_t rows, int64_t cols, T alpha, const T* pm, int64_t ld, const T* x, int64_t incx,
               T beta, T* y, int64_t incy) {
-  auto tm = transpose ? CblasTrans : CblasNoTrans;
-  // BLAS may compute beta * y even for beta = 0 (some OpenBLAS versions let a NaN in y through): y may be a
-  // fresh, uninitialised buffer here, so clear it.
-  if (beta == T(0)) {
-    int64_t len = transpose ? cols : rows;
-    for (int64_t i = 0; i < len; ++i) y[i * incy] = T(0);
-  }
-  if constexpr (std::is_same_v<T, float>)
-    cblas_sgemv(CblasRowMajor, tm, rows, cols, alpha, pm, ld, x, incx, beta, y, incy);
-  else
-    cblas_dgemv(CblasRowMajor, tm, rows, cols, alpha, pm, ld, x, incx, beta, y, incy);
+  if constexpr (std::is_same_v<T, float>) gemm::sgemv(transpose, rows, cols, alpha, pm, ld, x, incx, beta, y, incy);
+  else gemm::dgemv(transpose, rows, cols, alpha, pm, ld, x, incx, beta, y, incy);
 }
 
 // Raw row-major product: out (n x m, leading dimension ldo) = alpha * A @ B + beta * out.
@@ -78,12 +49,11 @@ void gemm_raw(const BlasMatrix& A, const T* pa, const BlasMatrix& B, const T* pb
     else gemv_raw<T>(false, n, k, alpha, pa, A.ld, pb, inc_b, beta, out, inc_out);
     return;
   }
-  auto ta = A.transposed ? CblasTrans : CblasNoTrans;
-  auto tb = B.transposed ? CblasTrans : CblasNoTrans;
+  int64_t ldc = std::max<int64_t>(ldo, 1);
   if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, ta, tb, n, m, k, alpha, pa, A.ld, pb, B.ld, beta, out, std::max<int64_t>(ldo, 1));
+    gemm::sgemm(A.transposed, B.transposed, n, m, k, alpha, pa, A.ld, pb, B.ld, beta, out, ldc);
   else
-    cblas_dgemm(CblasRowMajor, ta, tb, n, m, k, alpha, pa, A.ld, pb, B.ld, beta, out, std::max<int64_t>(ldo, 1));
+    gemm::dgemm(A.transposed, B.transposed, n, m, k, alpha, pa, A.ld, pb, B.ld, beta, out, ldc);
 }
 
 template <class T>
@@ -150,18 +120,6 @@ BlasBatch as_blas_batch(const Tensor& t) {
   return {{c, false, std::max<int64_t>(cols, 1)}, rows * cols};
 }
 
-// Runs BLAS single-threaded for the guard's lifetime (loom's threads each run their own products).
-struct BlasSingleThread {
-  BlasSingleThread() {
-    if (g_single_thread_regions.fetch_add(1) == 0) openblas_set_num_threads(1);
-  }
-  ~BlasSingleThread() {
-    if (g_single_thread_regions.fetch_sub(1) == 1) openblas_set_num_threads(get_num_threads());
-  }
-  BlasSingleThread(const BlasSingleThread&) = delete;
-  BlasSingleThread& operator=(const BlasSingleThread&) = delete;
-};
-
 // out[i] = a[i] @ b[i] for float32/float64, operands read in place (one contiguous() of the whole batch when
 // an item's layout is not BLAS-readable). Small items run in parallel over the batch, one single-threaded
 // product per loom thread: waking BLAS's own pool for every small item costs more than the product.
@@ -180,7 +138,7 @@ void bmm_blas(const Tensor& a, const Tensor& b, Tensor& out) {
   int threads = get_num_threads();
   bool per_item = threads > 1 && batch >= threads && n * m * k <= (int64_t(1) << 27) && !in_parallel_region();
   if (!per_item) return run(0, batch);
-  BlasSingleThread single;
+  gemm::SingleThreadScope single;
   parallel_for(0, batch, 1, run);
 }
 
@@ -219,8 +177,7 @@ std::vector<Tensor> addmm_kernel(const KernelContext& c) {
     // Accumulate in float32 and round once, as PyTorch's 16-bit addmm/linear does.
     Tensor out32 = empty(out.sizes(), DType::Float32);
     if (beta != 0.0) detail::copy_data(out32, input);
-    gemm_blas<float>(to_dtype(a, DType::Float32), to_dtype(b, DType::Float32), out32, static_cast<float>(alpha),
-                     static_cast<float>(beta));
+    gemm_lowp_accumulate(a, b, out32, static_cast<float>(alpha), static_cast<float>(beta));  // linalg_lowp.cpp
     detail::copy_data(out, out32);
     return {out};
   }
@@ -235,9 +192,7 @@ std::vector<Tensor> addmm_kernel(const KernelContext& c) {
 }  // namespace
 
 void register_linalg_kernels(Registry& r) {
-  // OpenBLAS keeps its own thread pool: follow loom's thread count (starting from the current one).
-  add_num_threads_listener([](int n) { set_blas_threads(n); });
-  openblas_set_num_threads(get_num_threads());
+  gemm::init_threads();  // BLAS libraries with their own pools follow loom's thread count
   r.set_kernel("mm", DeviceType::CPU, mm_kernel);
   r.set_kernel("bmm", DeviceType::CPU, bmm_kernel);
   r.set_kernel("addmm", DeviceType::CPU, addmm_kernel);
