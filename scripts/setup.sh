@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # Build tools and libraries, then the built-in datasets (Fashion-MNIST IDX files, the fortunes text corpus).
-APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config libopenblas-dev libgtest-dev nlohmann-json3-dev
+APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config libopenblas-dev libdnnl-dev libgtest-dev nlohmann-json3-dev
               zlib1g-dev libcli11-dev dataset-fashion-mnist fortunes)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
