@@ -11,6 +11,8 @@
 #include <cstring>
 #include <vector>
 
+#include "loom/backends/cpu/conv_geometry.h"
+#include "loom/backends/cpu/conv_onednn.h"
 #include "loom/backends/cpu/dispatch_dtype.h"
 #include "loom/backends/cpu/gemm/engine.h"
 #include "loom/backends/cpu/simd/cpu_features.h"
@@ -22,27 +24,6 @@
 namespace loom::cpu {
 
 namespace {
-
-struct Geo {
-  int64_t N, C, H, W, O, Cg, Og, kh, kw, oh, ow, groups;
-  int64_t sh, sw, pt, pb, pl, pr, dh, dw;
-  int64_t K() const { return Cg * kh * kw; }
-  int64_t L() const { return oh * ow; }
-  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pb == 0 && pl == 0 && pr == 0; }
-};
-
-Geo geo_of(const Shape& x, const Shape& w, const Attrs& a) {
-  Geo g;
-  const Shape &s = a.get<Shape>("stride"), &p = a.get<Shape>("padding"), &d = a.get<Shape>("dilation");
-  g.N = x[0], g.C = x[1], g.H = x[2], g.W = x[3];
-  g.O = w[0], g.Cg = w[1], g.kh = w[2], g.kw = w[3];
-  g.groups = a.get<int64_t>("groups");
-  g.Og = g.O / g.groups;
-  g.sh = s[0], g.sw = s[1], g.pt = p[0], g.pb = p[1], g.pl = p[2], g.pr = p[3], g.dh = d[0], g.dw = d[1];
-  g.oh = (g.H + g.pt + g.pb - g.dh * (g.kh - 1) - 1) / g.sh + 1;
-  g.ow = (g.W + g.pl + g.pr - g.dw * (g.kw - 1) - 1) / g.sw + 1;
-  return g;
-}
 
 // Window of an im2col: kernel, dilation, padding (top, left), stride, and the output grid.
 struct Win {
@@ -426,10 +407,29 @@ std::vector<Tensor> conv2d_kernel(const KernelContext& c) {
   Tensor out = c.alloc(0);
   if (out.numel() == 0) return {out};
   Geo g = geo_of(x.sizes(), w.sizes(), c.attrs);
-  if (x.dtype() == DType::Float32) conv2d_forward<float>(x, w, bias, out, g);
+  if (onednn_conv_wanted(x.dtype())) onednn_conv2d_forward(x, w, bias, out, g);
+  else if (x.dtype() == DType::Float32) conv2d_forward<float>(x, w, bias, out, g);
   else if (x.dtype() == DType::Float64) conv2d_forward<double>(x, w, bias, out, g);
   else fail(ErrorKind::Type, "conv2d: the CPU kernel takes float32 or float64, got ", dtype_name(x.dtype()));
   return {out};
+}
+
+// grad_bias[o] = sum of grad_out over images and positions of channel o.
+template <class T>
+void bias_grad(const T* pg, T* out, const Geo& g) {
+  int64_t L = g.L();
+  parallel_for(0, g.O, std::max<int64_t>(1, 32768 / std::max<int64_t>(g.N * L, 1)), [&](int64_t lo, int64_t hi) {
+    for (int64_t o = lo; o < hi; ++o) {
+      double s = 0;
+      for (int64_t n = 0; n < g.N; ++n) {
+        const T* row = pg + (n * g.O + o) * L;
+        T part = 0;
+        for (int64_t l = 0; l < L; ++l) part += row[l];
+        s += static_cast<double>(part);
+      }
+      out[o] = static_cast<T>(s);
+    }
+  });
 }
 
 template <class T>
@@ -522,21 +522,7 @@ void conv2d_backward(const Tensor& gout, const Tensor& x, const Tensor& w, Tenso
     for (size_t t = 1; t < gw_parts.size(); ++t)
       for (int64_t i = 0; i < g.O * K; ++i) out[i] += gw_parts[t][static_cast<size_t>(i)];
   }
-  if (need_b) {
-    T* out = gb.data<T>();
-    parallel_for(0, g.O, std::max<int64_t>(1, 32768 / std::max<int64_t>(g.N * L, 1)), [&](int64_t lo, int64_t hi) {
-      for (int64_t o = lo; o < hi; ++o) {
-        double s = 0;
-        for (int64_t n = 0; n < g.N; ++n) {
-          const T* row = pg + (n * g.O + o) * L;
-          T part = 0;
-          for (int64_t l = 0; l < L; ++l) part += row[l];
-          s += static_cast<double>(part);
-        }
-        out[o] = static_cast<T>(s);
-      }
-    });
-  }
+  if (need_b) bias_grad<T>(pg, gb.data<T>(), g);
 }
 
 std::vector<Tensor> conv2d_backward_kernel(const KernelContext& c) {
@@ -551,7 +537,10 @@ std::vector<Tensor> conv2d_backward_kernel(const KernelContext& c) {
       if (t->numel() > 0) std::memset(t->data_ptr(), 0, static_cast<size_t>(t->numel()) * t->itemsize());
     return {gx, gw, gb};
   }
-  if (x.dtype() == DType::Float32) conv2d_backward<float>(gout, x, w, gx, gw, gb, g, need_x, need_w, need_b);
+  if (onednn_conv_wanted(x.dtype())) {
+    onednn_conv2d_backward(gout, x, w, gx, gw, g, need_x, need_w);
+    if (need_b) bias_grad<float>(gout.data<float>(), gb.data<float>(), g);
+  } else if (x.dtype() == DType::Float32) conv2d_backward<float>(gout, x, w, gx, gw, gb, g, need_x, need_w, need_b);
   else if (x.dtype() == DType::Float64) conv2d_backward<double>(gout, x, w, gx, gw, gb, g, need_x, need_w, need_b);
   else fail(ErrorKind::Type, "conv2d_backward: the CPU kernel takes float32 or float64, got ", dtype_name(x.dtype()));
   return {gx, gw, gb};
