@@ -3,17 +3,15 @@
 // for plain tensors. Primitive descriptors are rebuilt per call (oneDNN caches the compiled primitives).
 #include "loom/backends/cpu/conv_onednn.h"
 
-#include <omp.h>
-
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "loom/backends/cpu/gemm/engine.h"
 #include "loom/backends/cpu/simd/cpu_features.h"
 #include "loom/core/error.h"
-#include "loom/core/parallel.h"
 
 namespace loom::cpu {
 
@@ -85,21 +83,16 @@ dnnl::convolution_forward::primitive_desc forward_pd(const Dims& d, bool with_bi
   return F::primitive_desc(desc, cpu_engine());
 }
 
-// oneDNN's OpenMP regions take the calling thread's OpenMP count, loom's count is process-wide: set it for the
-// call and put the thread's own setting back (another library in the process may read it).
 template <class F>
 void run(const char* op, F&& body) {
-  int before = omp_get_max_threads();
-  omp_set_num_threads(in_parallel_region() ? 1 : get_num_threads());
+  gemm::prepare_onednn_threads();
   try {
     dnnl::stream s(cpu_engine());
     body(s);
     s.wait();
   } catch (const dnnl::error& e) {
-    omp_set_num_threads(before);
     fail(ErrorKind::Runtime, op, ": oneDNN convolution failed: ", e.what());
   }
-  omp_set_num_threads(before);
 }
 
 bool env_allows_onednn() {

@@ -53,13 +53,6 @@ std::atomic<Engine>& current() {
 
 std::atomic<int> g_single_thread_scopes{0};
 
-// oneDNN sizes its parallel regions by the calling thread's OpenMP setting: loom's count, or one thread inside
-// a SingleThreadScope or a loom parallel region.
-void prepare_onednn_threads() {
-  int want = (g_single_thread_scopes.load() > 0 || in_parallel_region()) ? 1 : get_num_threads();
-  if (omp_get_max_threads() != want) omp_set_num_threads(want);
-}
-
 template <class T>
 void clear_y(bool transpose, int64_t rows, int64_t cols, T* y, int64_t incy) {
   // BLAS may compute beta * y even for beta = 0 (some OpenBLAS versions let a NaN in y through).
@@ -68,6 +61,11 @@ void clear_y(bool transpose, int64_t rows, int64_t cols, T* y, int64_t incy) {
 }
 
 }  // namespace
+
+void prepare_onednn_threads() {
+  int want = (g_single_thread_scopes.load() > 0 || in_parallel_region()) ? 1 : get_num_threads();
+  if (omp_get_max_threads() != want) omp_set_num_threads(want);
+}
 
 Engine engine() { return current().load(std::memory_order_relaxed); }
 

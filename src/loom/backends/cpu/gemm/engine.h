@@ -61,6 +61,10 @@ class SingleThreadScope {
   SingleThreadScope& operator=(const SingleThreadScope&) = delete;
 };
 
+// oneDNN sizes its parallel regions by the calling thread's OpenMP setting: sets it to loom's count, or to one
+// thread inside a SingleThreadScope or a loom parallel region. Call before every oneDNN primitive (gemm, conv).
+void prepare_onednn_threads();
+
 // Follows loom's thread count from now on (called once when the CPU backend registers).
 void init_threads();
 
