@@ -590,6 +590,14 @@ bool single_location(const Tensor& t) {
     if (t.sizes()[d] > 1 && t.strides()[d] != 0) return false;
   return true;
 }
+
+// Some elements of `t` certainly share memory: a dim of size > 1 with stride 0 (expand, broadcast_to).
+// PyTorch's MemOverlap::Yes; other as_strided layouts are not decided (non_overlapping above is conservative).
+bool expanded(const Tensor& t) {
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (t.sizes()[d] > 1 && t.strides()[d] == 0) return true;
+  return false;
+}
 }  // namespace
 
 bool try_inplace(Tensor& self, const OpDef& op, std::vector<Tensor> inputs, Attrs attrs) {
@@ -614,7 +622,7 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
   // Writing into elements that share memory (an expanded view) keeps whichever write lands last: raise, as
   // PyTorch does. try_inplace never writes such a self, so this is the one check for every in-place op and
   // __setitem__. Writing one value everywhere (fill_, zero_) is well defined and allowed.
-  LOOM_CHECK(non_overlapping(self) || single_location(result), Runtime, op, ": unsupported operation: more than ",
+  LOOM_CHECK(!expanded(self) || single_location(result), Runtime, op, ": unsupported operation: more than ",
              "one element of the written-to tensor refers to a single memory location. Please clone() the tensor ",
              "before performing the operation.");
   bool track = grad_mode_enabled() && (result.requires_grad() || self.requires_grad());
