@@ -71,6 +71,24 @@ namespace loom::python {
 
 // Accepts f(2, 3), f((2, 3)) and f([2, 3]) the way PyTorch's size arguments do.
 Shape shape_from_args(const nb::args& args, const char* op);
+
+// The one parser of integer arguments (dims, sizes, window geometry). An integer is a Python int, a NumPy
+// integer or a 0-d integer tensor (PyTorch takes all three via __index__); bool and float are not. Returns
+// nullopt for a non-integer; raises ValueError naming `op` and `name` when the value does not fit int64.
+std::optional<int64_t> int_arg(nb::handle value, const char* op, const char* name);
+// An integer, or a sequence of integers (a list, a tuple, a 1-d integer tensor); raises TypeError naming `op`
+// and `name` for anything else.
+std::vector<int64_t> int_list_arg(nb::handle value, const char* op, const char* name);
+
+// nb::cast for a user-supplied argument: raises TypeError naming `op` and the argument (nb::cast would throw
+// std::bad_cast, whose text says neither).
+template <class T>
+T cast_arg(nb::handle value, const char* op, const char* name) {
+  T out{};
+  if (!nb::try_cast<T>(value, out))
+    fail(ErrorKind::Type, op, ": argument '", name, "' has an unsupported type '", nb::inst_name(value).c_str(), "'");
+  return out;
+}
 // Turns a Python number into a 0-d tensor with "wrapped number" promotion priority.
 Tensor as_tensor_arg(nb::handle value, const Tensor& like, const char* op);
 

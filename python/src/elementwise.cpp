@@ -86,8 +86,8 @@ Tensor clamp_any(const Tensor& t, nb::handle min, nb::handle max) {
     return clamp(t, lo, hi);
   }
   std::optional<Scalar> lo, hi;
-  if (!min.is_none()) lo = nb::cast<Scalar>(min);
-  if (!max.is_none()) hi = nb::cast<Scalar>(max);
+  if (!min.is_none()) lo = cast_arg<Scalar>(min, "clamp", "min");
+  if (!max.is_none()) hi = cast_arg<Scalar>(max, "clamp", "max");
   return clamp(t, lo, hi);
 }
 

@@ -1,4 +1,6 @@
 // Maps loom::Error kinds onto Python exception classes.
+#include <typeinfo>
+
 #include "convert.h"
 
 namespace loom::python {
@@ -19,8 +21,14 @@ void bind_errors(nb::module_& m) {
       PyErr_SetString(type, e.what());
     } catch (const std::bad_alloc&) {
       PyErr_SetString(PyExc_MemoryError, "loom: out of memory");
+    } catch (const std::bad_cast&) {
+      // nb::cast failures (nb::cast_error derives from std::bad_cast) that no binding caught with cast_arg,
+      // which names the op and the argument. std::bad_cast's own text is just "std::bad_cast".
+      PyErr_SetString(PyExc_TypeError, "loom: an argument has an unsupported type (it could not be converted to the "
+                                       "type the function expects)");
     } catch (const std::length_error& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
+      // std::vector's "cannot create std::vector larger than max_size()" and the like: a size that is too large.
+      PyErr_SetString(PyExc_ValueError, (std::string("loom: a requested size is too large (") + e.what() + ")").c_str());
     } catch (const std::out_of_range& e) {
       PyErr_SetString(PyExc_IndexError, e.what());
     }

@@ -30,13 +30,7 @@ std::vector<Tensor> tensor_list(nb::handle seq, const char* op) {
 }
 
 // Ints given as f(1, 2), f((1, 2)) or f([1, 2]).
-std::vector<int64_t> int_list(nb::handle value, const char* op) {
-  if (PyLong_Check(value.ptr())) return {nb::cast<int64_t>(value)};
-  std::vector<int64_t> out;
-  if (!nb::try_cast<std::vector<int64_t>>(value, out))
-    fail(ErrorKind::Type, op, ": expected an int or a sequence of ints, got '", nb::inst_name(value).c_str(), "'");
-  return out;
-}
+std::vector<int64_t> int_list(nb::handle value, const char* op) { return int_list_arg(value, op, "dims"); }
 
 Tensor scatter_any(const Tensor& self, int64_t dim, const Tensor& index, nb::handle src, nb::handle value,
                    std::optional<std::string> reduce) {
@@ -92,7 +86,7 @@ void bind_index_ops(nb::module_& m, nb::class_<Tensor>& cls) {
     std::vector<Tensor> in;
     if (tensors.size() == 1 && !nb::isinstance<Tensor>(tensors[0])) in = tensor_list(tensors[0], "meshgrid");
     else
-      for (nb::handle h : tensors) in.push_back(nb::cast<Tensor>(h));
+      for (nb::handle h : tensors) in.push_back(cast_arg<Tensor>(h, "meshgrid", "tensors"));
     return meshgrid(in, indexing);
   }, nb::arg("tensors"), nb::kw_only(), nb::arg("indexing") = "ij");
 

@@ -2,6 +2,7 @@
 #include <nanobind/ndarray.h>
 
 #include "convert.h"
+#include "loom/core/checked.h"
 
 namespace loom::python {
 
@@ -19,11 +20,13 @@ struct Flattened {
 };
 
 void flatten(nb::handle obj, size_t depth, Flattened& out, Shape& current) {
+  nb::object number;  // owns the Python number a 0-d tensor element becomes, for as long as `obj` points at it
   if (nb::isinstance<Tensor>(obj)) {
     const Tensor& t = nb::cast<const Tensor&>(obj);
     LOOM_CHECK(t.numel() == 1 && t.dim() == 0, Value, "tensor: only 0-d tensors can be elements of a nested list, got shape ",
                shape_str(t.sizes()));
-    obj = nb::cast(t.item());
+    number = nb::cast(t.item());
+    obj = number;
   }
   bool is_sequence = PySequence_Check(obj.ptr()) && !PyUnicode_Check(obj.ptr()) && !PyBytes_Check(obj.ptr());
   if (!is_sequence) {
@@ -51,6 +54,7 @@ void flatten(nb::handle obj, size_t depth, Flattened& out, Shape& current) {
                depth < out.shape.size() ? out.shape[depth] : 0, " at dim ", depth, " (got ", n, ")");
   }
   current.push_back(n);
+  check_rank(static_cast<int64_t>(current.size()), "tensor");
   if (n == 0 && !out.shape_known) {
     out.shape = current;
     out.shape_known = true;
@@ -70,12 +74,21 @@ Tensor tensor_from_values(const Flattened& f, DType dtype) {
   if (f.kind == Kind::Float) {
     std::vector<double> buffer;
     buffer.reserve(f.values.size());
-    for (const Scalar& s : f.values) buffer.push_back(s.to_double());
+    bool check = dtype != DType::Bool && !is_floating(dtype);
+    for (const Scalar& s : f.values) {
+      if (check) check_value_fits(s, dtype, "tensor");
+      buffer.push_back(s.to_double());
+    }
     staging = from_blob_copy(buffer.data(), f.shape, DType::Float64);
   } else {
     std::vector<int64_t> buffer;
     buffer.reserve(f.values.size());
-    for (const Scalar& s : f.values) buffer.push_back(s.to_int());
+    // Integers that do not fit the target dtype raise, as torch.tensor and loom.full do (no silent wrapping).
+    bool check = dtype != DType::Bool && !is_floating(dtype);
+    for (const Scalar& s : f.values) {
+      if (check) check_value_fits(s, dtype, "tensor");
+      buffer.push_back(s.to_int());
+    }
     staging = from_blob_copy(buffer.data(), f.shape, DType::Int64);
   }
   detail::copy_data(out, staging);
@@ -129,6 +142,7 @@ DType from_dlpack_dtype(nb::dlpack::dtype d, const char* op) {
 template <class Array>
 Tensor wrap_array(const Array& array, const char* op) {
   DType dtype = from_dlpack_dtype(array.dtype(), op);
+  check_rank(static_cast<int64_t>(array.ndim()), op);
   Shape sizes, strides;
   int64_t extent = 1;
   bool empty = false;
@@ -138,7 +152,9 @@ Tensor wrap_array(const Array& array, const char* op) {
     LOOM_CHECK(strides.back() >= 0, Value, op, ": at least one stride in the given array is negative; loom tensors "
                "need non-negative strides (make a copy first, e.g. array.copy())");
     if (sizes.back() == 0) empty = true;
-    extent += (sizes.back() - 1) * strides.back();
+    if (sizes.back() > 0)
+      extent = checked_add(extent, checked_mul(sizes.back() - 1, strides.back(), op, "the array's extent"), op,
+                           "the array's extent");
   }
   if (empty) extent = 0;
   auto holder = std::make_shared<Array>(array);
@@ -161,6 +177,7 @@ template <class... Framework>
 nb::ndarray<Framework...> export_view(const Tensor& t) {
   LOOM_CHECK(t.device().type == DeviceType::CPU, NotImplemented, "export: only CPU tensors can be exported, got ",
              t.device().str());
+  check_rank(t.dim(), "export");  // every tensor already has at most kMaxRank dims; NumPy aborts beyond 64
   auto* keep = new std::shared_ptr<Storage>(t.storage());
   nb::capsule owner(keep, [](void* p) noexcept { delete static_cast<std::shared_ptr<Storage>*>(p); });
   std::vector<size_t> shape(t.sizes().begin(), t.sizes().end());
@@ -220,8 +237,12 @@ void bind_interop(nb::module_& m, nb::class_<Tensor>& cls) {
         nb::arg("array"), "A tensor sharing memory with a NumPy array.");
   // Reached when the array above does not convert: explain why instead of nanobind's signature mismatch.
   m.def("from_numpy", [](nb::handle obj) -> Tensor {
-    if (!nb::hasattr(obj, "__array_interface__") || !nb::hasattr(obj, "flags"))
-      fail(ErrorKind::Type, "from_numpy: expected a numpy.ndarray, got '", nb::inst_name(obj).c_str(), "'");
+    nb::object ndarray = nb::module_::import_("numpy").attr("ndarray");
+    if (!nb::isinstance(obj, ndarray)) {
+      // NumPy scalars (np.float32(1)) have __array_interface__ but are not arrays.
+      fail(ErrorKind::Type, "from_numpy: expected a numpy.ndarray, got '", nb::inst_name(obj).c_str(), "'",
+           nb::hasattr(obj, "__array_interface__") ? " (a NumPy scalar, not an array; use numpy.asarray(value))" : "");
+    }
     if (!nb::cast<bool>(obj.attr("flags").attr("writeable")))
       fail(ErrorKind::Value, "from_numpy: the array is read-only and loom tensors are writable; pass a copy "
            "(array.copy())");

@@ -23,9 +23,9 @@ void bind_linalg(nb::module_& m, nb::class_<Tensor>& cls) {
   m.def("einsum", [](const std::string& equation, nb::args operands) {
     std::vector<Tensor> tensors;
     if (operands.size() == 1 && !nb::isinstance<Tensor>(operands[0]))
-      tensors = nb::cast<std::vector<Tensor>>(operands[0]);
+      tensors = cast_arg<std::vector<Tensor>>(operands[0], "einsum", "operands");
     else
-      for (nb::handle h : operands) tensors.push_back(nb::cast<Tensor>(h));
+      for (nb::handle h : operands) tensors.push_back(cast_arg<Tensor>(h, "einsum", "operands"));
     return einsum(equation, tensors);
   }, nb::arg("equation"), nb::arg("operands"));
   m.def("dot", &dot, nb::arg("input"), nb::arg("tensor"));

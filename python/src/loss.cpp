@@ -52,7 +52,7 @@ void bind_loss(nb::module_& m, nb::class_<Tensor>& cls) {
   losses.def("gaussian_nll_loss", [](const Tensor& input, const Tensor& target, nb::handle var, bool full, double eps,
                                      const std::string& reduction) {
     Tensor v = nb::isinstance<Tensor>(var) ? nb::cast<Tensor>(var)
-                                           : full_like(input, nb::cast<Scalar>(var));
+                                           : full_like(input, cast_arg<Scalar>(var, "gaussian_nll_loss", "var"));
     return gaussian_nll_loss(input, target, v, full, eps, reduction);
   }, nb::arg("input"), nb::arg("target"), nb::arg("var"), nb::arg("full") = false, nb::arg("eps") = 1e-6,
      nb::arg("reduction") = "mean");

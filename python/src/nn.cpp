@@ -9,17 +9,7 @@ namespace {
 // An int or a sequence of ints (PyTorch's `int | tuple[int, ...]` arguments).
 Pair int_or_ints(nb::handle value, const char* op, const char* name) {
   if (PyBool_Check(value.ptr())) fail(ErrorKind::Type, op, ": ", name, " must be an int or a tuple of ints, got bool");
-  if (PyLong_Check(value.ptr())) return {nb::cast<int64_t>(value)};
-  if (PySequence_Check(value.ptr()) && !PyUnicode_Check(value.ptr())) {
-    Pair out;
-    for (nb::handle item : nb::borrow<nb::sequence>(value)) {
-      LOOM_CHECK(PyLong_Check(item.ptr()) && !PyBool_Check(item.ptr()), Type, op, ": ", name,
-                 " must contain ints, got ", nb::str(item.type()).c_str());
-      out.push_back(nb::cast<int64_t>(item));
-    }
-    return out;
-  }
-  fail(ErrorKind::Type, op, ": ", name, " must be an int or a tuple of ints, got ", nb::str(value.type()).c_str());
+  return int_list_arg(value, op, name);
 }
 
 // None -> {} (meaning "the default"), else int_or_ints.
@@ -148,13 +138,18 @@ void bind_nn(nb::module_& m, nb::class_<Tensor>&) {
       "adaptive_avg_pool2d",
       [](const Tensor& input, nb::handle output_size) {
         std::vector<std::optional<int64_t>> sizes;
-        if (PyLong_Check(output_size.ptr())) {
-          sizes.push_back(nb::cast<int64_t>(output_size));
+        const char* op = "adaptive_avg_pool2d";
+        if (std::optional<int64_t> size = int_arg(output_size, op, "output_size")) {
+          sizes.push_back(size);
         } else {
-          LOOM_CHECK(PySequence_Check(output_size.ptr()), Type,
-                     "adaptive_avg_pool2d: output_size must be an int or a tuple of ints or None");
-          for (nb::handle item : nb::borrow<nb::sequence>(output_size))
-            sizes.push_back(item.is_none() ? std::nullopt : std::optional<int64_t>(nb::cast<int64_t>(item)));
+          LOOM_CHECK(PySequence_Check(output_size.ptr()), Type, op,
+                     ": output_size must be an int or a tuple of ints or None");
+          for (nb::handle item : nb::borrow<nb::sequence>(output_size)) {
+            std::optional<int64_t> size = item.is_none() ? std::nullopt : int_arg(item, op, "output_size");
+            LOOM_CHECK(item.is_none() || size, Type, op, ": output_size must contain ints or None, got '",
+                       nb::inst_name(item).c_str(), "'");
+            sizes.push_back(size);
+          }
         }
         return adaptive_avg_pool2d(input, sizes);
       },

@@ -5,15 +5,11 @@
 
 namespace loom::python {
 
-// dim=None -> all dims; dim=int -> [int]; dim=sequence -> list.
-std::vector<int64_t> dims_arg(nb::handle dim) {
+// dim=None -> all dims; dim=int (or a 0-d integer tensor) -> [int]; dim=sequence -> list.
+std::vector<int64_t> dims_arg(nb::handle dim, const char* op) {
   if (dim.is_none()) return {};
-  if (PyBool_Check(dim.ptr())) fail(ErrorKind::Type, "dim must be an int or a sequence of ints, got bool");
-  if (PyLong_Check(dim.ptr())) return {nb::cast<int64_t>(dim)};
-  std::vector<int64_t> dims;
-  if (!nb::try_cast(dim, dims))
-    fail(ErrorKind::Type, "dim must be an int or a sequence of ints, got '", nb::inst_name(dim).c_str(), "'");
-  return dims;
+  if (PyBool_Check(dim.ptr())) fail(ErrorKind::Type, op, ": dim must be an int or a sequence of ints, got bool");
+  return int_list_arg(dim, op, "dim");
 }
 
 // torch.return_types-like named tuples: (values, indices). Also used by sort.cpp.
@@ -73,13 +69,13 @@ double p_arg(nb::handle p) {
 
 void bind_reduce(nb::module_& m, nb::class_<Tensor>& cls) {
   auto sum_fn = [](const Tensor& t, nb::handle dim, bool keepdim, std::optional<DType> dtype) {
-    return sum(t, dims_arg(dim), keepdim, dtype);
+    return sum(t, dims_arg(dim, "sum"), keepdim, dtype);
   };
   auto mean_fn = [](const Tensor& t, nb::handle dim, bool keepdim, std::optional<DType> dtype) {
-    return mean(t, dims_arg(dim), keepdim, dtype);
+    return mean(t, dims_arg(dim, "mean"), keepdim, dtype);
   };
   auto prod_fn = [](const Tensor& t, nb::handle dim, bool keepdim, std::optional<DType> dtype) {
-    return prod(t, dims_arg(dim), keepdim, dtype);
+    return prod(t, dims_arg(dim, "prod"), keepdim, dtype);
   };
   for (auto [name, fn] : {std::pair{"sum", +sum_fn}, {"mean", +mean_fn}, {"prod", +prod_fn}}) {
     m.def(name, fn, nb::arg("input"), nb::arg("dim").none() = nb::none(), nb::arg("keepdim") = false, nb::kw_only(),
@@ -92,7 +88,7 @@ void bind_reduce(nb::module_& m, nb::class_<Tensor>& cls) {
 
   using DimsFn = Tensor (*)(const Tensor&, const Dims&, bool);
   for (auto [name, fn] : {std::pair<const char*, DimsFn>{"amax", &amax}, {"amin", &amin}, {"all", &all}, {"any", &any}}) {
-    auto f = [fn](const Tensor& t, nb::handle dim, bool keepdim) { return fn(t, dims_arg(dim), keepdim); };
+    auto f = [fn, name](const Tensor& t, nb::handle dim, bool keepdim) { return fn(t, dims_arg(dim, name), keepdim); };
     m.def(name, f, nb::arg("input"), nb::arg("dim").none() = nb::none(), nb::arg("keepdim") = false);
     cls.def(name, f, nb::arg("dim").none() = nb::none(), nb::arg("keepdim") = false);
   }
@@ -116,7 +112,7 @@ void bind_reduce(nb::module_& m, nb::class_<Tensor>& cls) {
     auto f = [name, is_var](const Tensor& t, nb::handle dim, std::optional<bool> unbiased, bool keepdim,
                             std::optional<double> correction) {
       double c = correction_arg(dim, unbiased, correction, name);
-      return is_var ? var(t, dims_arg(dim), c, keepdim) : loom::std(t, dims_arg(dim), c, keepdim);
+      return is_var ? var(t, dims_arg(dim, name), c, keepdim) : loom::std(t, dims_arg(dim, name), c, keepdim);
     };
     m.def(name, f, nb::arg("input"), nb::arg("dim").none() = nb::none(), nb::arg("unbiased").none() = nb::none(),
           nb::arg("keepdim") = false, nb::kw_only(), nb::arg("correction").none() = nb::none());
@@ -126,25 +122,25 @@ void bind_reduce(nb::module_& m, nb::class_<Tensor>& cls) {
     m.def(pair_name.c_str(), [name, is_var](const Tensor& t, nb::handle dim, std::optional<bool> unbiased, bool keepdim,
                                             std::optional<double> correction) {
       double c = correction_arg(dim, unbiased, correction, name);
-      auto [first, mu] = is_var ? var_mean(t, dims_arg(dim), c, keepdim) : std_mean(t, dims_arg(dim), c, keepdim);
+      auto [first, mu] = is_var ? var_mean(t, dims_arg(dim, name), c, keepdim) : std_mean(t, dims_arg(dim, name), c, keepdim);
       return nb::make_tuple(first, mu);
     }, nb::arg("input"), nb::arg("dim").none() = nb::none(), nb::arg("unbiased").none() = nb::none(),
           nb::arg("keepdim") = false, nb::kw_only(), nb::arg("correction").none() = nb::none());
   }
 
   auto norm_fn = [](const Tensor& t, nb::handle p, nb::handle dim, bool keepdim, std::optional<DType> dtype) {
-    return norm(t, p_arg(p), dims_arg(dim), keepdim, dtype);
+    return norm(t, p_arg(p), dims_arg(dim, "norm"), keepdim, dtype);
   };
   m.def("norm", [](const Tensor& t, nb::handle p, nb::handle dim, bool keepdim, nb::handle out,
                    std::optional<DType> dtype) {
     LOOM_CHECK(out.is_none(), NotImplemented, "norm: out= is not supported");
-    return norm(t, p_arg(p), dims_arg(dim), keepdim, dtype);
+    return norm(t, p_arg(p), dims_arg(dim, "norm"), keepdim, dtype);
   }, nb::arg("input"), nb::arg("p").none() = "fro", nb::arg("dim").none() = nb::none(), nb::arg("keepdim") = false,
         nb::arg("out").none() = nb::none(), nb::arg("dtype").none() = nb::none());
   cls.def("norm", norm_fn, nb::arg("p").none() = "fro", nb::arg("dim").none() = nb::none(), nb::arg("keepdim") = false,
           nb::arg("dtype").none() = nb::none());
 
-  auto logsumexp_fn = [](const Tensor& t, nb::handle dim, bool keepdim) { return logsumexp(t, dims_arg(dim), keepdim); };
+  auto logsumexp_fn = [](const Tensor& t, nb::handle dim, bool keepdim) { return logsumexp(t, dims_arg(dim, "logsumexp"), keepdim); };
   m.def("logsumexp", logsumexp_fn, nb::arg("input"), nb::arg("dim").none() = nb::none(), nb::arg("keepdim") = false);
   cls.def("logsumexp", logsumexp_fn, nb::arg("dim").none() = nb::none(), nb::arg("keepdim") = false);
 
@@ -165,17 +161,17 @@ void bind_reduce(nb::module_& m, nb::class_<Tensor>& cls) {
     cls.def(name, f, nb::arg("dim"));
   }
   auto aminmax_fn = [](const Tensor& t, nb::handle dim, bool keepdim) {
-    auto [lo, hi] = aminmax(t, dims_arg(dim), keepdim);
+    auto [lo, hi] = aminmax(t, dims_arg(dim, "aminmax"), keepdim);
     return reduce_family_result_pair("aminmax", "min", "max", lo, hi);
   };
   m.def("aminmax", aminmax_fn, nb::arg("input"), nb::kw_only(), nb::arg("dim").none() = nb::none(),
         nb::arg("keepdim") = false);
   cls.def("aminmax", aminmax_fn, nb::kw_only(), nb::arg("dim").none() = nb::none(), nb::arg("keepdim") = false);
   auto nansum_fn = [](const Tensor& t, nb::handle dim, bool keepdim, std::optional<DType> dtype) {
-    return nansum(t, dims_arg(dim), keepdim, dtype);
+    return nansum(t, dims_arg(dim, "nansum"), keepdim, dtype);
   };
   auto nanmean_fn = [](const Tensor& t, nb::handle dim, bool keepdim, std::optional<DType> dtype) {
-    return nanmean(t, dims_arg(dim), keepdim, dtype);
+    return nanmean(t, dims_arg(dim, "nanmean"), keepdim, dtype);
   };
   for (auto [name, fn] : {std::pair{"nansum", +nansum_fn}, {"nanmean", +nanmean_fn}}) {
     m.def(name, fn, nb::arg("input"), nb::arg("dim").none() = nb::none(), nb::arg("keepdim") = false, nb::kw_only(),
@@ -183,7 +179,7 @@ void bind_reduce(nb::module_& m, nb::class_<Tensor>& cls) {
     cls.def(name, fn, nb::arg("dim").none() = nb::none(), nb::arg("keepdim") = false, nb::kw_only(),
             nb::arg("dtype").none() = nb::none());
   }
-  auto count_fn = [](const Tensor& t, nb::handle dim) { return count_nonzero(t, dims_arg(dim)); };
+  auto count_fn = [](const Tensor& t, nb::handle dim) { return count_nonzero(t, dims_arg(dim, "count_nonzero")); };
   m.def("count_nonzero", count_fn, nb::arg("input"), nb::arg("dim").none() = nb::none());
   cls.def("count_nonzero", count_fn, nb::arg("dim").none() = nb::none());
 

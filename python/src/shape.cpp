@@ -6,14 +6,14 @@ namespace loom::python {
 namespace {
 
 std::vector<Tensor> split_any(const Tensor& t, nb::handle split, int64_t dim) {
-  if (PyLong_Check(split.ptr())) return loom::split(t, nb::cast<int64_t>(split), dim);
-  return split_with_sizes(t, nb::cast<std::vector<int64_t>>(split), dim);
+  if (std::optional<int64_t> size = int_arg(split, "split", "split_size_or_sections")) return loom::split(t, *size, dim);
+  return split_with_sizes(t, int_list_arg(split, "split", "split_size_or_sections"), dim);
 }
 
 Tensor squeeze_any(const Tensor& t, nb::handle dim) {
   if (dim.is_none()) return squeeze(t);
-  if (PyLong_Check(dim.ptr())) return squeeze(t, {nb::cast<int64_t>(dim)});
-  std::vector<int64_t> dims = nb::cast<std::vector<int64_t>>(dim);
+  if (std::optional<int64_t> d = int_arg(dim, "squeeze", "dim")) return squeeze(t, {*d});
+  std::vector<int64_t> dims = int_list_arg(dim, "squeeze", "dim");
   return dims.empty() ? view(t, t.sizes()) : squeeze(t, dims);
 }
 
@@ -53,12 +53,12 @@ void bind_shape(nb::module_& m, nb::class_<Tensor>& cls) {
   cls.def("broadcast_to", &broadcast_to, nb::arg("size"));
   m.def("broadcast_tensors", [](nb::args tensors) {
     std::vector<Tensor> in;
-    for (nb::handle h : tensors) in.push_back(nb::cast<Tensor>(h));
+    for (nb::handle h : tensors) in.push_back(cast_arg<Tensor>(h, "broadcast_tensors", "tensors"));
     return broadcast_tensors(in);
   });
   m.def("broadcast_shapes", [](nb::args shapes) {
     Shape out;
-    for (nb::handle h : shapes) out = broadcast_shapes(out, nb::cast<Shape>(h), "broadcast_shapes");
+    for (nb::handle h : shapes) out = broadcast_shapes(out, int_list_arg(h, "broadcast_shapes", "shapes"), "broadcast_shapes");
     return out;
   });
   cls.def("narrow", &narrow, nb::arg("dim"), nb::arg("start"), nb::arg("length"));

@@ -33,7 +33,8 @@ nb::object tolist_rec(const Tensor& t, size_t dim, int64_t offset) {
 Tensor to_device_or_dtype(const Tensor& self, nb::handle target) {
   if (nb::isinstance<DType>(target)) return to_dtype(self, nb::cast<DType>(target));
   if (nb::isinstance<Tensor>(target)) return to_dtype(self, nb::cast<const Tensor&>(target).dtype());
-  Device device = nb::isinstance<Device>(target) ? nb::cast<Device>(target) : Device(nb::cast<std::string>(target));
+  Device device = nb::isinstance<Device>(target) ? nb::cast<Device>(target)
+                                                 : Device(cast_arg<std::string>(target, "to", "device or dtype"));
   LOOM_CHECK(device.type == self.device().type, NotImplemented, "to: moving tensors from ", self.device().str(), " to ",
              device.str(), " is not supported in this build");
   return self;
@@ -118,6 +119,12 @@ void bind_tensor(nb::module_& m, nb::class_<Tensor>& cls) {
       .def("__len__", [](const Tensor& t) {
         LOOM_CHECK(t.dim() > 0, Type, "len() of a 0-d tensor");
         return t.sizes()[0];
+      })
+      // Iterating a 0-d tensor raises (as in PyTorch) rather than yielding nothing, so that a 0-d tensor passed
+      // where a list of ints is expected is never read as an empty list. Other tensors iterate over dim 0.
+      .def("__iter__", [](nb::handle self) {
+        LOOM_CHECK(nb::cast<const Tensor&>(self).dim() > 0, Type, "iteration over a 0-d tensor");
+        return nb::steal(PySeqIter_New(self.ptr()));
       })
       .def("__bool__", [](const Tensor& t) {
         LOOM_CHECK(t.numel() == 1, Runtime, "Boolean value of Tensor with ", t.numel(), " elements is ambiguous");

@@ -6,6 +6,7 @@
 #include "loom/core/allocator.h"
 #include "loom/core/device.h"
 #include "loom/core/dtype.h"
+#include "loom/core/checked.h"
 #include "loom/core/error.h"
 #include "loom/core/generator.h"
 #include "loom/core/parallel.h"

@@ -234,3 +234,59 @@ TEST(Tensor, Repr) {
 }
 
 }  // namespace
+
+namespace {
+
+// The ValueError-kind message of `fn`, or "" when it does not throw loom::Error of kind Value.
+template <class Fn>
+std::string value_error(Fn fn) {
+  try {
+    fn();
+  } catch (const loom::Error& e) {
+    return e.kind() == loom::ErrorKind::Value ? e.what() : "";
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Checked, ArithmeticRaisesOnOverflowNamingTheOp) {
+  constexpr int64_t kMax = INT64_MAX;
+  EXPECT_EQ(loom::checked_mul(1 << 20, 1 << 20, "op", "x"), int64_t(1) << 40);
+  EXPECT_EQ(loom::checked_add(kMax - 1, 1, "op", "x"), kMax);
+  EXPECT_EQ(loom::checked_sub(INT64_MIN + 1, 1, "op", "x"), INT64_MIN);
+  EXPECT_NE(value_error([] { loom::checked_mul(int64_t(1) << 32, int64_t(1) << 31, "avg_pool2d", "the size"); })
+                .find("avg_pool2d: the size overflows int64"),
+            std::string::npos);
+  EXPECT_NE(value_error([&] { loom::checked_add(kMax, 1, "op", "x"); }), "");
+  EXPECT_NE(value_error([] { loom::checked_sub(INT64_MIN, 1, "op", "x"); }), "");
+  EXPECT_NE(value_error([] { loom::checked_geometry(int64_t(1) << 31, "conv2d", "stride"); }).find("conv2d: stride"),
+            std::string::npos);
+  EXPECT_EQ(loom::checked_geometry(INT32_MAX, "conv2d", "stride"), INT32_MAX);
+}
+
+TEST(Checked, SlidingWindowsMatchesTheClosedForm) {
+  // (size + pads - dilation * (kernel - 1) - 1) / stride + 1, or 0 when the window does not fit.
+  EXPECT_EQ(loom::sliding_windows(4, 0, 0, 3, 1, 1, "op"), 2);
+  EXPECT_EQ(loom::sliding_windows(5, 1, 1, 3, 2, 2, "op"), 2);
+  EXPECT_EQ(loom::sliding_windows(2, 0, 0, 3, 1, 1, "op"), 0);
+  EXPECT_EQ(loom::sliding_windows(4, 0, 0, 3, int64_t(1) << 31, 1, "op"), 0);
+  EXPECT_NE(value_error([] { loom::sliding_windows(INT64_MAX - 1, 2, 0, 1, 1, 1, "unfold"); }).find("unfold"),
+            std::string::npos);
+}
+
+TEST(Checked, ShapesAndViews) {
+  EXPECT_EQ(loom::numel({int64_t(1) << 62, int64_t(1) << 62, 0}), 0);
+  EXPECT_NE(value_error([] { loom::contiguous_strides({0, int64_t(1) << 62, int64_t(1) << 62}); }), "");
+  EXPECT_NE(value_error([] { Tensor::empty(Shape(65, 1), DType::Float32); }).find("at most 64 dimensions"),
+            std::string::npos);
+  EXPECT_EQ(Tensor::empty(Shape(64, 1), DType::Float32).dim(), 64);
+  Tensor base = Tensor::empty({6}, DType::Float32);
+  EXPECT_NE(value_error([&] { Tensor::make_view(base, {2}, {INT64_MAX}, 100); }).find("as_strided"),
+            std::string::npos);
+  EXPECT_NE(value_error([&] { Tensor::make_view(base, {2, 3}, {INT64_MAX - 1, 1}, 0); }), "");
+  EXPECT_EQ(Tensor::make_view(base, {2, 2}, {3, 1}, 1).numel(), 4);
+  Tensor scalar = Tensor::empty({}, DType::Float32);
+  EXPECT_THROW(scalar.size(0), loom::Error);
+  EXPECT_THROW(scalar.stride(-1), loom::Error);
+}

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "loom/core/checked.h"
 #include "loom/core/error.h"
 
 namespace loom {
@@ -17,17 +18,22 @@ std::string shape_str(const Shape& shape) {
 }
 
 int64_t numel(const Shape& shape) {
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t n = 1;
-  for (int64_t s : shape) n *= s;
+  for (int64_t s : shape) n = checked_mul(n, s, "numel", "the number of elements");
   return n;
 }
 
+void check_rank(int64_t ndim, const char* op) {
+  LOOM_CHECK(ndim <= kMaxRank, Value, op, ": tensors may have at most ", kMaxRank, " dimensions, got ", ndim);
+}
+
 int64_t checked_numel(const Shape& shape, const char* op) {
+  for (int64_t s : shape) LOOM_CHECK(s >= 0, Value, op, ": negative dimension in shape ", shape_str(shape));
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t n = 1;
-  for (int64_t s : shape) {
-    LOOM_CHECK(s >= 0, Value, op, ": negative dimension in shape ", shape_str(shape));
+  for (int64_t s : shape)
     LOOM_CHECK(!__builtin_mul_overflow(n, s, &n), Value, op, ": shape ", shape_str(shape), " has too many elements");
-  }
   return n;
 }
 
@@ -36,7 +42,9 @@ Shape contiguous_strides(const Shape& shape) {
   int64_t stride = 1;
   for (size_t i = shape.size(); i-- > 0;) {
     strides[i] = stride;
-    stride *= std::max<int64_t>(shape[i], 1);
+    // The stride before dim 0 is never used; any other overflow makes the shape unaddressable.
+    if (i > 0 && __builtin_mul_overflow(stride, std::max<int64_t>(shape[i], 1), &stride))
+      fail(ErrorKind::Value, "shape ", shape_str(shape), ": the strides of this shape overflow int64");
   }
   return strides;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 
 #include "loom/core/error.h"
@@ -10,6 +11,7 @@
 namespace loom {
 
 Tensor Tensor::empty(const Shape& sizes, DType dtype, Device device) {
+  check_rank(static_cast<int64_t>(sizes.size()), "empty");
   int64_t n = checked_numel(sizes, "empty");
   size_t nbytes = 0;
   LOOM_CHECK(!__builtin_mul_overflow(static_cast<size_t>(n), loom::itemsize(dtype), &nbytes), Value,
@@ -19,17 +21,30 @@ Tensor Tensor::empty(const Shape& sizes, DType dtype, Device device) {
   impl->sizes = sizes;
   impl->strides = contiguous_strides(sizes);
   impl->dtype = dtype;
+  // A bool byte other than 0 or 1 is an invalid value (undefined behaviour when loaded as bool): uninitialised
+  // bool tensors start as all False.
+  if (dtype == DType::Bool && nbytes > 0 && device.type == DeviceType::CPU) std::memset(impl->storage->data(), 0, nbytes);
   return Tensor(std::move(impl));
 }
 
 Tensor Tensor::make_view(const Tensor& base, Shape sizes, Shape strides, int64_t offset) {
-  // Bounds: the lowest and highest element the view can touch must lie inside the storage.
-  int64_t lo = offset, hi = offset;
+  check_rank(static_cast<int64_t>(sizes.size()), "as_strided");
+  LOOM_CHECK(sizes.size() == strides.size(), Value, "as_strided: size ", shape_str(sizes), " and stride ",
+             shape_str(strides), " must have the same length");
+  // Bounds: the lowest and highest element the view can touch must lie inside the storage. Checked
+  // arithmetic: a wrapped span would pass the test and give a view that reads and writes outside the storage.
   bool empty = false;
-  for (size_t i = 0; i < sizes.size(); ++i) {
-    if (sizes[i] == 0) empty = true;
-    int64_t span = (sizes[i] - 1) * strides[i];
-    (span < 0 ? lo : hi) += span;
+  for (int64_t s : sizes) {
+    LOOM_CHECK(s >= 0, Value, "as_strided: negative size in ", shape_str(sizes));
+    empty |= s == 0;
+  }
+  int64_t lo = offset, hi = offset;
+  for (size_t i = 0; i < sizes.size() && !empty; ++i) {
+    int64_t span = 0;
+    bool overflow = __builtin_mul_overflow(sizes[i] - 1, strides[i], &span);
+    overflow = overflow || __builtin_add_overflow(span < 0 ? lo : hi, span, span < 0 ? &lo : &hi);
+    LOOM_CHECK(!overflow, Value, "as_strided: the extent of a view with size ", shape_str(sizes), ", stride ",
+               shape_str(strides), " and offset ", offset, " overflows int64");
   }
   int64_t capacity = static_cast<int64_t>(base.storage()->nbytes() / base.itemsize());
   LOOM_CHECK(empty || (lo >= 0 && hi < capacity), Value, "as_strided: view with size ", shape_str(sizes),
@@ -46,8 +61,15 @@ Tensor Tensor::make_view(const Tensor& base, Shape sizes, Shape strides, int64_t
   return Tensor(std::move(impl));
 }
 
-int64_t Tensor::size(int64_t d) const { return impl_->sizes[normalize_dim(d, dim(), "size")]; }
-int64_t Tensor::stride(int64_t d) const { return impl_->strides[normalize_dim(d, dim(), "stride")]; }
+// normalize_dim lets dims 0 and -1 name a 0-d tensor (for reductions); there is no size to return, though.
+int64_t Tensor::size(int64_t d) const {
+  LOOM_CHECK(dim() > 0, Index, "size: dimension specified as ", d, " but the tensor has no dimensions");
+  return impl_->sizes[normalize_dim(d, dim(), "size")];
+}
+int64_t Tensor::stride(int64_t d) const {
+  LOOM_CHECK(dim() > 0, Index, "stride: dimension specified as ", d, " but the tensor has no dimensions");
+  return impl_->strides[normalize_dim(d, dim(), "stride")];
+}
 
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;

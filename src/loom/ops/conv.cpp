@@ -10,6 +10,7 @@
 // PyTorch's native_batch_norm; backward native_batch_norm_backward when no graph is needed, else ops.
 #include "loom/ops/conv.h"
 
+#include "loom/core/checked.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/linalg.h"
@@ -34,8 +35,8 @@ ConvGeometry conv_geometry(const TensorMeta& x, const TensorMeta& w, const Attrs
   g.O = w.sizes[0], g.Cg = w.sizes[1], g.kh = w.sizes[2], g.kw = w.sizes[3];
   g.stride = a.get<Shape>("stride"), g.padding = a.get<Shape>("padding"), g.dilation = a.get<Shape>("dilation");
   g.groups = a.get<int64_t>("groups");
-  g.oh = (g.H + g.padding[0] + g.padding[1] - g.dilation[0] * (g.kh - 1) - 1) / g.stride[0] + 1;
-  g.ow = (g.W + g.padding[2] + g.padding[3] - g.dilation[1] * (g.kw - 1) - 1) / g.stride[1] + 1;
+  g.oh = sliding_windows(g.H, g.padding[0], g.padding[1], g.kh, g.dilation[0], g.stride[0], "conv2d");
+  g.ow = sliding_windows(g.W, g.padding[2], g.padding[3], g.kw, g.dilation[1], g.stride[1], "conv2d");
   return g;
 }
 

@@ -25,6 +25,8 @@ std::vector<TensorMeta> infer_fill(const std::vector<Tensor>& in, const Attrs&) 
   return {TensorMeta{in[0].sizes(), in[0].dtype(), in[0].device()}};
 }
 
+}  // namespace
+
 // PyTorch's rule (c10::overflows): a value must fit the dtype's range; a float going to an integer dtype is
 // truncated; bool takes anything; float16/bfloat16 overflow to inf; unsigned types also take -max..-1 (wrapping).
 void check_value_fits(Scalar value, DType dtype, const char* op) {
@@ -53,8 +55,6 @@ void check_value_fits(Scalar value, DType dtype, const char* op) {
   LOOM_CHECK(ok, Value, op, ": value ", value.str(), " cannot be converted to dtype ", dtype_name(dtype),
              " without overflow");
 }
-
-}  // namespace
 
 void define_creation_ops(Registry& r) {
   // full: attrs sizes, value, dtype, device.
@@ -96,6 +96,18 @@ Tensor wrapped_scalar(Scalar value, Device device) {
   return t;
 }
 
+namespace {
+// ceil((end - start) / step) exactly, for any int64 bounds: the distance and the step are taken as magnitudes in
+// uint64 (the sign check above makes them point the same way), where they cannot overflow.
+int64_t integer_arange_count(int64_t start, int64_t end, int64_t step) {
+  auto magnitude = [](int64_t a, int64_t b) { return a >= b ? uint64_t(a) - uint64_t(b) : uint64_t(b) - uint64_t(a); };
+  uint64_t distance = magnitude(end, start), stride = magnitude(step, 0);
+  uint64_t count = distance / stride + (distance % stride != 0);
+  LOOM_CHECK(count <= uint64_t(INT64_MAX), Value, "arange: too many elements (", count, ")");
+  return static_cast<int64_t>(count);
+}
+}  // namespace
+
 Tensor arange(Scalar start, Scalar end, Scalar step, std::optional<DType> dtype, Device device) {
   bool all_int = !start.is_float() && !end.is_float() && !step.is_float();
   DType dt = dtype.value_or(all_int ? DType::Int64 : default_float_dtype());
@@ -107,7 +119,7 @@ Tensor arange(Scalar start, Scalar end, Scalar step, std::optional<DType> dtype,
              start.str(), ", end ", end.str(), ", step ", step.str(), ")");
   double count_d = std::ceil((e - s) / st);
   LOOM_CHECK(count_d < 1e15, Value, "arange: too many elements (", count_d, ")");
-  int64_t count = all_int ? (end.to_int() - start.to_int() + step.to_int() - (step.to_int() > 0 ? 1 : -1)) / step.to_int()
+  int64_t count = all_int ? integer_arange_count(start.to_int(), end.to_int(), step.to_int())
                           : static_cast<int64_t>(count_d);
   return dispatch1(LOOM_OP("arange"), {},
                    Attrs().set("start", start).set("step", step).set("count", std::max<int64_t>(count, 0))

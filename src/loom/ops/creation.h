@@ -31,6 +31,10 @@ Tensor eye(int64_t n, std::optional<int64_t> m = std::nullopt, DType dtype = DTy
 Tensor& fill_(Tensor& t, Scalar value);
 Tensor& zero_(Tensor& t);
 
+// Raises ValueError naming `op` when `value` does not fit `dtype` (PyTorch's overflow rule, as full and fill_
+// apply it: integers must be in range, floats are truncated, unsigned types also take -max..-1).
+void check_value_fits(Scalar value, DType dtype, const char* op);
+
 // Tensor from host data: `data` holds numel(sizes) elements of `dtype`, copied.
 Tensor from_blob_copy(const void* data, const Shape& sizes, DType dtype, Device device = Device());
 

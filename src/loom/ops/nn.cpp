@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "loom/autograd/grad_mode.h"
+#include "loom/core/checked.h"
 #include "loom/ops/conv.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
@@ -24,11 +25,13 @@ namespace {
 
 // ---------------- argument helpers ----------------
 
-// {v} -> {v, v}; {h, w} stays; anything else raises.
+// {v} -> {v, v}; {h, w} stays; anything else raises. Every window argument (kernel_size, stride, padding,
+// dilation, output_padding, output_size) passes here and is capped at kMaxGeometry (core/checked.h).
 Pair as_pair(const Pair& p, const char* op, const char* name) {
-  if (p.size() == 1) return {p[0], p[0]};
-  LOOM_CHECK(p.size() == 2, Value, op, ": ", name, " must be an int or a pair of ints, got ", p.size(), " values");
-  return p;
+  LOOM_CHECK(p.size() == 1 || p.size() == 2, Value, op, ": ", name, " must be an int or a pair of ints, got ",
+             p.size(), " values");
+  for (int64_t v : p) checked_geometry(v, op, name);
+  return p.size() == 1 ? Pair{p[0], p[0]} : p;
 }
 
 Pair positive_pair(const Pair& p, const char* op, const char* name) {
@@ -43,12 +46,6 @@ Pair non_negative_pair(const Pair& p, const char* op, const char* name) {
   return out;
 }
 
-// Number of sliding positions along one dim; the caller checks it is >= 1.
-int64_t blocks_along(int64_t size, int64_t pad_before, int64_t pad_after, int64_t kernel, int64_t dilation,
-                     int64_t stride) {
-  int64_t span = size + pad_before + pad_after - dilation * (kernel - 1) - 1;
-  return span < 0 ? 0 : span / stride + 1;
-}
 
 void check_floating(const char* op, const Tensor& t, const char* what) {
   LOOM_CHECK(is_floating(t.dtype()), Type, op, ": expected a floating point ", what, ", got dtype ",
@@ -92,16 +89,20 @@ void check_window(const char* op, const WindowAttrs& w) {
   LOOM_CHECK(w.stride[0] > 0 && w.stride[1] > 0, Value, op, ": stride must be positive, got ", shape_str(w.stride));
   for (int64_t p : w.padding4)
     LOOM_CHECK(p >= 0, Value, op, ": padding must be non-negative, got ", shape_str(w.padding4));
+  for (const Pair* pair : {&w.kernel, &w.dilation, &w.padding4, &w.stride})
+    for (int64_t v : *pair) checked_geometry(v, op, "a window argument");
 }
 
 // Output (h, w) block counts; raises when the (dilated) kernel does not fit the padded input.
 std::pair<int64_t, int64_t> window_blocks(const char* op, int64_t H, int64_t W, const WindowAttrs& w) {
+  int64_t oh = sliding_windows(H, w.padding4[0], w.padding4[1], w.kernel[0], w.dilation[0], w.stride[0], op);
+  int64_t ow = sliding_windows(W, w.padding4[2], w.padding4[3], w.kernel[1], w.dilation[1], w.stride[1], op);
+  // Both extents fit int64 here: sliding_windows computed them with checked arithmetic.
   int64_t ph = H + w.padding4[0] + w.padding4[1], pw = W + w.padding4[2] + w.padding4[3];
   int64_t kh = w.dilation[0] * (w.kernel[0] - 1) + 1, kw = w.dilation[1] * (w.kernel[1] - 1) + 1;
-  LOOM_CHECK(kh <= ph && kw <= pw, Value, op, ": calculated padded input size per channel (", ph, " x ", pw,
+  LOOM_CHECK(oh > 0 && ow > 0, Value, op, ": calculated padded input size per channel (", ph, " x ", pw,
              ") is smaller than the (dilated) kernel size (", kh, " x ", kw, ")");
-  return {blocks_along(H, w.padding4[0], w.padding4[1], w.kernel[0], w.dilation[0], w.stride[0]),
-          blocks_along(W, w.padding4[2], w.padding4[3], w.kernel[1], w.dilation[1], w.stride[1])};
+  return {oh, ow};
 }
 
 std::vector<TensorMeta> infer_im2col(const std::vector<Tensor>& in, const Attrs& a) {
@@ -111,7 +112,9 @@ std::vector<TensorMeta> infer_im2col(const std::vector<Tensor>& in, const Attrs&
   WindowAttrs w = window_attrs(a);
   check_window("im2col", w);
   auto [oh, ow] = window_blocks("im2col", x.sizes()[2], x.sizes()[3], w);
-  return {TensorMeta{{x.sizes()[0], x.sizes()[1] * w.kernel[0] * w.kernel[1], oh * ow}, x.dtype(), x.device()}};
+  int64_t rows = checked_mul(x.sizes()[1], w.kernel[0] * w.kernel[1], "im2col", "C * kh * kw");
+  return {TensorMeta{{x.sizes()[0], rows, checked_mul(oh, ow, "im2col", "the number of blocks")}, x.dtype(),
+                     x.device()}};
 }
 
 std::vector<TensorMeta> infer_col2im(const std::vector<Tensor>& in, const Attrs& a) {
@@ -127,7 +130,7 @@ std::vector<TensorMeta> infer_col2im(const std::vector<Tensor>& in, const Attrs&
   LOOM_CHECK(x.sizes()[1] % k == 0, Value, "col2im: expected size of input's dimension 1 to be divisible by the ",
              "product of kernel_size (", k, "), got input of shape ", shape_str(x.sizes()));
   auto [oh, ow] = window_blocks("col2im", out[0], out[1], w);
-  LOOM_CHECK(x.sizes()[2] == oh * ow, Value, "col2im: expected input's dimension 2 to match the number of sliding ",
+  LOOM_CHECK(x.sizes()[2] == checked_mul(oh, ow, "col2im", "the number of blocks"), Value, "col2im: expected input's dimension 2 to match the number of sliding ",
              "blocks (", oh, " * ", ow, " = ", oh * ow, ") for output_size ", shape_str(out), ", got input of shape ",
              shape_str(x.sizes()));
   return {TensorMeta{{x.sizes()[0], x.sizes()[1] / k, out[0], out[1]}, x.dtype(), x.device()}};
@@ -148,8 +151,11 @@ std::vector<Tensor> col2im_backward(BackwardContext& c) {
 
 // torch's pooling output size (with ceil_mode's rule that the last window must start inside the input or
 // its left padding).
-int64_t pool_output_size(int64_t size, int64_t kernel, int64_t pad, int64_t stride, int64_t dilation, bool ceil_mode) {
-  int64_t numerator = size + 2 * pad - dilation * (kernel - 1) - 1 + (ceil_mode ? stride - 1 : 0);
+// Geometry arguments are at most kMaxGeometry (as_pair), so only `size` (a tensor dim) can push these past int64.
+int64_t pool_output_size(const char* op, int64_t size, int64_t kernel, int64_t pad, int64_t stride, int64_t dilation,
+                         bool ceil_mode) {
+  int64_t numerator = checked_add(size, 2 * pad + (ceil_mode ? stride - 1 : 0), op, "the padded input size") -
+                      dilation * (kernel - 1) - 1;
   int64_t out = (numerator >= 0 ? numerator / stride : -((-numerator + stride - 1) / stride)) + 1;
   if (ceil_mode && (out - 1) * stride >= size + pad) --out;
   return out;
@@ -171,8 +177,8 @@ PoolGeometry pool_geometry(const char* op, const Tensor& x, const Pair& kernel_s
              ": pad should be at most half of the kernel size, got padding ", shape_str(g.padding), " and kernel_size ",
              shape_str(g.kernel));
   int64_t H = x.sizes()[x.dim() - 2], W = x.sizes()[x.dim() - 1];
-  g.oh = pool_output_size(H, g.kernel[0], g.padding[0], g.stride[0], g.dilation[0], ceil_mode);
-  g.ow = pool_output_size(W, g.kernel[1], g.padding[1], g.stride[1], g.dilation[1], ceil_mode);
+  g.oh = pool_output_size(op, H, g.kernel[0], g.padding[0], g.stride[0], g.dilation[0], ceil_mode);
+  g.ow = pool_output_size(op, W, g.kernel[1], g.padding[1], g.stride[1], g.dilation[1], ceil_mode);
   LOOM_CHECK(g.oh >= 1 && g.ow >= 1, Value, op, ": given input of shape ", shape_str(x.sizes()),
              ", the calculated output size (", g.oh, " x ", g.ow, ") is too small");
   return g;
@@ -338,7 +344,8 @@ Tensor conv_core(const char* op, const Tensor& x, const Tensor& w, const Tensor&
     pad4 = {0, 0, 0, 0};
   } else if (padding.mode == "same") {
     LOOM_CHECK(s[0] == 1 && s[1] == 1, Value, op, ": padding='same' is not supported for strided convolutions");
-    int64_t th = d[0] * (kh - 1), tw = d[1] * (kw - 1);
+    int64_t th = checked_mul(d[0], kh - 1, op, "the dilated kernel size");
+    int64_t tw = checked_mul(d[1], kw - 1, op, "the dilated kernel size");
     pad4 = {th / 2, th - th / 2, tw / 2, tw - tw / 2};
   } else {
     LOOM_CHECK(padding.mode.empty(), Value, op, ": invalid padding string '", padding.mode,
@@ -346,17 +353,18 @@ Tensor conv_core(const char* op, const Tensor& x, const Tensor& w, const Tensor&
     Pair p = non_negative_pair(padding.sizes, op, "padding");
     pad4 = {p[0], p[0], p[1], p[1]};
   }
+  int64_t oh = sliding_windows(H, pad4[0], pad4[1], kh, d[0], s[0], op);
+  int64_t ow = sliding_windows(W, pad4[2], pad4[3], kw, d[1], s[1], op);
+  // Both extents fit int64 here: sliding_windows computed them with checked arithmetic.
   int64_t padded_h = H + pad4[0] + pad4[1], padded_w = W + pad4[2] + pad4[3];
   int64_t eff_h = d[0] * (kh - 1) + 1, eff_w = d[1] * (kw - 1) + 1;
-  LOOM_CHECK(eff_h <= padded_h && eff_w <= padded_w, Value, op, ": calculated padded input size per channel (",
+  LOOM_CHECK(oh > 0 && ow > 0, Value, op, ": calculated padded input size per channel (",
              padded_h, " x ", padded_w, ") is smaller than the (dilated) kernel size (", eff_h, " x ", eff_w,
              "); input shape ", shape_str(shown_input), ", weight shape ", shape_str(shown_weight));
   // float32/float64 on the CPU: the fused conv2d op (per-image im2col + GEMM, fused backward).
   if (detail::fused_conv_supported(x)) return detail::conv2d_fused(x, w, bias, s, pad4, d, groups);
   Tensor cols = detail::im2col(x, {kh, kw}, d, pad4, s);  // (N, C*kh*kw, L)
-  int64_t oh = blocks_along(H, pad4[0], pad4[1], kh, d[0], s[0]);
-  int64_t ow = blocks_along(W, pad4[2], pad4[3], kw, d[1], s[1]);
-  int64_t K = Cg * kh * kw, L = oh * ow;
+  int64_t K = Cg * kh * kw, L = oh * ow;  // the sizes of im2col's (already allocated) output
   // One large product per group (batch folded into columns) rather than N small ones: its backward is then
   // two large products too. cols (N, g, K, L) -> (g, K, N*L); weight (g, O/g, K); out (g, O/g, N*L).
   Tensor grouped_cols = reshape(permute(reshape(cols, {N, groups, K, L}), {1, 2, 0, 3}), {groups, K, N * L});
@@ -431,8 +439,13 @@ Tensor conv_transpose_core(const char* op, const Tensor& x, const Tensor& w, con
                "below dilation) is not supported, got output_padding ", shape_str(op_pad), " and stride ",
                shape_str(s));
   }
-  int64_t out_h = (H - 1) * s[0] - 2 * p[0] + d[0] * (kh - 1) + op_pad[0] + 1;
-  int64_t out_w = (W - 1) * s[1] - 2 * p[1] + d[1] * (kw - 1) + op_pad[1] + 1;
+  auto out_size = [&](int64_t size, int64_t k, int i) {  // (size-1)*s - 2p + d*(k-1) + output_padding + 1
+    int64_t span = checked_mul(size - 1, s[i], op, "the output size");
+    int64_t taps = checked_mul(d[i], k - 1, op, "the dilated kernel size");
+    int64_t grown = checked_add(checked_add(span, taps, op, "the output size"), op_pad[i] + 1, op, "the output size");
+    return checked_sub(grown, 2 * p[i], op, "the output size");
+  };
+  int64_t out_h = out_size(H, kh, 0), out_w = out_size(W, kw, 1);
   LOOM_CHECK(out_h > 0 && out_w > 0, Value, op, ": given input of shape ", shape_str(shown_input), ", weight ",
              shape_str(shown_weight), " and padding ", shape_str(p), ", the output size (", out_h, " x ", out_w,
              ") is too small");
@@ -517,13 +530,14 @@ Tensor avg_pool2d(const Tensor& input, const Pair& kernel_size, const Pair& stri
   int64_t N = x.sizes()[0], C = x.sizes()[1], H = x.sizes()[2], W = x.sizes()[3];
   int64_t kh = g.kernel[0], kw = g.kernel[1], sh = g.stride[0], sw = g.stride[1], ph = g.padding[0], pw = g.padding[1];
   // Pad the bottom/right enough that im2col yields the (possibly ceil_mode) number of windows.
+  // Window starts are below H + ph (pool_output_size), so these stay near the geometry arguments.
   int64_t pb = std::max(ph, (g.oh - 1) * sh + kh - H - ph), pr = std::max(pw, (g.ow - 1) * sw + kw - W - pw);
   Tensor cols = detail::im2col(reshape(x, {N * C, 1, H, W}), g.kernel, {1, 1}, {ph, pb, pw, pr}, g.stride);
-  int64_t rows = blocks_along(H, ph, pb, kh, 1, sh), columns = blocks_along(W, pw, pr, kw, 1, sw);
+  int64_t rows = sliding_windows(H, ph, pb, kh, 1, sh, "avg_pool2d"), columns = sliding_windows(W, pw, pr, kw, 1, sw, "avg_pool2d");
   Tensor sums = reshape(sum(cols, {1}), {N * C, rows, columns});
   sums = slice(slice(sums, 1, 0, g.oh), 2, 0, g.ow);
   // The divisor of each window, as torch computes it (windows clipped to the padded input, then to the input).
-  std::vector<double> divisor(static_cast<size_t>(g.oh * g.ow));
+  std::vector<double> divisor(static_cast<size_t>(checked_mul(g.oh, g.ow, "avg_pool2d", "the output size")));
   for (int64_t i = 0; i < g.oh; ++i)
     for (int64_t j = 0; j < g.ow; ++j) {
       int64_t h0 = i * sh - ph, w0 = j * sw - pw;
@@ -601,6 +615,9 @@ Tensor adaptive_avg_pool2d(const Tensor& input, const std::vector<std::optional<
     return size;
   };
   int64_t oh = pick(0, H), ow = pick(1, W);
+  // Window bounds are computed as i * in / out: keep out * in within int64.
+  checked_mul(oh, H, "adaptive_avg_pool2d", "output_size * input size");
+  checked_mul(ow, W, "adaptive_avg_pool2d", "output_size * input size");
   Tensor x = upcast(input);
   Tensor ph = adaptive_average_matrix(oh, H, x.dtype(), x.device());
   Tensor pw = adaptive_average_matrix(ow, W, x.dtype(), x.device());

@@ -27,7 +27,7 @@ Generator& pick(Generator* generator) { return generator ? *generator : default_
 
 // Reserves enough Philox blocks for `count` elements (each element uses at most half a block).
 Attrs random_attrs(Generator& gen, int64_t count) {
-  uint64_t blocks = static_cast<uint64_t>(count + 1) / 2 + 1;
+  uint64_t blocks = (static_cast<uint64_t>(count) + 1) / 2 + 1;  // count >= 0: no overflow in uint64
   uint64_t offset = gen.reserve(blocks);
   return Attrs().set("seed", static_cast<int64_t>(gen.seed())).set("offset", static_cast<int64_t>(offset));
 }

@@ -148,6 +148,7 @@ std::vector<Tensor> dispatch(const OpDef& op, std::vector<Tensor> inputs, Attrs 
   }
   Device device = resolve_device(op, inputs, attrs);
   std::vector<TensorMeta> metas = op.infer(inputs, attrs);
+  for (const TensorMeta& m : metas) check_rank(static_cast<int64_t>(m.sizes.size()), op.name.c_str());
   KernelFn kernel = op.kernels[static_cast<int>(device.type)];
   if (!kernel) kernel = op.kernels[static_cast<int>(DeviceType::Any)];
   if (!kernel) {

@@ -6,6 +6,7 @@
 
 #include "loom/autograd/grad_mode.h"
 #include "loom/autograd/node.h"
+#include "loom/core/checked.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/reduce.h"
@@ -188,15 +189,17 @@ std::vector<TensorMeta> infer_slice(const std::vector<Tensor>& in, const Attrs& 
   int64_t dim = a.get<int64_t>("dim"), start = a.get<int64_t>("start"), end = a.get<int64_t>("end"),
           step = a.get<int64_t>("step");
   Shape sizes = in[0].sizes();
-  sizes[dim] = std::max<int64_t>(0, (end - start + step - 1) / step);
+  sizes[dim] = end <= start ? 0 : (end - start - 1) / step + 1;  // ceil((end - start) / step) for any step
   return meta_of(in[0], sizes);
 }
 std::vector<Tensor> slice_kernel(const KernelContext& c) {
   const Tensor& t = c.inputs[0];
   int64_t dim = c.attrs.get<int64_t>("dim"), start = c.attrs.get<int64_t>("start"), step = c.attrs.get<int64_t>("step");
   Shape strides = t.strides();
-  int64_t offset = t.offset() + start * strides[dim];  // also for empty slices, as PyTorch
-  strides[dim] *= step;
+  int64_t offset = checked_add(t.offset(), checked_mul(start, strides[dim], "slice", "the offset"), "slice",
+                               "the offset");  // also for empty slices, as PyTorch
+  // With at most one element along dim the stride is never used (and step may be up to 2^63 - 1).
+  if (c.outputs[0].sizes[dim] > 1) strides[dim] = checked_mul(strides[dim], step, "slice", "the stride");
   return {Tensor::make_view(t, c.outputs[0].sizes, strides, offset)};
 }
 std::vector<Tensor> slice_backward(BackwardContext& c) {
@@ -407,7 +410,7 @@ Tensor narrow(const Tensor& t, int64_t dim, int64_t start, int64_t length) {
   LOOM_CHECK(start >= -size && start <= size, Index, "narrow: start (", start, ") is out of range for dimension ", d,
              " of size ", size);
   if (start < 0) start += size;
-  LOOM_CHECK(length >= 0 && start + length <= size, Index, "narrow: start (", start, ") + length (", length,
+  LOOM_CHECK(length >= 0 && length <= size - start, Index, "narrow: start (", start, ") + length (", length,
              ") exceeds dimension size (", size, ")");
   return slice(t, d, start, start + length, 1);
 }
@@ -580,6 +583,21 @@ bool non_overlapping(const Tensor& t) {
   }
   return true;
 }
+
+// Every element of `t` reads the same memory location (a broadcast scalar, as fill_ and zero_ write).
+bool single_location(const Tensor& t) {
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (t.sizes()[d] > 1 && t.strides()[d] != 0) return false;
+  return true;
+}
+
+// Some elements of `t` certainly share memory: a dim of size > 1 with stride 0 (expand, broadcast_to).
+// PyTorch's MemOverlap::Yes; other as_strided layouts are not decided (non_overlapping above is conservative).
+bool expanded(const Tensor& t) {
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (t.sizes()[d] > 1 && t.strides()[d] == 0) return true;
+  return false;
+}
 }  // namespace
 
 bool try_inplace(Tensor& self, const OpDef& op, std::vector<Tensor> inputs, Attrs attrs) {
@@ -601,6 +619,12 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
              " doesn't match the broadcast shape ", shape_str(result.sizes()));
   LOOM_CHECK(can_cast(result.dtype(), self.dtype()), Type, op, ": result type ", dtype_name(result.dtype()),
              " can't be cast to the desired output type ", dtype_name(self.dtype()));
+  // Writing into elements that share memory (an expanded view) keeps whichever write lands last: raise, as
+  // PyTorch does. try_inplace never writes such a self, so this is the one check for every in-place op and
+  // __setitem__. Writing one value everywhere (fill_, zero_) is well defined and allowed.
+  LOOM_CHECK(!expanded(self) || single_location(result), Runtime, op, ": unsupported operation: more than ",
+             "one element of the written-to tensor refers to a single memory location. Please clone() the tensor ",
+             "before performing the operation.");
   bool track = grad_mode_enabled() && (result.requires_grad() || self.requires_grad());
   if (track) {
     LOOM_CHECK(!(self.is_leaf() && self.requires_grad()), Runtime, op,

@@ -302,6 +302,8 @@ class Loader {
 
       const json& shape = value["shape"];
       if (!shape.is_array()) invalid(tensor, ": \"shape\" must be an array of integers, got ", shape.dump());
+      if (shape.size() > static_cast<size_t>(kMaxRank))
+        invalid(tensor, ": shape has ", shape.size(), " dimensions (at most ", kMaxRank, " are supported)");
       uint64_t numel = 1;
       bool overflow = false;
       for (size_t d = 0; d < shape.size(); ++d) {

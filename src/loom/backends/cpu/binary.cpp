@@ -23,16 +23,16 @@ constexpr bool kIsFloat = std::is_floating_point_v<T>;
 struct AddOp {
   template <class M> static M apply(M a, M b, M alpha) {
     if constexpr (std::is_same_v<M, bool>) return a || (alpha && b);
-    else return a + alpha * b;
+    else return wrap_add(a, wrap_mul(alpha, b));
   }
 };
 struct SubOp {
-  template <class M> static M apply(M a, M b, M alpha) { return a - alpha * b; }
+  template <class M> static M apply(M a, M b, M alpha) { return wrap_sub(a, wrap_mul(alpha, b)); }
 };
 struct MulOp {
   template <class M> static M apply(M a, M b, M) {
     if constexpr (std::is_same_v<M, bool>) return a && b;
-    else return a * b;
+    else return wrap_mul(a, b);
   }
 };
 struct TrueDivOp {
@@ -108,8 +108,8 @@ struct PowOp {
         }
       M result = 1, base = a;
       for (auto e = b; e > 0; e >>= 1) {  // square-and-multiply, wrapping like C
-        if (e & 1) result = static_cast<M>(result * base);
-        base = static_cast<M>(base * base);
+        if (e & 1) result = wrap_mul(result, base);
+        base = wrap_mul(base, base);
       }
       return result;
     }

@@ -188,8 +188,9 @@ std::vector<Tensor> arange_kernel(const KernelContext& c) {
     T* data = out.data<T>();
     int64_t n = out.numel();
     if constexpr (std::is_integral_v<T>) {
-      int64_t s = start.to_int(), st = step.to_int();
-      for (int64_t i = 0; i < n; ++i) data[i] = static_cast<T>(s + i * st);
+      // start + i * step lies in [start, end), but i * step alone may not fit int64: compute modulo 2^64.
+      uint64_t s = static_cast<uint64_t>(start.to_int()), st = static_cast<uint64_t>(step.to_int());
+      for (int64_t i = 0; i < n; ++i) data[i] = static_cast<T>(static_cast<int64_t>(s + static_cast<uint64_t>(i) * st));
     } else {
       double s = start.to_double(), st = step.to_double();
       for (int64_t i = 0; i < n; ++i) data[i] = T(static_cast<opmath_t<T>>(s + static_cast<double>(i) * st));

@@ -74,7 +74,8 @@ void gemm_loop(const Tensor& a, const Tensor& b, Tensor& out) {
     for (int64_t i = lo; i < hi; ++i)
       for (int64_t j = 0; j < m; ++j) {
         int64_t acc = 0;
-        for (int64_t p = 0; p < k; ++p) acc += static_cast<int64_t>(pa[i * as0 + p * as1]) * static_cast<int64_t>(pb[p * bs0 + j * bs1]);
+        for (int64_t p = 0; p < k; ++p)
+          acc = wrap_add(acc, wrap_mul(static_cast<int64_t>(pa[i * as0 + p * as1]), static_cast<int64_t>(pb[p * bs0 + j * bs1])));
         po[i * m + j] = static_cast<T>(acc);
       }
   });

@@ -1,5 +1,7 @@
 #include "loom/backends/cpu/loops.h"
 
+#include <algorithm>
+
 #include "loom/core/error.h"
 
 namespace loom::cpu {
@@ -12,10 +14,16 @@ void make_layout(const Tensor* const* operands, int n, StridedLayout& layout) {
   const Shape& shape = operands[0]->sizes();
   int64_t item[kMaxOperands];
   for (int k = 0; k < n; ++k) item[k] = static_cast<int64_t>(operands[k]->itemsize());
+  for (int k = 0; k < n; ++k) layout.data[k] = static_cast<char*>(operands[k]->data_ptr());
+  // Nothing to visit: a zero-size tensor may have huge other dims, whose byte strides need not fit int64.
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) {
+    layout.ndim = 1;
+    layout.sizes[0] = 0;
+    for (int k = 0; k < n; ++k) layout.strides[k][0] = 0;
+    return;
+  }
   // Drop size-1 dims, then merge neighbours that are contiguous with each other in every operand.
-  bool empty = false;
   for (size_t d = 0; d < shape.size(); ++d) {
-    empty |= shape[d] == 0;
     if (shape[d] == 1) continue;
     bool merge = nd > 0;
     for (int k = 0; k < n && merge; ++k)
@@ -32,12 +40,11 @@ void make_layout(const Tensor* const* operands, int n, StridedLayout& layout) {
     ++nd;
   }
   if (nd == 0) {
-    layout.sizes[0] = empty ? 0 : 1;
+    layout.sizes[0] = 1;
     for (int k = 0; k < n; ++k) layout.strides[k][0] = 0;
     nd = 1;
   }
   layout.ndim = nd;
-  for (int k = 0; k < n; ++k) layout.data[k] = static_cast<char*>(operands[k]->data_ptr());
 }
 
 }  // namespace loom::cpu

@@ -107,6 +107,12 @@ std::vector<Tensor> col2im_kernel(const KernelContext& c) {
   return {out};
 }
 
+// The first tap start + i * dilation (i >= 0) at or after position 0: one division, not a loop that runs
+// padding / dilation times (up to 2^30 with padding at its cap).
+int64_t first_tap_inside(int64_t start, int64_t dilation) {
+  return start >= 0 ? start : start + (-start + dilation - 1) / dilation * dilation;
+}
+
 // Max over each window, as torch's CPU kernel: the first maximum wins, NaN propagates, indices are flat
 // positions within the (H, W) plane.
 std::vector<Tensor> max_pool2d_kernel(const KernelContext& c) {
@@ -127,11 +133,11 @@ std::vector<Tensor> max_pool2d_kernel(const KernelContext& c) {
         for (int64_t y = 0; y < oh; ++y) {
           int64_t h0 = y * s[0] - p[0];
           int64_t h1 = std::min(h0 + (k[0] - 1) * d[0] + 1, H);
-          while (h0 < 0) h0 += d[0];
+          h0 = first_tap_inside(h0, d[0]);
           for (int64_t xx = 0; xx < ow; ++xx) {
             int64_t w0 = xx * s[1] - p[1];
             int64_t w1 = std::min(w0 + (k[1] - 1) * d[1] + 1, W);
-            while (w0 < 0) w0 += d[1];
+            w0 = first_tap_inside(w0, d[1]);
             int64_t best_index = h0 * W + w0;
             Acc<T> best = -std::numeric_limits<Acc<T>>::infinity();
             for (int64_t ih = h0; ih < h1; ih += d[0])

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "loom/backends/cpu/dispatch_dtype.h"
+#include "loom/backends/cpu/kernel_util.h"
 #include "loom/backends/cpu/simd/cpu_features.h"
 #include "loom/backends/cpu/simd/vec_avx2.h"
 #include "loom/ops/reduce.h"
@@ -269,7 +270,7 @@ std::vector<Tensor> sum_kernel(const KernelContext& c) {
     using Acc = std::conditional_t<std::is_floating_point_v<opmath_t<T>>, double,
                                    std::conditional_t<std::is_same_v<T, bool>, bool, int64_t>>;
     reduce_layout<T, T, Acc>(
-        l, out.data<T>(), Acc(0), [](Acc acc, T x) { return static_cast<Acc>(acc + static_cast<Acc>(opmath_t<T>(x))); },
+        l, out.data<T>(), Acc(0), [](Acc acc, T x) { return wrap_add(acc, static_cast<Acc>(opmath_t<T>(x))); },
         [](Acc acc, int64_t) { return T(static_cast<opmath_t<T>>(acc)); });
   });
   return {out};
@@ -287,7 +288,7 @@ std::vector<Tensor> prod_kernel(const KernelContext& c) {
   visit_dtype(out.dtype(), [&]<class T>() {
     using Acc = wide_t<T>;
     reduce_layout<T, T, Acc>(
-        l, out.data<T>(), Acc(1), [](Acc acc, T x) { return static_cast<Acc>(acc * static_cast<Acc>(opmath_t<T>(x))); },
+        l, out.data<T>(), Acc(1), [](Acc acc, T x) { return wrap_mul(acc, static_cast<Acc>(opmath_t<T>(x))); },
         [](Acc acc, int64_t) { return T(static_cast<opmath_t<T>>(acc)); });
   });
   return {out};
@@ -445,8 +446,8 @@ std::vector<Tensor> scan_kernel(const KernelContext& c) {
       for (int64_t r = 0; r < l.reduced; ++r) {
         int64_t at = first + r * stride;
         Acc value = static_cast<Acc>(opmath_t<T>(x[at]));
-        if constexpr (IsSum) acc = static_cast<Acc>(acc + value);
-        else acc = static_cast<Acc>(acc * value);
+        if constexpr (IsSum) acc = wrap_add(acc, value);
+        else acc = wrap_mul(acc, value);
         y[at] = T(static_cast<opmath_t<T>>(acc));
       }
     });
