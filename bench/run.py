@@ -1,10 +1,13 @@
 """Side-by-side CPU benchmark suite, loom vs PyTorch (issue 4).
 
-    python -m bench [--filter REGEX] [--repeat N] [--threads 1,2] [--smoke] [--json PATH]
+    python -m bench [--filter REGEX] [--repeat N] [--threads 1,2] [--smoke] [--in-process] [--json PATH]
     (or: python bench/run.py ...)
 
-Runs every case with loom and PyTorch alternately in this one process on the same inputs (converted once, outside
-the timed region), at 1 and 2 threads, and prints case, loom median, PyTorch median, ratio loom/PyTorch (below 1:
+Runs every case with loom and PyTorch alternately on the same inputs (built once from the same seeds, outside the
+timed region), at 1 and 2 threads. By default each framework runs in a worker process of its own under its own
+defaults (OpenMP wait policy above all), the idle one stopped while the other is timed (bench/worker.py): the mode
+the targets are taken in. --in-process times both in this one process, where they share one OpenMP runtime and
+loom's passive wait policy slows PyTorch (a quick look, labelled as such in the output and the JSON). It prints case, loom median, PyTorch median, ratio loom/PyTorch (below 1:
 loom faster) and the fraction of the machine's limit reached: GFLOP/s against the FMA peak measured by a small C
 kernel (theoretical from /proc/cpuinfo when no compiler), GB/s against the STREAM-style bandwidth the suite also
 measures. Writes everything as JSON (default bench/results/latest.json, git-ignored) for later comparison.
@@ -12,6 +15,8 @@ measures. Writes everything as JSON (default bench/results/latest.json, git-igno
 import os
 import sys
 
+# What the user set, before the defaults below: the PyTorch worker of the process mode inherits only these.
+USER_ENV = {key: os.environ.get(key) for key in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
 # Before torch or loom load: torch's wheel ships the libgomp that loom then shares, so loom's passive OpenMP wait
 # policy must already be in the environment (see python/loom/__init__.py and tests/python/conftest.py).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -35,7 +40,8 @@ import torch  # noqa: E402
 from bench import machine  # noqa: E402
 from bench.cases import build_cases  # noqa: E402
 from bench.table import HEADER, apply_limits, derive_limits, markdown_table, observed_limits, print_row  # noqa: E402
-from bench.timing import side_by_side, summarize  # noqa: E402
+from bench.timing import alternate, side_by_side, summarize  # noqa: E402
+from bench.worker import FRAMEWORKS, Worker, WorkerError  # noqa: E402
 
 DEFAULT_JSON = os.path.join(_REPO, "bench", "results", "latest.json")
 ROW_FIELDS = ("case", "group", "threads", "unit", "loom_status", "torch_status", "loom_median", "loom_iqr",
@@ -89,7 +95,21 @@ def measure_limits(threads_list, smoke):
                                    "best rate of a bandwidth-bound case) over thread counts <= t"}
 
 
+def _timing_budget(smoke):
+    return dict(warmup=1 if smoke else 2, min_sample_s=0.0005 if smoke else 0.01, max_case_s=0.5 if smoke else 5.0)
+
+
+def _finish_row(case, t, status, samples, number, limits, note):
+    row = _row(case, t, status["loom"] or "ok", status["torch"] or "ok", samples.get("loom"), samples.get("torch"),
+               number, len(next(iter(samples.values()))) if samples else 0, limits)
+    if note:
+        row["note"] = (row["note"] + "; " if row["note"] else "") + note
+    print_row(row)
+    return row
+
+
 def run_time_case(case, threads_list, repeat, smoke, limits):
+    """Both frameworks in this process (--in-process)."""
     rows = []
     try:
         fns = case.setup()
@@ -101,19 +121,35 @@ def run_time_case(case, threads_list, repeat, smoke, limits):
         set_threads(t)
         status = {side: _probe(fns[side], case.optional) for side in ("loom", "torch")}
         runnable = {side: fns[side] for side in fns if status[side] is None}
-        samples, number = ({}, 0)
-        if runnable:
-            samples, number = side_by_side(runnable, repeat=repeat, warmup=1 if smoke else 2,
-                                           min_sample_s=0.0005 if smoke else 0.01,
-                                           max_case_s=0.5 if smoke else 5.0)
-        row = _row(case, t, status["loom"] or "ok", status["torch"] or "ok", samples.get("loom"),
-                   samples.get("torch"), number, len(next(iter(samples.values()))) if samples else 0, limits)
-        if note:
-            row["note"] = (row["note"] + "; " if row["note"] else "") + note
-        rows.append(row)
-        print_row(row)
+        samples, number = side_by_side(runnable, repeat=repeat, **_timing_budget(smoke)) if runnable else ({}, 0)
+        rows.append(_finish_row(case, t, status, samples, number, limits, note))
     del fns
     gc.collect()
+    return rows
+
+
+def run_time_case_isolated(case, threads_list, repeat, smoke, limits, workers):
+    """Each framework in its own worker process (the default mode)."""
+    status, note = {}, None
+    for side in FRAMEWORKS:
+        try:
+            note = workers[side].setup(case.name, smoke) or note
+        except WorkerError as e:
+            status[side] = "error in setup (" + str(e) + ")"
+    rows = []
+    for t in threads_list:
+        row_status = dict(status)
+        for side in FRAMEWORKS:
+            if side not in status:
+                workers[side].set_threads(t)
+                failure = workers[side].probe()
+                row_status[side] = None if failure is None else \
+                    ("unsupported (" if case.optional else "error (") + failure + ")"
+        runnable = {side: workers[side].sample for side in FRAMEWORKS if row_status[side] is None}
+        samples, number = alternate(runnable, repeat, **_timing_budget(smoke)) if runnable else ({}, 0)
+        rows.append(_finish_row(case, t, row_status, samples, number, limits, note))
+    for side in FRAMEWORKS:
+        workers[side].release()
     return rows
 
 
@@ -189,6 +225,8 @@ def main(argv=None):
     p.add_argument("--smoke", action="store_true", help="one repetition, tiny sizes (CI)")
     p.add_argument("--json", default=DEFAULT_JSON, help=f"where to write results (default {DEFAULT_JSON})")
     p.add_argument("--markdown", action="store_true", help="also print the table as Markdown at the end")
+    p.add_argument("--in-process", action="store_true", help="time both frameworks in this one process (shared "
+                                                              "OpenMP runtime: a quick look, not for targets)")
     args = p.parse_args(argv)
     repeat = args.repeat or (1 if args.smoke else 7)
     if repeat < 1:
@@ -200,9 +238,11 @@ def main(argv=None):
 
     started = time.time()
     info = machine.machine_info()
+    mode = "in-process" if args.in_process else "process"
     print(f"loom {info['loom_commit'] and info['loom_commit'][:10]} vs torch {info['torch_version']} on "
-          f"{info['cpu_model']} ({info['logical_cpus']} CPUs), load average {info['loadavg_start'][0]:.2f}",
-          flush=True)
+          f"{info['cpu_model']} ({info['logical_cpus']} CPUs), load average {info['loadavg_start'][0]:.2f}; "
+          + ("both frameworks in this process (shared OpenMP runtime: a quick look)" if args.in_process else
+             "each framework in its own process under its own defaults"), flush=True)
     limits, limits_how = measure_limits(threads_list, args.smoke)
     for t, lim in limits.items():
         fm = lim["fma_gflops_measured"]
@@ -213,13 +253,29 @@ def main(argv=None):
     print(HEADER, flush=True)
 
     rows = []
-    for case in build_cases(args.smoke):
-        if pattern and not pattern.search(case.name):
-            continue
-        if case.kind == "memory":
-            rows += run_memory_case(case, threads_list, args.smoke)
-        else:
-            rows += run_time_case(case, threads_list, repeat, args.smoke, limits)
+    workers = {}
+    try:
+        for case in build_cases(args.smoke):
+            if pattern and not pattern.search(case.name):
+                continue
+            if case.kind == "memory":
+                rows += run_memory_case(case, threads_list, args.smoke)
+            elif args.in_process:
+                rows += run_time_case(case, threads_list, repeat, args.smoke, limits)
+            else:
+                if not workers:
+                    workers = {side: Worker(side, USER_ENV) for side in FRAMEWORKS}
+                try:
+                    rows += run_time_case_isolated(case, threads_list, repeat, args.smoke, limits, workers)
+                except WorkerError as e:  # a worker died (a crash in a case): the case's rows say so, fresh workers
+                    status = "error (" + str(e) + ")"
+                    rows += [_row(case, t, status, status, None, None, 0, 0, limits) for t in threads_list]
+                    for worker in workers.values():
+                        worker.close()
+                    workers = {}
+    finally:
+        for worker in workers.values():
+            worker.close()
 
     observed_limits(rows, limits)
     derive_limits(limits)  # again, now with the best sgemm and bandwidth-case rates
@@ -228,6 +284,7 @@ def main(argv=None):
     info["loadavg_end"] = list(os.getloadavg())
     result = {"schema": 1, "machine": info, "limits": limits, "limits_how": limits_how,
               "config": {"repeat": repeat, "smoke": args.smoke, "filter": args.filter, "threads": threads_list,
+                         "mode": mode,
                          "statistic": "median and IQR of per-call seconds; ratio = loom median / torch median"},
               "elapsed_s": time.time() - started, "rows": rows}
     if args.json:

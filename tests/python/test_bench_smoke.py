@@ -84,6 +84,7 @@ def test_smoke_run_is_well_formed(smoke_results):
     data, stdout = smoke_results
     check_results(data)
     assert data["config"]["smoke"] is True
+    assert data["config"]["mode"] == "process"  # each framework in its own worker: the mode targets use
     assert "ratio" in stdout and "matmul fp32" in stdout  # the printed table
 
 
@@ -111,6 +112,38 @@ def test_filter_and_repeat(tmp_path):
     data = json.loads(out.read_text())
     assert {r["case"] for r in data["rows"]} == {"add 4096 float32"}
     assert all(r["samples"] == 3 for r in data["rows"])
+
+
+def test_in_process_mode_is_labelled(tmp_path):
+    out = tmp_path / "in.json"
+    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--in-process", "--filter", "^add ",
+                           "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "quick look" in proc.stdout
+    data = json.loads(out.read_text())
+    assert data["config"]["mode"] == "in-process"
+    check_rows = [r for r in data["rows"] if r["case"] == "add 4096 float32"]
+    assert {r["threads"] for r in check_rows} == {1, 2} and all(r["ratio"] > 0 for r in check_rows)
+
+
+def test_torch_worker_runs_under_its_own_openmp_defaults():
+    """The PyTorch worker must not inherit loom's OMP_WAIT_POLICY default from the parent."""
+    from bench.worker import Worker
+
+    env = {}
+    worker = Worker("torch", {"OMP_WAIT_POLICY": None, "OPENBLAS_THREAD_TIMEOUT": None})
+    try:
+        with open(f"/proc/{worker.proc.pid}/environ", "rb") as f:
+            env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+    finally:
+        worker.close()
+    assert b"OMP_WAIT_POLICY" not in env
+    user = Worker("torch", {"OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_THREAD_TIMEOUT": None})
+    try:
+        with open(f"/proc/{user.proc.pid}/environ", "rb") as f:
+            assert b"OMP_WAIT_POLICY=ACTIVE" in f.read().split(b"\0")
+    finally:
+        user.close()
 
 
 def test_compare_two_runs(smoke_results, tmp_path):

@@ -1,7 +1,12 @@
 """The vectorised (AVX2, AVX-512) and portable (scalar) elementwise kernels against PyTorch, under every CPU
 capability the machine has: sizes that hit the 8- and 16-float vector bodies and the tails, non-contiguous and broadcast operands, special values;
 float32 <-> bfloat16/float16 casts bit for bit; in-place ops written straight into self (storage, versions,
-views, aliasing, autograd errors unchanged)."""
+views, aliasing, autograd errors unchanged).
+
+Transcendental results are compared with PyTorch in float64 (rounded to float32, so that overflow to inf is
+float32's), never with PyTorch's float32 kernels: those differ between PyTorch's own CPU paths (its AVX-512 GELU
+gives nan for +inf and loses the lower tail; see ATEN_CPU_CAPABILITY). One IEEE operation per element (add, mul,
+comparisons, casts) is still compared bit for bit with PyTorch's float32 result, which no SIMD path changes."""
 import numpy as np
 import pytest
 import torch
@@ -26,6 +31,11 @@ def values(n, rng, positive=False):
 
 def both(x):
     return loom.tensor(x), torch.tensor(x)
+
+
+def exact(fn, t):
+    """fn evaluated in float64 on t's values, rounded to float32: the reference for a float32 or bfloat16 result."""
+    return fn(t.double()).float()
 
 
 def close(actual, expected, rtol, atol, what=""):
@@ -59,16 +69,16 @@ def test_unary(capability, name):
     rng = np.random.default_rng(0)
     for n in SIZES:
         lx, tx = both(values(n, rng, positive))
-        close(lf(lx), tf(tx), rtol, atol, f"{name} n={n}")
+        close(lf(lx), exact(tf, tx), rtol, atol, f"{name} n={n}")
     # special values (log/sqrt of negatives give NaN like torch)
     lx, tx = both(SPECIAL)
-    close(lf(lx), tf(tx), rtol, atol, f"{name} special values")
+    close(lf(lx), exact(tf, tx), rtol, atol, f"{name} special values")
     # non-contiguous: every other element, and a transpose
     x = values(2 * 1001, rng, positive)
     lx, tx = both(x)
-    close(lf(lx[::2]), tf(tx[::2]), rtol, atol, f"{name} strided")
+    close(lf(lx[::2]), exact(tf, tx[::2]), rtol, atol, f"{name} strided")
     lx, tx = both(values(37 * 9, rng, positive).reshape(37, 9))
-    close(lf(lx.t()), tf(tx.t()), rtol, atol, f"{name} transposed")
+    close(lf(lx.t()), exact(tf, tx.t()), rtol, atol, f"{name} transposed")
 
 
 def test_special_values_exact(capability):
@@ -144,7 +154,8 @@ BF16_UNARY = ["exp", "log", "tanh", "sigmoid", "erf", "relu", "gelu", "gelu_tanh
 
 @pytest.mark.parametrize("name", BF16_UNARY)
 def test_unary_bfloat16(capability, name):
-    """bfloat16 in and out, computed in float and rounded once: within one bfloat16 rounding of PyTorch."""
+    """bfloat16 in and out, computed in float and rounded once: within one bfloat16 rounding of the float64
+    result on the same bfloat16 inputs."""
     lf, tf, positive = UNARY[name]
     rtol, atol = SIMD_MATH["bfloat16"]
     rng = np.random.default_rng(7)
@@ -153,8 +164,8 @@ def test_unary_bfloat16(capability, name):
         lx, tx = loom.tensor(x).to(loom.bfloat16), torch.tensor(x).to(torch.bfloat16)
         out = lf(lx)
         assert out.dtype == loom.bfloat16
-        close(out.float(), tf(tx).float(), rtol, atol, f"{name} bfloat16 n={n}")
-        close(lf(lx[::2]).float(), tf(tx[::2]).float(), rtol, atol, f"{name} bfloat16 strided n={n}")
+        close(out.float(), exact(tf, tx), rtol, atol, f"{name} bfloat16 n={n}")
+        close(lf(lx[::2]).float(), exact(tf, tx[::2]), rtol, atol, f"{name} bfloat16 strided n={n}")
 
 
 @pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "maximum", "minimum"])
@@ -188,7 +199,7 @@ def test_where_broadcast_condition(capability):
 
 
 def test_gelu_backward(capability):
-    """Exact GELU's fused backward (gelu_backward) against torch's autograd."""
+    """Exact GELU's fused backward (gelu_backward) against torch's autograd in float64."""
     rtol, atol = SIMD_MATH["default"]
     rng = np.random.default_rng(3)
     for n in SIZES + [0]:
@@ -196,10 +207,10 @@ def test_gelu_backward(capability):
         x = x[np.isfinite(x) & (np.abs(x) < 1e3)]
         g = rng.standard_normal(x.shape).astype(np.float32)
         lx = loom.tensor(x, requires_grad=True)
-        tx = torch.tensor(x, requires_grad=True)
+        tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
         loom.gelu(lx).backward(loom.tensor(g))
-        torch.nn.functional.gelu(tx).backward(torch.tensor(g))
-        close(lx.grad, tx.grad, rtol, atol, f"n={n}")
+        torch.nn.functional.gelu(tx).backward(torch.tensor(g, dtype=torch.float64))
+        close(lx.grad, tx.grad.float(), rtol, atol, f"n={n}")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
