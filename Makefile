@@ -41,14 +41,14 @@ py-test:
 	$(PYTHON) -m pytest -q tests/python
 
 # The suite again with PyTorch (the reference) forced off its best SIMD path and loom's default path lowered to the
-# portable loops, then the kernel tests with PyTorch on AVX2: a test that only passes with the reference's SIMD
+# portable loops, then the kernel tests with PyTorch and loom on AVX2: a test that only passes with the reference's SIMD
 # path of this machine fails here instead of on the next machine (docs/testing.md, "Every CPU").
 SIMD_TESTS := tests/python/test_simd_elementwise.py tests/python/test_fused_capability.py \
 	tests/python/test_attention.py tests/python/test_conv_fused.py tests/python/test_matmul_paths.py \
 	tests/python/test_autocast.py tests/python/test_ops.py
 py-test-capabilities:
 	ATEN_CPU_CAPABILITY=default LOOM_CPU_CAPABILITY=scalar $(PYTHON) -m pytest -q tests/python
-	ATEN_CPU_CAPABILITY=avx2 $(PYTHON) -m pytest -q $(SIMD_TESTS)
+	ATEN_CPU_CAPABILITY=avx2 LOOM_CPU_CAPABILITY=avx2 $(PYTHON) -m pytest -q $(SIMD_TESTS)
 
 clean:
 	rm -rf build

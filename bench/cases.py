@@ -147,6 +147,29 @@ def gelu_case(rows, width):
     return Case(f"gelu (exact) fwd+bwd {rows}x{width}", "fused", setup)
 
 
+_UNARY = {
+    "exp": (loom.exp, torch.exp), "log": (loom.log, torch.log), "tanh": (loom.tanh, torch.tanh),
+    "sigmoid": (loom.sigmoid, torch.sigmoid), "erf": (loom.erf, torch.erf), "silu": (LF.silu, TF.silu),
+    "gelu": (LF.gelu, TF.gelu),
+}
+
+
+def unary_case(op, rows, width, dtype="float32"):
+    """One transcendental elementwise op forward (the vectorised math of simd/vec_math.h against PyTorch's
+    Sleef): log on |x| + 1e-3, the others on N(0, 1)."""
+    def setup():
+        x = _randn(rows, width)
+        if op == "log":
+            x = np.abs(x) + np.float32(1e-3)
+        x_l, x_t = _pair(x)
+        if dtype == "bfloat16":
+            x_l, x_t = x_l.bfloat16(), x_t.bfloat16()
+        fn_l, fn_t = _UNARY[op]
+        return {"loom": lambda: fn_l(x_l), "torch": lambda: fn_t(x_t)}
+
+    return Case(f"{op} fwd {rows}x{width} {dtype}", "elementwise", setup)
+
+
 def cross_entropy_case(rows, vocab):
     def setup():
         x_l, x_t = _pair(_randn(rows, vocab), True)
@@ -357,7 +380,7 @@ def build_cases(smoke):
             matmul_case(16, 16, 16), matmul_case(64, 32, 48, label="matmul fp32 64x32 @ 32x48 (GPT-shape stand-in)"),
             matmul_case(16, 8, 16, batch=4), matmul_case(32, 32, 32, dtype="bf16"),
             conv_case(2, 4, 4, 8),
-            softmax_case((2, 2, 16, 16)), sdpa_case(2, 2, 16, 8), layer_norm_case(32, 32), gelu_case(32, 64), cross_entropy_case(32, 65),
+            softmax_case((2, 2, 16, 16)), sdpa_case(2, 2, 16, 8), layer_norm_case(32, 32), gelu_case(32, 64), unary_case("exp", 32, 64), cross_entropy_case(32, 65),
             binary_case("add", 4096), binary_case("mul", 4096), inplace_case("add", 4096), inplace_case("mul", 4096),
             reduce_case("sum", 4096), reduce_case("mean", 4096),
             dispatch_case(1, 20), dispatch_case(1000, 20),
@@ -380,6 +403,7 @@ def build_cases(smoke):
         conv_case(64, 64, 64, 32), conv_case(64, 128, 128, 16), conv_case(64, 64, 128, 32, stride=2),
         softmax_case((8, 6, 256, 256)), sdpa_case(8, 6, 256, 64), sdpa_case(8, 6, 256, 64, causal=False),
         layer_norm_case(8 * 256, 384), gelu_case(8 * 256, 1536),
+        *[unary_case(op, 8 * 256, 1536) for op in sorted(_UNARY)], unary_case("gelu", 8 * 256, 1536, "bfloat16"),
         cross_entropy_case(8 * 256, 65),
         binary_case("add", 16 * M), binary_case("mul", 16 * M), inplace_case("add", 16 * M),
         inplace_case("mul", 16 * M), reduce_case("sum", 16 * M),

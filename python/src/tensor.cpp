@@ -1,5 +1,6 @@
 // loom.Tensor: attributes, conversions and autograd methods (ops are bound in the family files).
 #include <nanobind/stl/function.h>
+#include <nanobind/stl/map.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/shared_ptr.h>
 
@@ -210,8 +211,9 @@ void bind_autograd(nb::module_& m) {
   m.def("initial_seed", [] { return default_generator().seed(); });
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, nb::arg("num_threads"));
-  // The vector instruction set the CPU kernels use ("avx2" or "scalar"); tests run kernels both ways.
-  m.def("_get_cpu_capability", &cpu::cpu_capability_name);
+  // The vector instruction set the CPU kernels use ("scalar", "avx2" or "avx512"); tests run kernels under each
+  // one the CPU has.
+  m.def("_get_cpu_capability", [] { return cpu::cpu_capability_name(); });
   m.def("_set_cpu_capability", &cpu::set_cpu_capability, nb::arg("name"));
   // The library behind CPU matrix products ("openblas" or "onednn", LOOM_GEMM at start-up) and whether
   // bfloat16 products run on bf16 instructions; tests and benchmarks run both engines.
@@ -223,6 +225,13 @@ void bind_autograd(nb::module_& m) {
     info["native_bf16"] = cpu::gemm::native_bf16();
     info["bf16_isa"] = cpu::gemm::bf16_isa();
     return info;
+  });
+  m.def("_detected_cpu_capability", [] { return cpu::cpu_capability_name(cpu::detected_cpu_capability()); });
+  m.def("_cpu_features", [] {
+    const cpu::CpuFeatures& f = cpu::cpu_features();
+    return std::map<std::string, bool>{{"f16c", f.f16c}, {"avx512_bf16", f.avx512_bf16},
+                                       {"avx512_vnni", f.avx512_vnni}, {"avx512_fp16", f.avx512_fp16},
+                                       {"amx", f.amx}};
   });
   m.def("_op_names", [] { return Registry::instance().op_names(); });
 }

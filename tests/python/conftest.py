@@ -15,16 +15,17 @@ import pytest  # noqa: E402
 
 import loom  # noqa: E402
 
-CPU_CAPABILITIES = ["scalar", "avx2"]
+CPU_CAPABILITIES = ["scalar", "avx2", "avx512"]
 
 
 @pytest.fixture(params=CPU_CAPABILITIES)
 def capability(request):
-    """Runs the test once per CPU kernel path (portable loops, AVX2), restoring the previous one after."""
+    """Runs the test once per CPU kernel path (portable loops, AVX2, AVX-512), restoring the previous one after; a
+    path this CPU lacks is skipped with a message naming it."""
     before = loom._C._get_cpu_capability()
     try:
         loom._C._set_cpu_capability(request.param)
     except ValueError:
-        pytest.skip(f"this CPU has no {request.param}")
+        pytest.skip(f"this CPU has no {request.param} (best: {loom._C._detected_cpu_capability()})")
     yield request.param
     loom._C._set_cpu_capability(before)

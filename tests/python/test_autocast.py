@@ -115,19 +115,13 @@ def test_output_dtype_and_value_match_torch_autocast(name):
     np.testing.assert_allclose(to_np(out_l), to_np(out_t), rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("capability", ["avx2", "scalar"])
 @pytest.mark.parametrize("shape", [(1, 1, 1), (7, 9, 31), (33, 64, 17), (128, 256, 96)])
 def test_bf16_matmul_values(capability, shape):
     n, k, m = shape
     a, b = arr(n, k), arr(k, m)
-    previous = loom._C._get_cpu_capability() if hasattr(loom._C, "_get_cpu_capability") else "avx2"
-    loom._C._set_cpu_capability(capability)
-    try:
-        la, lb = loom.from_numpy(a).bfloat16(), loom.from_numpy(b).bfloat16()
-        out = la @ lb
-        out_t = loom.from_numpy(a).bfloat16().T.contiguous().T @ lb  # non-contiguous left operand
-    finally:
-        loom._C._set_cpu_capability(previous)
+    la, lb = loom.from_numpy(a).bfloat16(), loom.from_numpy(b).bfloat16()
+    out = la @ lb
+    out_t = loom.from_numpy(a).bfloat16().T.contiguous().T @ lb  # non-contiguous left operand
     ref = (torch.from_numpy(a).bfloat16().float() @ torch.from_numpy(b).bfloat16().float()).bfloat16()
     assert out.dtype == loom.bfloat16
     rtol, atol = AUTOCAST_VALUE

@@ -143,3 +143,30 @@ def test_conv2d_double_backward_weight_and_bias():
         res.append([o.detach().numpy() for o in outs])
     for l, t in zip(*res):
         np.testing.assert_allclose(l, t, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("capability_name, conv_env, expect_onednn", [
+    ("avx512", None, True), ("avx512", "loom", False), ("avx2", None, False), ("scalar", None, False)])
+def test_conv2d_engine_follows_the_capability(capability_name, conv_env, expect_onednn):
+    """float32 conv2d runs on oneDNN's convolutions on the AVX-512 path (unless LOOM_CONV=loom) and on loom's own
+    kernels otherwise; oneDNN's verbose log (ONEDNN_VERBOSE) says which ran, forward and both backward passes."""
+    import os
+    import subprocess
+    import sys
+
+    order = ["scalar", "avx2", "avx512"]
+    if order.index(capability_name) > order.index(loom._C._detected_cpu_capability()):
+        pytest.skip(f"this CPU has no {capability_name} path")
+    env = dict(os.environ, ONEDNN_VERBOSE="1", LOOM_CPU_CAPABILITY=capability_name)
+    env.pop("LOOM_CONV", None)
+    if conv_env:
+        env["LOOM_CONV"] = conv_env
+    code = ("import loom, loom.nn.functional as F\n"
+            "x = loom.randn(2, 3, 9, 9, requires_grad=True); w = loom.randn(4, 3, 3, 3, requires_grad=True)\n"
+            "F.conv2d(x, w, padding=1).sum().backward()\n"
+            "assert loom._C._get_cpu_capability() == %r\n" % capability_name)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    passes = {kind for kind in ("forward_training", "backward_data", "backward_weights")
+              if any(",convolution," in line and kind in line for line in out.stdout.splitlines())}
+    assert passes == ({"forward_training", "backward_data", "backward_weights"} if expect_onednn else set())

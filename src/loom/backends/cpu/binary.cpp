@@ -1,7 +1,7 @@
 // CPU kernels for the binary elementwise ops. Each op is a functor applied in the op's compute type
 // (opmath: float for 16-bit floats); loops have a contiguous fast path the compiler vectorises, and float32
-// has AVX2 paths (simd/vec_loops_avx2.h) for the arithmetic, comparisons, where and gelu_backward (bfloat16:
-// the arithmetic and gelu_backward, computed in float and rounded once).
+// has AVX2 and AVX-512 paths (simd/elementwise.h) for the arithmetic, comparisons, where, gelu_backward and
+// relu_backward (bfloat16: the arithmetic and the two backwards, computed in float and rounded once).
 // Arithmetic kernels honour KernelContext::out (in-place ops write straight into self).
 #include <cmath>
 #include <numbers>
@@ -10,7 +10,7 @@
 #include "loom/backends/cpu/kernel_util.h"
 #include "loom/backends/cpu/loops.h"
 #include "loom/backends/cpu/simd/cpu_features.h"
-#include "loom/backends/cpu/simd/vec_loops_avx2.h"
+#include "loom/backends/cpu/simd/elementwise.h"
 #include "loom/ops/promotion.h"
 
 namespace loom::cpu {
@@ -166,102 +166,29 @@ struct LogicalOrOp { template <class M> static bool apply(M a, M b) { return a |
 struct LogicalXorOp { template <class M> static bool apply(M a, M b) { return bool(a) != bool(b); } };
 
 
-// ---------------- AVX2 float32 functors ----------------
-// Vec<Op>::run(alpha, row) calls row(functor) with the vector form of Op where one exists (kHas). Results are
-// bit-identical to the scalar functors for the single IEEE operations (add, sub, mul, div, max, min,
-// comparisons, where); add/sub with alpha != 1 fuse the multiply-add like PyTorch; gelu_backward is within a
-// few ulp (vectorised erf/exp).
+// ---------------- vectorised float32/bfloat16 kernels ----------------
+// The row kernel kind of Op in simd/elementwise.h, where one exists: arithmetic (float32 and bfloat16) and
+// comparisons (float32).
 template <class Op>
-struct Vec {
-  static constexpr bool kHas = false;
-};
-#if defined(__x86_64__)
-namespace v = avx2;
-struct VAdd {
-  float alpha;
-  LOOM_AVX2_INLINE __m256 operator()(__m256 a, __m256 b) const { return _mm256_add_ps(a, b); }
-};
-struct VAddAlpha {
-  float alpha;
-  LOOM_AVX2_INLINE __m256 operator()(__m256 a, __m256 b) const {
-    return _mm256_fmadd_ps(_mm256_set1_ps(alpha), b, a);  // fused, as PyTorch's vectorised add
-  }
-};
-struct VSub {
-  float alpha;
-  LOOM_AVX2_INLINE __m256 operator()(__m256 a, __m256 b) const { return _mm256_sub_ps(a, b); }
-};
-struct VSubAlpha {
-  float alpha;
-  LOOM_AVX2_INLINE __m256 operator()(__m256 a, __m256 b) const {
-    return _mm256_fnmadd_ps(_mm256_set1_ps(alpha), b, a);
-  }
-};
-struct VMul {
-  LOOM_AVX2_INLINE __m256 operator()(__m256 a, __m256 b) const { return _mm256_mul_ps(a, b); }
-};
-struct VDiv {
-  LOOM_AVX2_INLINE __m256 operator()(__m256 a, __m256 b) const { return _mm256_div_ps(a, b); }
-};
-// NaN in either operand gives NaN (a + b); otherwise max/min, returning b on ties like the scalar functor.
-struct VMaximum {
-  LOOM_AVX2_INLINE __m256 operator()(__m256 a, __m256 b) const {
-    return _mm256_blendv_ps(_mm256_max_ps(a, b), _mm256_add_ps(a, b), _mm256_cmp_ps(a, b, _CMP_UNORD_Q));
-  }
-};
-struct VMinimum {
-  LOOM_AVX2_INLINE __m256 operator()(__m256 a, __m256 b) const {
-    return _mm256_blendv_ps(_mm256_min_ps(a, b), _mm256_add_ps(a, b), _mm256_cmp_ps(a, b, _CMP_UNORD_Q));
-  }
-};
-struct VGeluBackward {
-  LOOM_AVX2_INLINE __m256 operator()(__m256 grad, __m256 x) const {
-    __m256 gauss;  // e^(-x^2/2), shared by the CDF and the density
-    __m256 cdf = v::normal_cdf(x, gauss);
-    __m256 pdf = _mm256_mul_ps(gauss, _mm256_set1_ps(0.39894228040143268f));
-    return _mm256_mul_ps(grad, _mm256_add_ps(cdf, _mm256_mul_ps(x, pdf)));
-  }
-};
-struct VReluBackward {
-  LOOM_AVX2_INLINE __m256 operator()(__m256 grad, __m256 y) const {
-    return _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_NLE_UQ), grad);
-  }
-};
-template <int Cmp>
-struct VCompare {
-  LOOM_AVX2_INLINE __m256 operator()(__m256 a, __m256 b) const { return _mm256_cmp_ps(a, b, Cmp); }
-};
-
-template <class Plain, class Alpha>
-struct VecAlpha {
-  static constexpr bool kHas = true;
-  template <class Row>
-  static void run(float alpha, Row&& row) {
-    if (alpha == 1.0f) row(Plain{alpha});
-    else row(Alpha{alpha});
-  }
-};
-template <class F>
-struct VecFixed {
-  static constexpr bool kHas = true;
-  template <class Row>
-  static void run(float, Row&& row) { row(F{}); }
-};
-template <> struct Vec<AddOp> : VecAlpha<VAdd, VAddAlpha> {};
-template <> struct Vec<SubOp> : VecAlpha<VSub, VSubAlpha> {};
-template <> struct Vec<MulOp> : VecFixed<VMul> {};
-template <> struct Vec<TrueDivOp> : VecFixed<VDiv> {};
-template <> struct Vec<MaximumOp> : VecFixed<VMaximum> {};
-template <> struct Vec<MinimumOp> : VecFixed<VMinimum> {};
-template <> struct Vec<GeluBackwardOp> : VecFixed<VGeluBackward> {};
-template <> struct Vec<ReluBackwardOp> : VecFixed<VReluBackward> {};
-template <> struct Vec<EqOp> : VecFixed<VCompare<_CMP_EQ_OQ>> {};
-template <> struct Vec<NeOp> : VecFixed<VCompare<_CMP_NEQ_UQ>> {};
-template <> struct Vec<LtOp> : VecFixed<VCompare<_CMP_LT_OQ>> {};
-template <> struct Vec<LeOp> : VecFixed<VCompare<_CMP_LE_OQ>> {};
-template <> struct Vec<GtOp> : VecFixed<VCompare<_CMP_GT_OQ>> {};
-template <> struct Vec<GeOp> : VecFixed<VCompare<_CMP_GE_OQ>> {};
-#endif
+constexpr int kVecKind = -1;
+#define LOOM_VEC_KIND(Op, Family, Kind) \
+  template <>                          \
+  constexpr int kVecKind<Op> = static_cast<int>(simd::Family::Kind);
+LOOM_VEC_KIND(AddOp, BinaryKind, Add)
+LOOM_VEC_KIND(SubOp, BinaryKind, Sub)
+LOOM_VEC_KIND(MulOp, BinaryKind, Mul)
+LOOM_VEC_KIND(TrueDivOp, BinaryKind, Div)
+LOOM_VEC_KIND(MaximumOp, BinaryKind, Maximum)
+LOOM_VEC_KIND(MinimumOp, BinaryKind, Minimum)
+LOOM_VEC_KIND(GeluBackwardOp, BinaryKind, GeluBackward)
+LOOM_VEC_KIND(ReluBackwardOp, BinaryKind, ReluBackward)
+LOOM_VEC_KIND(EqOp, CompareKind, Eq)
+LOOM_VEC_KIND(NeOp, CompareKind, Ne)
+LOOM_VEC_KIND(LtOp, CompareKind, Lt)
+LOOM_VEC_KIND(LeOp, CompareKind, Le)
+LOOM_VEC_KIND(GtOp, CompareKind, Gt)
+LOOM_VEC_KIND(GeOp, CompareKind, Ge)
+#undef LOOM_VEC_KIND
 
 // out[i] = f(a[i], b[i]) over a row of n elements; fast paths for contiguous rows and a broadcast b.
 template <class Out, class T, class F>
@@ -316,16 +243,14 @@ std::vector<Tensor> arith_kernel(const KernelContext& c) {
     M alpha_m;
     if constexpr (std::is_same_v<M, bool>) alpha_m = alpha.to_bool();
     else alpha_m = static_cast<M>(alpha.to_double());
-#if defined(__x86_64__)
-    if constexpr ((std::is_same_v<T, float> || std::is_same_v<T, BFloat16>) && Vec<Op>::kHas) {
-      if (use_avx2()) {
-        Vec<Op>::run(alpha_m, [&](auto f) {
-          for_each_element({&out, &a, &b}, [f](char** p, const int64_t* s, int64_t n) { avx2::binary_row<T>(p, s, n, f); });
-        });
+    if constexpr ((std::is_same_v<T, float> || std::is_same_v<T, BFloat16>) && kVecKind<Op> >= 0) {
+      if (const simd::ElementwiseKernels* k = simd::elementwise_kernels()) {
+        simd::RowFn row = k->binary[kVecKind<Op>][static_cast<int>(simd::storage_of<T>)];
+        const float alpha_f = alpha_m;
+        for_each_element({&out, &a, &b}, [row, alpha_f](char** p, const int64_t* s, int64_t n) { row(p, s, n, alpha_f); });
         return;
       }
     }
-#endif
     for_each_element({&out, &a, &b}, [alpha_m](char** p, const int64_t* s, int64_t n) {
       binary_row<T, T>(p, s, n, [alpha_m](M x, M y) { return Op::template apply<M>(x, y, alpha_m); });
     });
@@ -348,16 +273,13 @@ std::vector<Tensor> compare_kernel(const KernelContext& c) {
   Tensor a = prepare(c.inputs[0], compute, out.sizes()), b = prepare(c.inputs[1], compute, out.sizes());
   visit_dtype(compute, [&]<class T>() {
     using M = opmath_t<T>;
-#if defined(__x86_64__)
-    if constexpr (std::is_same_v<T, float> && Vec<Op>::kHas) {
-      if (use_avx2()) {
-        Vec<Op>::run(0.0f, [&](auto f) {
-          for_each_element({&out, &a, &b}, [f](char** p, const int64_t* s, int64_t n) { avx2::compare_row(p, s, n, f); });
-        });
+    if constexpr (std::is_same_v<T, float> && kVecKind<Op> >= 0) {
+      if (const simd::ElementwiseKernels* k = simd::elementwise_kernels()) {
+        simd::RowFn row = k->compare[kVecKind<Op>];
+        for_each_element({&out, &a, &b}, [row](char** p, const int64_t* s, int64_t n) { row(p, s, n, 0.0f); });
         return;
       }
     }
-#endif
     for_each_element({&out, &a, &b}, [](char** p, const int64_t* s, int64_t n) {
       binary_row<bool, T>(p, s, n, [](M x, M y) { return Op::template apply<M>(x, y); });
     });
@@ -382,14 +304,13 @@ std::vector<Tensor> where_kernel(const KernelContext& c) {
   Tensor cond = prepare(c.inputs[0], DType::Bool, shape);
   Tensor a = prepare(c.inputs[1], out.dtype(), shape), b = prepare(c.inputs[2], out.dtype(), shape);
   visit_dtype(out.dtype(), [&]<class T>() {
-#if defined(__x86_64__)
     if constexpr (std::is_same_v<T, float>) {
-      if (use_avx2()) {
-        for_each_element({&out, &cond, &a, &b}, [](char** p, const int64_t* s, int64_t n) { avx2::where_row(p, s, n); });
+      if (const simd::ElementwiseKernels* k = simd::elementwise_kernels()) {
+        simd::RowFn row = k->where;
+        for_each_element({&out, &cond, &a, &b}, [row](char** p, const int64_t* s, int64_t n) { row(p, s, n, 0.0f); });
         return;
       }
     }
-#endif
     for_each_element({&out, &cond, &a, &b}, [](char** p, const int64_t* s, int64_t n) {
       for (int64_t i = 0; i < n; ++i)
         *reinterpret_cast<T*>(p[0] + i * s[0]) = *reinterpret_cast<const bool*>(p[1] + i * s[1])

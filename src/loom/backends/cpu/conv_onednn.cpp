@@ -106,13 +106,7 @@ bool env_allows_onednn() {
 }  // namespace
 
 bool onednn_conv_wanted(DType dtype) {
-#if defined(__x86_64__)
-  static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-#else
-  const bool avx512 = false;
-#endif
-  return dtype == DType::Float32 && avx512 && use_avx2() && env_allows_onednn();
+  return dtype == DType::Float32 && cpu_capability() == CpuCapability::Avx512 && env_allows_onednn();
 }
 
 void onednn_conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out, const Geo& g) {

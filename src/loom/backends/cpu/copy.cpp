@@ -1,13 +1,15 @@
 // CPU kernels for copy (with dtype conversion), fill, full, arange and linspace.
-// Same-dtype contiguous copies are one memmove; float32 <-> bfloat16/float16 conversions of contiguous rows are
-// vectorised with AVX2/F16C (bfloat16 rounds to nearest even and keeps NaN quiet, bit-identical to BFloat16's
-// constructor); a broadcast scalar source (fill_, zero_) is a fill.
+// Same-dtype contiguous copies are one memmove; float32 <-> bfloat16 conversions of contiguous rows are
+// vectorised with AVX2 or AVX-512 (simd/elementwise.h; rounding to nearest even with NaN kept quiet,
+// bit-identical to BFloat16's constructor), float32 <-> float16 with F16C; a broadcast scalar source (fill_,
+// zero_) is a fill.
 #include <cstring>
 
 #include "loom/backends/cpu/dispatch_dtype.h"
 #include "loom/backends/cpu/kernel_util.h"
 #include "loom/backends/cpu/loops.h"
 #include "loom/backends/cpu/simd/cpu_features.h"
+#include "loom/backends/cpu/simd/elementwise.h"
 #include "loom/backends/cpu/simd/vec_avx2.h"
 
 namespace loom::cpu {
@@ -24,31 +26,7 @@ inline To convert(From v) {
 
 
 #if defined(__x86_64__)
-bool have_f16c() {
-  static const bool f16c = __builtin_cpu_supports("f16c");
-  return f16c;
-}
-
-using avx2::bf16_to_float;
-using avx2::float_to_bf16;
-
-LOOM_AVX2_FN void float_to_bf16_row(uint16_t* out, const float* in, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), float_to_bf16(_mm256_loadu_ps(in + i)));
-  for (; i < n; ++i) out[i] = BFloat16(in[i]).bits;
-}
-
-LOOM_AVX2_FN void bf16_to_float_row(float* out, const uint16_t* in, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    _mm256_storeu_ps(out + i, bf16_to_float(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
-  }
-  for (; i < n; ++i) {
-    uint32_t u = static_cast<uint32_t>(in[i]) << 16;
-    std::memcpy(out + i, &u, 4);
-  }
-}
+bool have_f16c() { return cpu_features().f16c; }
 
 __attribute__((target("avx2,fma,f16c"))) void float_to_half_row(uint16_t* out, const float* in, int64_t n) {
   int64_t i = 0;
@@ -74,13 +52,9 @@ template <class To, class From>
 void (*vector_converter())(char*, const char*, int64_t) {
   if (!use_avx2()) return nullptr;
   if constexpr (std::is_same_v<To, BFloat16> && std::is_same_v<From, float>)
-    return [](char* o, const char* i, int64_t n) {
-      float_to_bf16_row(reinterpret_cast<uint16_t*>(o), reinterpret_cast<const float*>(i), n);
-    };
+    return [](char* o, const char* i, int64_t n) { simd::elementwise_kernels()->float_to_bf16(o, i, n); };
   else if constexpr (std::is_same_v<To, float> && std::is_same_v<From, BFloat16>)
-    return [](char* o, const char* i, int64_t n) {
-      bf16_to_float_row(reinterpret_cast<float*>(o), reinterpret_cast<const uint16_t*>(i), n);
-    };
+    return [](char* o, const char* i, int64_t n) { simd::elementwise_kernels()->bf16_to_float(o, i, n); };
   else if constexpr (std::is_same_v<To, Half> && std::is_same_v<From, float>) {
     if (!have_f16c()) return nullptr;
     return [](char* o, const char* i, int64_t n) {

@@ -1,6 +1,6 @@
 // CPU kernels for the unary elementwise ops (math, activations, rounding, predicates, clamp).
-// float32 and bfloat16 have AVX2 paths (simd/vec_avx2.h math, simd/vec_loops_avx2.h rows) for exp, log, tanh,
-// sigmoid, erf, relu, gelu (exact and tanh), silu, neg, abs, sqrt, rsqrt and reciprocal.
+// float32 and bfloat16 have AVX2 and AVX-512 paths (simd/elementwise.h) for exp, log, tanh, sigmoid, erf, relu,
+// gelu (exact and tanh), silu, neg, abs, sqrt, rsqrt and reciprocal.
 #include <cmath>
 #include <numbers>
 
@@ -8,7 +8,7 @@
 #include "loom/backends/cpu/kernel_util.h"
 #include "loom/backends/cpu/loops.h"
 #include "loom/backends/cpu/simd/cpu_features.h"
-#include "loom/backends/cpu/simd/vec_loops_avx2.h"
+#include "loom/backends/cpu/simd/elementwise.h"
 
 namespace loom::cpu {
 
@@ -70,60 +70,41 @@ struct ClampOp {
 };
 
 
-// ---------------- AVX2 float32 functors ----------------
+// ---------------- vectorised float32/bfloat16 kernels ----------------
+// The row kernel kind of Op in simd/elementwise.h, where one exists.
 template <class Op>
-struct Vec {
-  static constexpr bool kHas = false;
-};
-#if defined(__x86_64__)
-#define LOOM_VEC_UNARY(Op, expr)                                            \
-  template <>                                                              \
-  struct Vec<Op> {                                                         \
-    static constexpr bool kHas = true;                                     \
-    LOOM_AVX2_INLINE __m256 operator()(__m256 x) const { return expr; }    \
-  };
-namespace v = avx2;
-LOOM_VEC_UNARY(NegOp, _mm256_xor_ps(x, _mm256_set1_ps(-0.0f)))
-LOOM_VEC_UNARY(AbsOp, v::abs(x))
-LOOM_VEC_UNARY(ExpOp, v::exp(x))
-LOOM_VEC_UNARY(LogOp, v::log(x))
-LOOM_VEC_UNARY(SqrtOp, _mm256_sqrt_ps(x))
-LOOM_VEC_UNARY(RsqrtOp, _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_sqrt_ps(x)))
-LOOM_VEC_UNARY(ReciprocalOp, _mm256_div_ps(_mm256_set1_ps(1.0f), x))
-LOOM_VEC_UNARY(TanhOp, v::tanh(x))
-LOOM_VEC_UNARY(SigmoidOp, v::sigmoid(x))
-LOOM_VEC_UNARY(ErfOp, v::erf(x))
-// x <= 0 -> 0; NaN (unordered) stays.
-LOOM_VEC_UNARY(ReluOp, _mm256_blendv_ps(x, _mm256_setzero_ps(), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LE_OQ)))
-LOOM_VEC_UNARY(SiluOp, _mm256_mul_ps(x, v::sigmoid(x)))
-LOOM_AVX2_INLINE __m256 gelu_exact(__m256 x) {
-  __m256 gauss;
-  return _mm256_mul_ps(x, v::normal_cdf(x, gauss));
-}
-LOOM_VEC_UNARY(GeluOp, gelu_exact(x))
-LOOM_VEC_UNARY(GeluTanhOp,
-               _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x),
-                             _mm256_add_ps(_mm256_set1_ps(1.0f),
-                                           v::tanh(_mm256_mul_ps(
-                                               _mm256_set1_ps(0.79788456080286536f),
-                                               _mm256_add_ps(x, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(
-                                                                     _mm256_set1_ps(0.044715f), x), x), x)))))))
-#undef LOOM_VEC_UNARY
-#endif
+constexpr int kVecKind = -1;
+#define LOOM_VEC_KIND(Op, Kind) \
+  template <>                  \
+  constexpr int kVecKind<Op> = static_cast<int>(simd::UnaryKind::Kind);
+LOOM_VEC_KIND(NegOp, Neg)
+LOOM_VEC_KIND(AbsOp, Abs)
+LOOM_VEC_KIND(ExpOp, Exp)
+LOOM_VEC_KIND(LogOp, Log)
+LOOM_VEC_KIND(SqrtOp, Sqrt)
+LOOM_VEC_KIND(RsqrtOp, Rsqrt)
+LOOM_VEC_KIND(ReciprocalOp, Reciprocal)
+LOOM_VEC_KIND(TanhOp, Tanh)
+LOOM_VEC_KIND(SigmoidOp, Sigmoid)
+LOOM_VEC_KIND(ErfOp, Erf)
+LOOM_VEC_KIND(ReluOp, Relu)
+LOOM_VEC_KIND(SiluOp, Silu)
+LOOM_VEC_KIND(GeluOp, Gelu)
+LOOM_VEC_KIND(GeluTanhOp, GeluTanh)
+#undef LOOM_VEC_KIND
 
 enum class Domain { Float, Numeric, All };
 
 template <class T, class Op>
 void unary_loop(const Tensor& out, const Tensor& in, const Params& params) {
   using M = opmath_t<T>;
-#if defined(__x86_64__)
-  if constexpr ((std::is_same_v<T, float> || std::is_same_v<T, BFloat16>) && Vec<Op>::kHas) {
-    if (use_avx2()) {
-      for_each_element({&out, &in}, [](char** p, const int64_t* s, int64_t n) { avx2::unary_row<T>(p, s, n, Vec<Op>{}); });
+  if constexpr ((std::is_same_v<T, float> || std::is_same_v<T, BFloat16>) && kVecKind<Op> >= 0) {
+    if (const simd::ElementwiseKernels* k = simd::elementwise_kernels()) {
+      simd::RowFn row = k->unary[kVecKind<Op>][static_cast<int>(simd::storage_of<T>)];
+      for_each_element({&out, &in}, [row](char** p, const int64_t* s, int64_t n) { row(p, s, n, 0.0f); });
       return;
     }
   }
-#endif
   for_each_element({&out, &in}, [&params](char** p, const int64_t* s, int64_t n) {
     if (s[0] == sizeof(T) && s[1] == sizeof(T)) {
       T* o = reinterpret_cast<T*>(p[0]);
