@@ -608,3 +608,57 @@ def test_training_checkpoint_round_trip_and_resume(tmp_path):
     resumed[3].load_state_dict(loaded["loader"])
     loom.set_rng_state(loaded["rng"])
     assert train(resumed, iter(resumed[3]), 3) == expected
+
+
+# ------------------------------------------------------------------ many tensors (header parse is linear)
+
+
+def many_tensor_file(path, count):
+    """A valid file of `count` one-element float32 tensors, written byte by byte (as the reference lays it out)."""
+    header = {f"t{i:07d}": {"dtype": "F32", "shape": [1], "data_offsets": [4 * i, 4 * i + 4]} for i in range(count)}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    data = np.arange(count, dtype=np.float32).tobytes()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data)
+
+
+def test_many_tensors_load_in_linear_time(tmp_path):
+    """100k tensors: loom.load takes time comparable to the safetensors library (the old duplicate-key check was
+    quadratic: ~50 s here). The bound is loose (20x the reference, measured in this test) so a busy machine passes
+    and a quadratic parse fails."""
+    import time
+    path = tmp_path / "many.safetensors"
+    count = 100_000
+    many_tensor_file(path, count)
+    start = time.perf_counter()
+    reference = safetensors.numpy.load_file(str(path))
+    reference_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    loaded = loom.load(path)
+    loom_seconds = time.perf_counter() - start
+    assert len(loaded) == len(reference) == count
+    for name in ("t0000000", "t0054321", f"t{count - 1:07d}"):
+        np.testing.assert_array_equal(loaded[name].numpy(), reference[name])
+    assert loom_seconds < 20 * reference_seconds + 0.5, (loom_seconds, reference_seconds)
+
+
+def test_duplicate_keys_rejected_at_any_depth(tmp_path):
+    """The linear duplicate-key check still sees duplicates among tensors, inside a tensor's entry and in the
+    metadata, and keys repeated in different objects are fine."""
+    entry = '{"dtype":"F32","shape":[1],"data_offsets":[0,4]}'
+    cases = {
+        "tensors": '{"a":' + entry + ',"b":' + entry.replace("0,4", "4,8") + ',"a":' + entry + '}',
+        "fields": '{"a":{"dtype":"F32","shape":[1],"dtype":"F32","data_offsets":[0,4]}}',
+        "metadata": '{"__metadata__":{"k":"1","k":"2"},"a":' + entry + '}',
+    }
+    for what, text in cases.items():
+        path = tmp_path / f"{what}.safetensors"
+        path.write_bytes(struct.pack("<Q", len(text)) + text.encode() + bytes(8))
+        key = {"tensors": "a", "fields": "dtype", "metadata": "k"}[what]
+        with pytest.raises(ValueError, match=f"load_safetensors: '.*{what}.safetensors': duplicate key '{key}'"):
+            loom.load(path)
+    # The same field names in two tensors, and metadata keys equal to tensor names, are not duplicates.
+    text = '{"__metadata__":{"a":"x"},"a":' + entry + ',"b":' + entry.replace("0,4", "4,8") + '}'
+    path = tmp_path / "fine.safetensors"
+    path.write_bytes(struct.pack("<Q", len(text)) + text.encode() + np.array([1, 2], np.float32).tobytes())
+    assert {k: v.tolist() for k, v in loom.load(path).items()} == {"a": [1.0], "b": [2.0]}
+
