@@ -662,3 +662,81 @@ def test_duplicate_keys_rejected_at_any_depth(tmp_path):
     path.write_bytes(struct.pack("<Q", len(text)) + text.encode() + np.array([1, 2], np.float32).tobytes())
     assert {k: v.tolist() for k, v in loom.load(path).items()} == {"a": [1.0], "b": [2.0]}
 
+
+# ------------------------------------------------------------------ stale temporaries of killed writers
+
+
+def dead_pid():
+    """The pid of a process that has exited and been reaped."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def age(path, seconds):
+    then = os.stat(path).st_mtime - seconds
+    os.utime(path, (then, then))
+
+
+def test_save_removes_temporaries_of_killed_writers(tmp_path):
+    """A writer SIGKILLed mid-save leaves its temporary file; the next save to that target removes it once it is a
+    minute old, and the new checkpoint is intact (read with the safetensors library)."""
+    import signal
+    import time
+    path = tmp_path / "ckpt.safetensors"
+    script = textwrap.dedent("""
+        import sys
+        import loom
+        state = {f"w{i}": loom.full((1_000_000,), float(i)) for i in range(16)}
+        print("ready", flush=True)
+        while True:
+            loom.save(state, sys.argv[1])
+    """)
+    for attempt in range(3):  # the kill may land between two saves (no temporary file then): try again
+        child = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout.readline().strip() == "ready"
+            deadline = time.monotonic() + 60
+            while not leftovers(tmp_path) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            child.send_signal(signal.SIGKILL)
+        finally:
+            child.kill()
+            child.wait()
+            child.stdout.close()
+        stale = leftovers(tmp_path)
+        if stale:
+            break
+    assert len(stale) == 1 and stale[0].startswith(f".ckpt.safetensors.tmp-{child.pid}-"), stale
+    # A fresh leftover may belong to a live writer on another host sharing the directory: it is kept.
+    loom.save({"x": loom.arange(3.0)}, path)
+    assert leftovers(tmp_path) == stale
+    age(tmp_path / stale[0], 120)
+    loom.save({"x": loom.arange(4.0)}, path)
+    assert leftovers(tmp_path) == []
+    np.testing.assert_array_equal(safetensors.numpy.load_file(str(path))["x"], np.arange(4.0, dtype=np.float32))
+
+
+def test_stale_temporary_cleanup_is_conservative(tmp_path):
+    """Only exact temporary names of the same target, a minute old, whose writer is gone, are removed. Kept: a live
+    writer's file (pid 1 started long before), similar names, a dead writer's file touched just now. Removed: a
+    dead writer's file, and one with this process's pid written before it started (pid reuse, as in a restarted
+    container)."""
+    me, dead = os.getpid(), dead_pid()
+    stale = [f".ckpt.safetensors.tmp-{dead}-0123456789abcdef0", f".ckpt.safetensors.tmp-{me}-fedcba98765432107"]
+    kept = [
+        ".ckpt.safetensors.tmp-1-0123456789abcdef1",                # a live writer
+        f".other.safetensors.tmp-{dead}-0123456789abcdef2",        # another target
+        f".ckpt.safetensors.tmp-{dead}-0123456789abcdef",          # no counter: not our pattern
+        f".ckpt.safetensors.tmp-{dead}-0123456789abcdeg3",         # not hex
+        f".ckpt.safetensors.tmp-{dead}-0123456789abcdef3.bak",     # a suffix
+        f"ckpt.safetensors.tmp-{dead}-0123456789abcdef4",          # not hidden
+    ]
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b"partial")
+        age(tmp_path / name, 3600 * 24 * 365 * 40 if name == stale[1] else 120)  # stale[1]: before our start
+    young = f".ckpt.safetensors.tmp-{dead}-0123456789abcdef5"
+    (tmp_path / young).write_bytes(b"partial")
+    loom.save({"x": loom.ones(2)}, tmp_path / "ckpt.safetensors")
+    assert leftovers(tmp_path) == sorted(kept + [young])
+    assert safetensors.numpy.load_file(str(tmp_path / "ckpt.safetensors"))["x"].tolist() == [1.0, 1.0]
