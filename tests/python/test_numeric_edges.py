@@ -80,3 +80,77 @@ def test_bce_16_bit(dtype):
     # torch's float16 backward gives 0/0 = NaN at p = t = 1 (its 1e-12 clamp underflows); loom gives 0 there.
     expected = np.nan_to_num(pt.grad.float().numpy(), nan=0.0, posinf=np.inf, neginf=-np.inf)
     np.testing.assert_allclose(pl.grad.float().numpy(), expected, rtol=1e-2)
+
+
+# ------------------------------------------------------------------ adaptive average pooling
+
+
+def _adaptive_case(fn_l, fn_t, x, size, rtol=1e-6, atol=1e-6):
+    """Values and gradients of loom vs torch (torch computes in float64 for the reference)."""
+    xl, xt = leaf_pair(x)
+    yl, yt = fn_l(xl, size), fn_t(xt, size)
+    assert yl.shape == tuple(yt.shape)
+    np.testing.assert_allclose(yl.detach().numpy(), yt.detach().numpy(), rtol=rtol, atol=atol, equal_nan=True)
+    g = np.random.default_rng(1).standard_normal(tuple(yt.shape)).astype(x.dtype)
+    yl.backward(loom.from_numpy(g.copy()))
+    yt.backward(torch.from_numpy(g.copy()))
+    np.testing.assert_allclose(xl.grad.numpy(), xt.grad.numpy(), rtol=rtol, atol=atol)
+
+
+SIZES_2D = [(4, 4, 4), (3, 3, 4), (3, 3, 2), (7, 7, 1), (8, 6, (4, 3)), (7, 10, (3, 4)), (5, 9, (5, None)),
+            (2, 3, (5, 7)), (13, 11, (4, 6)), (1, 5, (1, 3))]
+
+
+@pytest.mark.parametrize("H,W,size", SIZES_2D)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adaptive_avg_pool2d_matches_torch(H, W, size, dtype):
+    x = np.random.default_rng(H * W).standard_normal((2, 3, H, W)).astype(dtype)
+    _adaptive_case(F.adaptive_avg_pool2d, TF.adaptive_avg_pool2d, x, size)
+    _adaptive_case(F.adaptive_avg_pool2d, TF.adaptive_avg_pool2d, x[0], size)  # (C, H, W)
+
+
+@pytest.mark.parametrize("L,size", [(9, 3), (10, 4), (3, 7), (11, 1), (5, 5), (16, 6)])
+def test_adaptive_avg_pool1d_matches_torch(L, size):
+    x = np.random.default_rng(L).standard_normal((2, 3, L)).astype(np.float32)
+    _adaptive_case(F.adaptive_avg_pool1d, TF.adaptive_avg_pool1d, x, size)
+
+
+@pytest.mark.parametrize("H,W,size", SIZES_2D)
+def test_adaptive_avg_pool2d_nan_inf_stay_in_their_windows(H, W, size):
+    """One NaN, one +inf and one -inf: only the outputs whose windows contain them are affected, as in torch
+    (the averaging-matrix product spread them to the whole channel, since 0 * NaN = 0 * inf = NaN)."""
+    x = np.arange(2 * H * W, dtype=np.float32).reshape(1, 2, H, W) / 7
+    x[0, 0, 0, 0] = np.nan
+    x[0, 0, H - 1, W - 1] = np.inf
+    x[0, 1, H // 2, W // 2] = -np.inf
+    _adaptive_case(F.adaptive_avg_pool2d, TF.adaptive_avg_pool2d, x, size)
+
+
+def test_adaptive_avg_pool_review_repro():
+    a = loom.arange(9.).reshape(1, 1, 3, 3)
+    a[0, 0, 0, 0] = float("nan")
+    out = F.adaptive_avg_pool2d(a, 4).numpy()
+    assert np.isnan(out).sum() == 4
+    a = loom.arange(9.).reshape(1, 1, 3, 3)
+    a[0, 0, 2, 2] = float("inf")
+    assert F.adaptive_avg_pool2d(a, 2).tolist() == [[[[2.0, 3.0], [5.0, float("inf")]]]]
+    x = np.array([[[1.0, np.nan, 3.0, 4.0, 5.0, np.inf]]], dtype=np.float32)
+    _adaptive_case(F.adaptive_avg_pool1d, TF.adaptive_avg_pool1d, x, 4)
+
+
+@pytest.mark.parametrize("dtype", [loom.float16, loom.bfloat16])
+def test_adaptive_avg_pool_16_bit(dtype):
+    x = np.random.default_rng(2).standard_normal((2, 3, 7, 9)).astype(np.float32)
+    tdtype = torch.float16 if dtype == loom.float16 else torch.bfloat16
+    for size in (3, (7, 9), 1):
+        yl = F.adaptive_avg_pool2d(loom.from_numpy(x).to(dtype), size)
+        yt = TF.adaptive_avg_pool2d(torch.from_numpy(x).to(tdtype).float(), size).to(tdtype)
+        assert yl.dtype == dtype
+        np.testing.assert_allclose(yl.float().numpy(), yt.float().numpy(), rtol=1e-2, atol=1e-2)
+
+
+def test_adaptive_avg_pool_huge_output_size_raises():
+    with pytest.raises(ValueError, match="adaptive_avg_pool2d: output size .* too large"):
+        F.adaptive_avg_pool1d(loom.ones(1, 1, 4), 2**62)
+    with pytest.raises(ValueError, match="adaptive_avg_pool2d: output size .* too large"):
+        F.adaptive_avg_pool2d(loom.ones(1, 1, 4, 4), (2**62, 2))

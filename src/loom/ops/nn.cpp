@@ -11,6 +11,7 @@
 #include "loom/ops/conv.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
+#include "loom/ops/index.h"
 #include "loom/ops/linalg.h"
 #include "loom/ops/normalization.h"
 #include "loom/ops/random.h"
@@ -577,20 +578,58 @@ Tensor adaptive_avg_pool1d(const Tensor& input, int64_t output_size) {
 
 namespace {
 
-// (out, in) matrix averaging input positions [floor(i*in/out), ceil((i+1)*in/out)) into output i.
-Tensor adaptive_average_matrix(int64_t out, int64_t in, DType dtype, Device device) {
-  std::vector<double> m(static_cast<size_t>(out * in), 0.0);
+// Output i of an adaptive pool averages input positions [floor(i * in / out), ceil((i + 1) * in / out)).
+// Every output reads only its own window (a NaN or inf stays in the windows that contain it), as PyTorch.
+
+// x (..., H, W) -> (..., oh, ow) when H % oh == 0 and W % ow == 0: equal, disjoint windows, one reshape and a mean.
+Tensor adaptive_mean_divisible(const Tensor& x, int64_t oh, int64_t ow) {
+  Shape s(x.sizes().begin(), x.sizes().end() - 2);
+  int64_t H = x.sizes()[x.dim() - 2], W = x.sizes()[x.dim() - 1];
+  for (int64_t size : {oh, H / oh, ow, W / ow}) s.push_back(size);
+  return mean(reshape(x, s), {-3, -1});
+}
+
+// The adaptive mean over dim `dim` (-2 or -1) of x into `out` windows of any sizes: gather each window's
+// positions into a (out, width) block (the widest window's width; shorter windows repeat their last position,
+// replaced by 0 before the sum, never multiplied by 0), sum, divide by the window's length.
+Tensor adaptive_mean_along(const char* op, const Tensor& x, int64_t dim, int64_t out) {
+  int64_t in = x.sizes()[x.dim() + dim];
+  int64_t product = 0;
+  LOOM_CHECK(!__builtin_mul_overflow(out, in + 1, &product), Value, op, ": output size ", out,
+             " is too large for an input of size ", in, " (shape ", shape_str(x.sizes()), ")");
+  auto start = [&](int64_t i) { return i * in / out; };
+  auto end = [&](int64_t i) { return ((i + 1) * in + out - 1) / out; };
+  int64_t width = 0;
+  for (int64_t i = 0; i < out; ++i) width = std::max(width, end(i) - start(i));
+  std::vector<int64_t> index(static_cast<size_t>(out * width));
+  std::vector<uint8_t> valid(index.size());
+  std::vector<double> count(static_cast<size_t>(out));
   for (int64_t i = 0; i < out; ++i) {
-    int64_t start = (i * in) / out, end = ((i + 1) * in + out - 1) / out;
-    for (int64_t j = start; j < end; ++j) m[static_cast<size_t>(i * in + j)] = 1.0 / static_cast<double>(end - start);
+    int64_t length = end(i) - start(i);
+    count[i] = static_cast<double>(length);
+    for (int64_t k = 0; k < width; ++k) {
+      index[i * width + k] = start(i) + std::min(k, length - 1);
+      valid[i * width + k] = k < length;
+    }
   }
-  return to_dtype(from_blob_copy(m.data(), {out, in}, DType::Float64, device), dtype);
+  Device device = x.device();
+  Tensor gathered = index_select(x, dim, from_blob_copy(index.data(), {out * width}, DType::Int64, device));
+  Shape split(x.sizes().begin(), x.sizes().end());
+  split[split.size() + dim] = width;
+  split.insert(split.end() + dim, out);  // (..., out, width, W) for dim -2, (..., H, out, width) for dim -1
+  gathered = reshape(gathered, split);
+  Shape block = dim == -2 ? Shape{out, width, 1} : Shape{out, width};
+  Tensor keep = from_blob_copy(valid.data(), block, DType::Bool, device);
+  Tensor sums = sum(where(keep, gathered, Scalar(0.0)), {dim == -2 ? -2 : -1});
+  Shape counts = dim == -2 ? Shape{out, 1} : Shape{out};
+  return div(sums, to_dtype(from_blob_copy(count.data(), counts, DType::Float64, device), x.dtype()));
 }
 
 }  // namespace
 
 Tensor adaptive_avg_pool2d(const Tensor& input, const std::vector<std::optional<int64_t>>& output_size) {
-  check_pool_input("adaptive_avg_pool2d", input);
+  const char* op = "adaptive_avg_pool2d";
+  check_pool_input(op, input);
   LOOM_CHECK(output_size.size() == 1 || output_size.size() == 2, Value,
              "adaptive_avg_pool2d: output_size must be an int or a pair, got ", output_size.size(), " values");
   int64_t H = input.sizes()[input.dim() - 2], W = input.sizes()[input.dim() - 1];
@@ -602,9 +641,12 @@ Tensor adaptive_avg_pool2d(const Tensor& input, const std::vector<std::optional<
   };
   int64_t oh = pick(0, H), ow = pick(1, W);
   Tensor x = upcast(input);
-  Tensor ph = adaptive_average_matrix(oh, H, x.dtype(), x.device());
-  Tensor pw = adaptive_average_matrix(ow, W, x.dtype(), x.device());
-  Tensor out = matmul(matmul(ph, x), t(pw));
+  Tensor out;
+  if (H % oh == 0 && W % ow == 0) {
+    out = adaptive_mean_divisible(x, oh, ow);
+  } else {
+    out = adaptive_mean_along(op, adaptive_mean_along(op, x, -1, ow), -2, oh);
+  }
   return cast_back(out, input.dtype());
 }
 
