@@ -154,3 +154,14 @@ def test_adaptive_avg_pool_huge_output_size_raises():
         F.adaptive_avg_pool1d(loom.ones(1, 1, 4), 2**62)
     with pytest.raises(ValueError, match="adaptive_avg_pool2d: output size .* too large"):
         F.adaptive_avg_pool2d(loom.ones(1, 1, 4, 4), (2**62, 2))
+
+
+# ------------------------------------------------------------------ clamp with a NaN bound
+
+
+@pytest.mark.parametrize("bounds", [dict(min=float("nan")), dict(max=float("nan")), dict(min=float("nan"), max=1.0),
+                                    dict(min=0.0, max=float("nan"))])
+def test_clamp_with_nan_bound_is_nan_like_torch(bounds):
+    x = np.array([1.0, 2.0, -3.0, np.nan], dtype=np.float32)
+    np.testing.assert_array_equal(loom.from_numpy(x).clamp(**bounds).numpy(),
+                                  torch.from_numpy(x).clamp(**bounds).numpy())
