@@ -165,3 +165,15 @@ def test_clamp_with_nan_bound_is_nan_like_torch(bounds):
     x = np.array([1.0, 2.0, -3.0, np.nan], dtype=np.float32)
     np.testing.assert_array_equal(loom.from_numpy(x).clamp(**bounds).numpy(),
                                   torch.from_numpy(x).clamp(**bounds).numpy())
+
+
+def test_adaptive_avg_pool_double_backward_matches_torch():
+    """The kernel's backward is differentiable (the forward and backward ops are each other's adjoints)."""
+    x = np.random.default_rng(5).standard_normal((2, 2, 7, 5))
+    xl, xt = leaf_pair(x)
+    (gl,) = loom.autograd.grad((F.adaptive_avg_pool2d(xl, (3, 4)) ** 2).sum(), [xl], create_graph=True)
+    (gt,) = torch.autograd.grad((TF.adaptive_avg_pool2d(xt, (3, 4)) ** 2).sum(), [xt], create_graph=True)
+    np.testing.assert_allclose(gl.detach().numpy(), gt.detach().numpy(), rtol=1e-12, atol=1e-12)
+    (gl * gl.sin()).sum().backward()
+    (gt * gt.sin()).sum().backward()
+    np.testing.assert_allclose(xl.grad.numpy(), xt.grad.numpy(), rtol=1e-10, atol=1e-12)

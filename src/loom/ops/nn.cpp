@@ -11,7 +11,6 @@
 #include "loom/ops/conv.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
-#include "loom/ops/index.h"
 #include "loom/ops/linalg.h"
 #include "loom/ops/normalization.h"
 #include "loom/ops/random.h"
@@ -242,6 +241,51 @@ std::vector<Tensor> max_pool2d_grad(BackwardContext& c) {
   return {max_pool2d_scatter(c.grad(0), c.outputs[1], c.input_meta[0].sizes)};
 }
 
+// adaptive_avg_pool2d(x (N, C, H, W)) attr output_size {oh, ow}: output (i, j) is the mean of rows
+// [floor(i H / oh), ceil((i + 1) H / oh)) and columns likewise (backends/cpu/nn.cpp reads only that window, so a
+// NaN or inf stays in the windows that hold it). Its backward spreads g / window size over each window; the two
+// are each other's adjoints, so each one's backward is the other.
+void check_adaptive_sizes(const char* op, const Shape& in, const Shape& out) {
+  for (int d = 0; d < 2; ++d) {
+    int64_t product = 0;
+    LOOM_CHECK(out[d] > 0 && !__builtin_mul_overflow(out[d], in[d] + 1, &product), Value, op, ": output size ",
+               shape_str(out), " is too large for input size ", shape_str(in));
+  }
+}
+
+std::vector<TensorMeta> infer_adaptive_avg_pool2d(const std::vector<Tensor>& in, const Attrs& a) {
+  const Tensor& x = in[0];
+  LOOM_CHECK(x.dim() == 4, Value, "adaptive_avg_pool2d: expected a 4-D input (N, C, H, W), got shape ",
+             shape_str(x.sizes()));
+  check_pool_input("adaptive_avg_pool2d", x);
+  const Shape& out = a.get<Shape>("output_size");
+  check_adaptive_sizes("adaptive_avg_pool2d", {x.sizes()[2], x.sizes()[3]}, out);
+  return {TensorMeta{{x.sizes()[0], x.sizes()[1], out[0], out[1]}, x.dtype(), x.device()}};
+}
+
+std::vector<TensorMeta> infer_adaptive_avg_pool2d_backward(const std::vector<Tensor>& in, const Attrs& a) {
+  const Tensor& g = in[0];
+  LOOM_CHECK(g.dim() == 4, Value, "adaptive_avg_pool2d_backward: expected a 4-D gradient, got shape ",
+             shape_str(g.sizes()));
+  check_floating("adaptive_avg_pool2d_backward", g, "gradient");
+  const Shape& size = a.get<Shape>("input_size");
+  LOOM_CHECK(size.size() == 2 && size[0] > 0 && size[1] > 0, Value,
+             "adaptive_avg_pool2d_backward: input_size must be two positive sizes, got ", shape_str(size));
+  check_adaptive_sizes("adaptive_avg_pool2d_backward", size, {g.sizes()[2], g.sizes()[3]});
+  return {TensorMeta{{g.sizes()[0], g.sizes()[1], size[0], size[1]}, g.dtype(), g.device()}};
+}
+
+std::vector<Tensor> adaptive_avg_pool2d_grad(BackwardContext& c) {
+  const Shape& x = c.input_meta[0].sizes;
+  return {dispatch1(LOOM_OP("adaptive_avg_pool2d_backward"), {c.grad()},
+                    Attrs().set("input_size", Shape{x[2], x[3]}))};
+}
+
+std::vector<Tensor> adaptive_avg_pool2d_backward_grad(BackwardContext& c) {
+  const Shape& g = c.input_meta[0].sizes;
+  return {dispatch1(LOOM_OP("adaptive_avg_pool2d"), {c.grad()}, Attrs().set("output_size", Shape{g[2], g[3]}))};
+}
+
 }  // namespace
 
 void define_nn_ops(Registry& r) {
@@ -259,6 +303,11 @@ void define_nn_ops(Registry& r) {
   // Inputs (input, indices): out[n, c, q] = input[n, c, indices[n, c, q]] (its double backward).
   r.define({.name = "max_pool2d_gather", .infer = infer_max_pool2d_gather, .backward = max_pool2d_gather_grad,
             .saved_inputs = 0b10, .nondiff_inputs = 0b10});
+  // Attr output_size {oh, ow}; and its backward, inputs (grad_output), attr input_size {H, W}.
+  r.define({.name = "adaptive_avg_pool2d", .infer = infer_adaptive_avg_pool2d, .backward = adaptive_avg_pool2d_grad,
+            .saved_inputs = 0});
+  r.define({.name = "adaptive_avg_pool2d_backward", .infer = infer_adaptive_avg_pool2d_backward,
+            .backward = adaptive_avg_pool2d_backward_grad, .saved_inputs = 0});
 }
 
 // ================= im2col / col2im =================
@@ -576,60 +625,8 @@ Tensor adaptive_avg_pool1d(const Tensor& input, int64_t output_size) {
   return squeeze(adaptive_avg_pool2d(unsqueeze(input, -2), {1, output_size}), {-2});
 }
 
-namespace {
-
-// Output i of an adaptive pool averages input positions [floor(i * in / out), ceil((i + 1) * in / out)).
-// Every output reads only its own window (a NaN or inf stays in the windows that contain it), as PyTorch.
-
-// x (..., H, W) -> (..., oh, ow) when H % oh == 0 and W % ow == 0: equal, disjoint windows, one reshape and a mean.
-Tensor adaptive_mean_divisible(const Tensor& x, int64_t oh, int64_t ow) {
-  Shape s(x.sizes().begin(), x.sizes().end() - 2);
-  int64_t H = x.sizes()[x.dim() - 2], W = x.sizes()[x.dim() - 1];
-  for (int64_t size : {oh, H / oh, ow, W / ow}) s.push_back(size);
-  return mean(reshape(x, s), {-3, -1});
-}
-
-// The adaptive mean over dim `dim` (-2 or -1) of x into `out` windows of any sizes: gather each window's
-// positions into a (out, width) block (the widest window's width; shorter windows repeat their last position,
-// replaced by 0 before the sum, never multiplied by 0), sum, divide by the window's length.
-Tensor adaptive_mean_along(const char* op, const Tensor& x, int64_t dim, int64_t out) {
-  int64_t in = x.sizes()[x.dim() + dim];
-  int64_t product = 0;
-  LOOM_CHECK(!__builtin_mul_overflow(out, in + 1, &product), Value, op, ": output size ", out,
-             " is too large for an input of size ", in, " (shape ", shape_str(x.sizes()), ")");
-  auto start = [&](int64_t i) { return i * in / out; };
-  auto end = [&](int64_t i) { return ((i + 1) * in + out - 1) / out; };
-  int64_t width = 0;
-  for (int64_t i = 0; i < out; ++i) width = std::max(width, end(i) - start(i));
-  std::vector<int64_t> index(static_cast<size_t>(out * width));
-  std::vector<uint8_t> valid(index.size());
-  std::vector<double> count(static_cast<size_t>(out));
-  for (int64_t i = 0; i < out; ++i) {
-    int64_t length = end(i) - start(i);
-    count[i] = static_cast<double>(length);
-    for (int64_t k = 0; k < width; ++k) {
-      index[i * width + k] = start(i) + std::min(k, length - 1);
-      valid[i * width + k] = k < length;
-    }
-  }
-  Device device = x.device();
-  Tensor gathered = index_select(x, dim, from_blob_copy(index.data(), {out * width}, DType::Int64, device));
-  Shape split(x.sizes().begin(), x.sizes().end());
-  split[split.size() + dim] = width;
-  split.insert(split.end() + dim, out);  // (..., out, width, W) for dim -2, (..., H, out, width) for dim -1
-  gathered = reshape(gathered, split);
-  Shape block = dim == -2 ? Shape{out, width, 1} : Shape{out, width};
-  Tensor keep = from_blob_copy(valid.data(), block, DType::Bool, device);
-  Tensor sums = sum(where(keep, gathered, Scalar(0.0)), {dim == -2 ? -2 : -1});
-  Shape counts = dim == -2 ? Shape{out, 1} : Shape{out};
-  return div(sums, to_dtype(from_blob_copy(count.data(), counts, DType::Float64, device), x.dtype()));
-}
-
-}  // namespace
-
 Tensor adaptive_avg_pool2d(const Tensor& input, const std::vector<std::optional<int64_t>>& output_size) {
-  const char* op = "adaptive_avg_pool2d";
-  check_pool_input(op, input);
+  check_pool_input("adaptive_avg_pool2d", input);
   LOOM_CHECK(output_size.size() == 1 || output_size.size() == 2, Value,
              "adaptive_avg_pool2d: output_size must be an int or a pair, got ", output_size.size(), " values");
   int64_t H = input.sizes()[input.dim() - 2], W = input.sizes()[input.dim() - 1];
@@ -640,14 +637,10 @@ Tensor adaptive_avg_pool2d(const Tensor& input, const std::vector<std::optional<
     return size;
   };
   int64_t oh = pick(0, H), ow = pick(1, W);
-  Tensor x = upcast(input);
-  Tensor out;
-  if (H % oh == 0 && W % ow == 0) {
-    out = adaptive_mean_divisible(x, oh, ow);
-  } else {
-    out = adaptive_mean_along(op, adaptive_mean_along(op, x, -1, ow), -2, oh);
-  }
-  return cast_back(out, input.dtype());
+  bool batched = input.dim() == 4;
+  Tensor x = batched ? input : unsqueeze(input, 0);
+  Tensor out = dispatch1(LOOM_OP("adaptive_avg_pool2d"), {x}, Attrs().set("output_size", Shape{oh, ow}));
+  return batched ? out : squeeze(out, {0});
 }
 
 // ================= normalisation =================
