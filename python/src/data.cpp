@@ -131,7 +131,9 @@ void bind_data(nb::module_& root) {
         nb::gil_scoped_release release;
         p.close();
       }, "Stops and joins the worker.")
-      .def_prop_ro("remaining", &data::BatchPrefetcher::remaining);
+      .def_prop_ro("remaining", &data::BatchPrefetcher::remaining)
+      .def_prop_ro("regathered", &data::BatchPrefetcher::regathered,
+                   "Batches gathered again by next() because the dataset was updated in place after the prefetch.");
   m.def("pretokenize", [](nb::handle text) {
     std::string_view v = view_of(text, "pretokenize");
     auto spans = data::pretokenize(v);

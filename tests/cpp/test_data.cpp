@@ -180,4 +180,25 @@ TEST(Prefetcher, GathersBatchesInOrderAndPropagatesErrors) {
   { loom::data::BatchPrefetcher early({x}, std::vector<std::vector<int64_t>>(100, {1, 2})); }
 }
 
+TEST(Prefetcher, BatchesSeeInPlaceUpdatesMadeBeforeNext) {
+  // Each step overwrites the dataset; the next batch must hold the new values (prefetched copies are regathered).
+  loom::Tensor x = loom::zeros({8, 1000}, loom::DType::Float32);
+  std::vector<std::vector<int64_t>> batches{{0, 1}, {2, 3}, {4, 5}, {6, 7}};
+  loom::data::BatchPrefetcher p({x}, batches);
+  std::vector<loom::Tensor> batch;
+  for (int step = 0; step < 4; ++step) {
+    ASSERT_TRUE(p.next(batch));
+    const float* values = batch[0].data<float>();
+    for (int64_t i = 0; i < batch[0].numel(); ++i) ASSERT_EQ(values[i], static_cast<float>(step)) << "step " << step;
+    loom::fill_(x, loom::Scalar(static_cast<double>(step + 1)));
+  }
+  EXPECT_FALSE(p.next(batch));
+  EXPECT_EQ(p.regathered(), 3);
+  // Without updates every prefetched batch is used as is.
+  loom::data::BatchPrefetcher quiet({x}, batches);
+  while (quiet.next(batch)) {
+  }
+  EXPECT_EQ(quiet.regathered(), 0);
+}
+
 }  // namespace

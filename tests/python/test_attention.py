@@ -78,18 +78,56 @@ def test_scale_and_gqa(capability):
     _check((1, 4, 9, 8), (1, 2, 20, 8), (1, 2, 20, 5), enable_gqa=True)
 
 
-def test_fully_masked_row_matches_the_composite(capability):
-    """A query row that sees no key gives NaN in float32 (fused) as in float64 (the composite)."""
-    rng = np.random.default_rng(4)
-    q, k, v = (rng.standard_normal(s) for s in ((3, 4), (5, 4), (5, 2)))
-    keep = np.ones((3, 5), dtype=bool)
-    keep[1] = False
-    outs = []
-    for dtype in (np.float32, np.float64):
-        args = [loom.from_numpy(a.astype(dtype)) for a in (q, k, v)]
-        outs.append(F.scaled_dot_product_attention(*args, attn_mask=loom.from_numpy(keep)).numpy())
-    assert np.isnan(outs[0][1]).all() and np.isnan(outs[1][1]).all()
-    np.testing.assert_allclose(outs[0][[0, 2]], outs[1][[0, 2]], rtol=1e-5, atol=1e-6)
+def _padding_mask(kind, L=6, S=7, seed=4):
+    """Random keep-mask with rows 1 and 4 fully masked (padding queries), as bool or additive -inf."""
+    keep = np.random.default_rng(seed).uniform(size=(L, S)) > 0.3
+    keep[:, 0] = True
+    keep[[1, 4]] = False
+    return keep if kind == "bool" else np.where(keep, 0.0, -np.inf).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["bool", "additive"])
+def test_fully_masked_rows_give_zero_like_torch(capability, kind):
+    """A query row that sees no key (a padding row) gives 0 and finite gradients, as in torch 2.13 (it used to give
+    NaN, which reached every gradient through the padding rows' keys)."""
+    mask = _padding_mask(kind)
+    out = _check((2, 2, 6, 8), (2, 2, 7, 8), (2, 2, 7, 3), mask=mask)
+    assert (out.detach().numpy()[:, :, [1, 4]] == 0).all()
+    # The review's repro: the loss uses only the real rows.
+    q = loom.randn(1, 1, 3, 4, requires_grad=True)
+    keep = loom.tensor([[True, True, False], [True, True, False], [False, False, False]])
+    y = F.scaled_dot_product_attention(q, q, q, attn_mask=keep)
+    y[..., :2, :].sum().backward()
+    assert y[0, 0, 2].tolist() == [0.0] * 4 and loom.isfinite(q.grad).all().item()
+
+
+@pytest.mark.parametrize("kind", ["bool", "additive"])
+def test_fully_masked_rows_in_the_composite(kind):
+    """float64 (the composite): zeros and gradients equal to torch's. create_graph (the differentiable backward of
+    the fused op): finite first and second derivatives, zero for the padding rows' queries."""
+    rng = np.random.default_rng(8)
+    arrays = [rng.uniform(-1, 1, size=s) for s in ((2, 6, 4), (2, 7, 4), (2, 7, 3))]
+    mask = _padding_mask(kind).astype(np.float64) if kind == "additive" else _padding_mask(kind)
+    lt = [leaf_pair(a)[0] for a in arrays]
+    tt = [leaf_pair(a)[1] for a in arrays]
+    yl = F.scaled_dot_product_attention(*lt, attn_mask=loom.from_numpy(mask))
+    yt = TF.scaled_dot_product_attention(*tt, attn_mask=torch.from_numpy(mask))
+    np.testing.assert_allclose(yl.detach().numpy(), yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+    assert (yl.detach().numpy()[:, [1, 4]] == 0).all()
+    g = rng.standard_normal(tuple(yt.shape))
+    yl.backward(loom.from_numpy(g.copy()))
+    yt.backward(torch.from_numpy(g.copy()))
+    for l, t in zip(lt, tt):
+        np.testing.assert_allclose(l.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-12)
+    # create_graph through the fused float32 op: its backward is the differentiable composite.
+    lq, lk, lv = [loom.from_numpy(a.astype(np.float32)).requires_grad_(True) for a in arrays]
+    lm = loom.from_numpy(mask.astype(np.float32) if kind == "additive" else mask)
+    y = F.scaled_dot_product_attention(lq, lk, lv, attn_mask=lm)
+    grads = loom.autograd.grad((y * y).sum(), [lq, lk, lv], create_graph=True)
+    assert all(loom.isfinite(d).all().item() for d in grads)
+    sum((d * d).sum() for d in grads).backward()
+    assert all(loom.isfinite(t.grad).all().item() for t in (lq, lk, lv))
+    assert (grads[0].detach().numpy()[:, [1, 4]] == 0).all()
 
 
 @pytest.mark.parametrize("dtype", [loom.float16, loom.bfloat16])

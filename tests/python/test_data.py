@@ -369,3 +369,57 @@ def test_worker_and_caller_run_loom_ops_concurrently():
         rows = yb.tolist()
         np.testing.assert_array_equal(xb.numpy(), x.numpy()[rows])
     assert w.grad is not None and loom.is_grad_enabled()
+
+
+# ------------------------------------------------------------------ in-place updates of the dataset during prefetch
+
+
+def test_prefetch_sees_in_place_updates_like_torch(hang_guard):
+    """The training step rewrites the whole dataset in place after every batch (the review's repro, with a torch
+    DataLoader beside it). Each batch must hold the values written just before it was requested: no stale batch
+    (the worker gathered it before the update) and no torn row (half old, half new)."""
+    rows, width = 64, 100_000
+    data, reference = loom.zeros(rows, width), torch.zeros(rows, width)
+    torn = stale = regathered = 0
+    value = 0.0  # what the dataset holds when the next batch is requested
+    for epoch in range(6):
+        it = iter(DataLoader(TensorDataset(data), batch_size=2))
+        prefetcher = it._prefetcher
+        assert prefetcher is not None
+        for step, ((x,), (xt,)) in enumerate(zip(it, tud.DataLoader(tud.TensorDataset(reference), batch_size=2))):
+            torn += int((x.amin(1) != x.amax(1)).sum())
+            stale += int((x[:, 0] != value).sum())
+            np.testing.assert_array_equal(x.numpy(), xt.numpy())
+            value = float(epoch * 100 + step + 1)
+            data.fill_(value)   # the "training step" updates the dataset in place
+            reference.fill_(value)
+        regathered += prefetcher.regathered
+    assert (torn, stale) == (0, 0)
+    # Every batch but each epoch's first was prefetched before the previous step's write, so gathered again.
+    assert regathered == 6 * (rows // 2 - 1)
+
+
+def test_prefetch_partial_updates_shuffled_match_torch(hang_guard):
+    """Relabelling and row updates (index_put, a slice's mul_) of a two-tensor dataset, shuffled: every batch equals
+    what torch's loader returns for the same order and the same updates. Without updates nothing is regathered."""
+    n = 96
+    x, y = loom.arange(n * 5, dtype=loom.float32).reshape(n, 5), loom.arange(n)
+    xt, yt = torch.from_numpy(x.numpy().copy()), torch.from_numpy(y.numpy().copy())
+    for epoch in range(3):
+        order = np.random.default_rng(epoch).permutation(n).tolist()
+        it = iter(DataLoader(TensorDataset(x, y), batch_size=8, sampler=order))
+        prefetcher = it._prefetcher
+        assert prefetcher is not None
+        reference = tud.DataLoader(tud.TensorDataset(xt, yt), batch_size=8, sampler=order)
+        for step, ((xb, yb), (xr, yr)) in enumerate(zip(it, reference)):
+            np.testing.assert_array_equal(xb.numpy(), xr.numpy())
+            np.testing.assert_array_equal(yb.numpy(), yr.numpy())
+            if epoch == 2:
+                continue  # no updates: every prefetched batch is used as is
+            rows = (np.arange(4) * 7 + step * 5 + epoch) % n
+            y[loom.from_numpy(rows)] = loom.tensor([-1, -2, -3, -4]) * (step + 1)
+            yt[torch.from_numpy(rows)] = torch.tensor([-1, -2, -3, -4]) * (step + 1)
+            x[step:step + 3].mul_(2.0)
+            xt[step:step + 3].mul_(2.0)
+        assert step == n // 8 - 1
+        assert prefetcher.regathered == (0 if epoch == 2 else n // 8 - 1)

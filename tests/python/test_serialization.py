@@ -608,3 +608,135 @@ def test_training_checkpoint_round_trip_and_resume(tmp_path):
     resumed[3].load_state_dict(loaded["loader"])
     loom.set_rng_state(loaded["rng"])
     assert train(resumed, iter(resumed[3]), 3) == expected
+
+
+# ------------------------------------------------------------------ many tensors (header parse is linear)
+
+
+def many_tensor_file(path, count):
+    """A valid file of `count` one-element float32 tensors, written byte by byte (as the reference lays it out)."""
+    header = {f"t{i:07d}": {"dtype": "F32", "shape": [1], "data_offsets": [4 * i, 4 * i + 4]} for i in range(count)}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    data = np.arange(count, dtype=np.float32).tobytes()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data)
+
+
+def test_many_tensors_load_in_linear_time(tmp_path):
+    """100k tensors: loom.load takes time comparable to the safetensors library (the old duplicate-key check was
+    quadratic: ~50 s here). The bound is loose (20x the reference, measured in this test) so a busy machine passes
+    and a quadratic parse fails."""
+    import time
+    path = tmp_path / "many.safetensors"
+    count = 100_000
+    many_tensor_file(path, count)
+    start = time.perf_counter()
+    reference = safetensors.numpy.load_file(str(path))
+    reference_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    loaded = loom.load(path)
+    loom_seconds = time.perf_counter() - start
+    assert len(loaded) == len(reference) == count
+    for name in ("t0000000", "t0054321", f"t{count - 1:07d}"):
+        np.testing.assert_array_equal(loaded[name].numpy(), reference[name])
+    assert loom_seconds < 20 * reference_seconds + 0.5, (loom_seconds, reference_seconds)
+
+
+def test_duplicate_keys_rejected_at_any_depth(tmp_path):
+    """The linear duplicate-key check still sees duplicates among tensors, inside a tensor's entry and in the
+    metadata, and keys repeated in different objects are fine."""
+    entry = '{"dtype":"F32","shape":[1],"data_offsets":[0,4]}'
+    cases = {
+        "tensors": '{"a":' + entry + ',"b":' + entry.replace("0,4", "4,8") + ',"a":' + entry + '}',
+        "fields": '{"a":{"dtype":"F32","shape":[1],"dtype":"F32","data_offsets":[0,4]}}',
+        "metadata": '{"__metadata__":{"k":"1","k":"2"},"a":' + entry + '}',
+    }
+    for what, text in cases.items():
+        path = tmp_path / f"{what}.safetensors"
+        path.write_bytes(struct.pack("<Q", len(text)) + text.encode() + bytes(8))
+        key = {"tensors": "a", "fields": "dtype", "metadata": "k"}[what]
+        with pytest.raises(ValueError, match=f"load_safetensors: '.*{what}.safetensors': duplicate key '{key}'"):
+            loom.load(path)
+    # The same field names in two tensors, and metadata keys equal to tensor names, are not duplicates.
+    text = '{"__metadata__":{"a":"x"},"a":' + entry + ',"b":' + entry.replace("0,4", "4,8") + '}'
+    path = tmp_path / "fine.safetensors"
+    path.write_bytes(struct.pack("<Q", len(text)) + text.encode() + np.array([1, 2], np.float32).tobytes())
+    assert {k: v.tolist() for k, v in loom.load(path).items()} == {"a": [1.0], "b": [2.0]}
+
+
+# ------------------------------------------------------------------ stale temporaries of killed writers
+
+
+def dead_pid():
+    """The pid of a process that has exited and been reaped."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def age(path, seconds):
+    then = os.stat(path).st_mtime - seconds
+    os.utime(path, (then, then))
+
+
+def test_save_removes_temporaries_of_killed_writers(tmp_path):
+    """A writer SIGKILLed mid-save leaves its temporary file; the next save to that target removes it once it is a
+    minute old, and the new checkpoint is intact (read with the safetensors library)."""
+    import signal
+    import time
+    path = tmp_path / "ckpt.safetensors"
+    script = textwrap.dedent("""
+        import sys
+        import loom
+        state = {f"w{i}": loom.full((1_000_000,), float(i)) for i in range(16)}
+        print("ready", flush=True)
+        while True:
+            loom.save(state, sys.argv[1])
+    """)
+    for attempt in range(3):  # the kill may land between two saves (no temporary file then): try again
+        child = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout.readline().strip() == "ready"
+            deadline = time.monotonic() + 60
+            while not leftovers(tmp_path) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            child.send_signal(signal.SIGKILL)
+        finally:
+            child.kill()
+            child.wait()
+            child.stdout.close()
+        stale = leftovers(tmp_path)
+        if stale:
+            break
+    assert len(stale) == 1 and stale[0].startswith(f".ckpt.safetensors.tmp-{child.pid}-"), stale
+    # A fresh leftover may belong to a live writer on another host sharing the directory: it is kept.
+    loom.save({"x": loom.arange(3.0)}, path)
+    assert leftovers(tmp_path) == stale
+    age(tmp_path / stale[0], 120)
+    loom.save({"x": loom.arange(4.0)}, path)
+    assert leftovers(tmp_path) == []
+    np.testing.assert_array_equal(safetensors.numpy.load_file(str(path))["x"], np.arange(4.0, dtype=np.float32))
+
+
+def test_stale_temporary_cleanup_is_conservative(tmp_path):
+    """Only exact temporary names of the same target, a minute old, whose writer is gone, are removed. Kept: a live
+    writer's file (pid 1 started long before), similar names, a dead writer's file touched just now. Removed: a
+    dead writer's file, and one with this process's pid written before it started (pid reuse, as in a restarted
+    container)."""
+    me, dead = os.getpid(), dead_pid()
+    stale = [f".ckpt.safetensors.tmp-{dead}-0123456789abcdef0", f".ckpt.safetensors.tmp-{me}-fedcba98765432107"]
+    kept = [
+        ".ckpt.safetensors.tmp-1-0123456789abcdef1",                # a live writer
+        f".other.safetensors.tmp-{dead}-0123456789abcdef2",        # another target
+        f".ckpt.safetensors.tmp-{dead}-0123456789abcdef",          # no counter: not our pattern
+        f".ckpt.safetensors.tmp-{dead}-0123456789abcdeg3",         # not hex
+        f".ckpt.safetensors.tmp-{dead}-0123456789abcdef3.bak",     # a suffix
+        f"ckpt.safetensors.tmp-{dead}-0123456789abcdef4",          # not hidden
+    ]
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b"partial")
+        age(tmp_path / name, 3600 * 24 * 365 * 40 if name == stale[1] else 120)  # stale[1]: before our start
+    young = f".ckpt.safetensors.tmp-{dead}-0123456789abcdef5"
+    (tmp_path / young).write_bytes(b"partial")
+    loom.save({"x": loom.ones(2)}, tmp_path / "ckpt.safetensors")
+    assert leftovers(tmp_path) == sorted(kept + [young])
+    assert safetensors.numpy.load_file(str(tmp_path / "ckpt.safetensors"))["x"].tolist() == [1.0, 1.0]

@@ -17,7 +17,26 @@ BatchPrefetcher::BatchPrefetcher(std::vector<Tensor> tensors, std::vector<std::v
     LOOM_CHECK(t.size(0) == tensors_[0].size(0), Value, "BatchPrefetcher: tensors differ in their first dimension (",
                shape_str(tensors_[0].sizes()), " vs ", shape_str(t.sizes()), ")");
   }
+  published_versions_ = current_versions();
   worker_ = std::thread([this] { run(); });
+}
+
+// Read in the consumer thread only: the counters are plain integers that the consumer's in-place ops bump.
+std::vector<uint64_t> BatchPrefetcher::current_versions() const {
+  std::vector<uint64_t> versions;
+  versions.reserve(tensors_.size());
+  for (const Tensor& t : tensors_) versions.push_back(t.version());
+  return versions;
+}
+
+std::vector<Tensor> BatchPrefetcher::gather(size_t b) const {
+  NoGradGuard no_grad;  // grad mode is thread-local: batches never record autograd history
+  const auto& rows = batches_[b];
+  Tensor index = from_blob_copy(rows.data(), {static_cast<int64_t>(rows.size())}, DType::Int64);
+  std::vector<Tensor> batch;
+  batch.reserve(tensors_.size());
+  for (const Tensor& t : tensors_) batch.push_back(index_select(t, 0, index));
+  return batch;
 }
 
 BatchPrefetcher::~BatchPrefetcher() { close(); }
@@ -37,20 +56,22 @@ int64_t BatchPrefetcher::remaining() const {
   return static_cast<int64_t>(batches_.size() - consumed_);
 }
 
+int64_t BatchPrefetcher::regathered() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return static_cast<int64_t>(regathered_);
+}
+
 void BatchPrefetcher::run() {
-  NoGradGuard no_grad;  // grad mode is thread-local: batches never record autograd history
   for (size_t b = 0; b < batches_.size(); ++b) {
+    Batch batch;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       not_full_.wait(lock, [&] { return stop_ || queue_.size() < depth_; });
       if (stop_) break;
+      batch.versions = published_versions_;
     }
-    std::vector<Tensor> batch;
     try {
-      const auto& rows = batches_[b];
-      Tensor index = from_blob_copy(rows.data(), {static_cast<int64_t>(rows.size())}, DType::Int64);
-      batch.reserve(tensors_.size());
-      for (const Tensor& t : tensors_) batch.push_back(index_select(t, 0, index));
+      batch.tensors = gather(b);
     } catch (...) {
       std::lock_guard<std::mutex> lock(mutex_);
       error_ = std::current_exception();
@@ -71,14 +92,23 @@ void BatchPrefetcher::run() {
 }
 
 bool BatchPrefetcher::next(std::vector<Tensor>& out) {
+  // Every in-place write the caller made before this call has bumped a counter by now; a write from another
+  // thread that is ordered before this call (joined, or synchronized through a lock) has too.
+  std::vector<uint64_t> versions = current_versions();
   std::unique_lock<std::mutex> lock(mutex_);
   not_empty_.wait(lock, [&] { return stop_ || !queue_.empty() || done_; });
   if (!queue_.empty()) {
-    out = std::move(queue_.front());
+    Batch batch = std::move(queue_.front());
     queue_.pop_front();
-    ++consumed_;
+    size_t index = consumed_++;
+    // Later gathers start from the dataset as it is now; a write after this call bumps a counter again.
+    published_versions_ = versions;
+    bool stale = batch.versions != versions;
+    if (stale) ++regathered_;
     lock.unlock();
     not_full_.notify_one();
+    // The dataset was written since the worker's gather began: the rows may be stale or torn, so gather again.
+    out = stale ? gather(index) : std::move(batch.tensors);
     return true;
   }
   if (error_) {

@@ -55,6 +55,15 @@ Tensor masked_scores(const Tensor& q, const Tensor& k, const Tensor& attn_mask, 
   return scores;
 }
 
+// softmax over the last dim, with rows whose every score is -inf (fully masked) set to 0 instead of 0/0 = NaN,
+// as PyTorch's _safe_softmax. The row's scores are replaced by zeros before the softmax, so its backward (which
+// reads the softmax output) sees finite values and gives a zero gradient.
+Tensor masked_softmax(const Tensor& scores) {
+  Tensor masked = all(eq(scores, Scalar(-std::numeric_limits<double>::infinity())), {-1}, true);
+  Tensor weights = softmax(where(masked, Scalar(0.0), scores), -1);
+  return where(masked, Scalar(0.0), weights);
+}
+
 // ---------------- _flash_attention ----------------
 
 void check_same_batch(const char* op, const Tensor& a, const Tensor& b, const char* what) {
@@ -128,7 +137,7 @@ std::vector<Tensor> flash_attention_grad(BackwardContext& c) {
     return r;
   }
   // create_graph: the same formulas in differentiable ops (P recomputed; rowsum(dP * P) = rowsum(dO * O)).
-  Tensor p = softmax(masked_scores(q, k, mask, scale, is_causal), -1);
+  Tensor p = masked_softmax(masked_scores(q, k, mask, scale, is_causal));
   Tensor dv = matmul(transpose(p, -2, -1), g);
   Tensor dp = matmul(g, transpose(v, -2, -1));
   Tensor ds = mul(mul(p, sub(dp, sum(mul(dp, p), {-1}, true))), Scalar(scale));
@@ -233,7 +242,7 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
     Tensor out = dispatch(LOOM_OP("_flash_attention"), std::move(in), flash_attrs(factor, is_causal))[0];
     return cast_back(out, query.dtype());
   }
-  Tensor weights = softmax(masked_scores(q, k, attn_mask, factor, is_causal), -1);
+  Tensor weights = masked_softmax(masked_scores(q, k, attn_mask, factor, is_causal));
   if (dropout_p > 0.0) weights = dropout(weights, dropout_p, true);
   return cast_back(matmul(weights, v), query.dtype());
 }

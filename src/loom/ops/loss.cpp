@@ -207,9 +207,42 @@ Tensor fused_cross_entropy(const Tensor& input, const Tensor& target, const Tens
                       .set("has_weight", weight.defined()))[0];
 }
 
+// log clamped at -100 as PyTorch does, so a 0 or 1 input gives a finite loss.
+Tensor clamped_log(const Tensor& x) { return clamp(log(x), Scalar(-100.0), std::nullopt); }
+
+std::vector<TensorMeta> infer_binary_cross_entropy(const std::vector<Tensor>& in, const Attrs&) {
+  LOOM_CHECK(in.size() == 2 && in[0].sizes() == in[1].sizes() && in[0].dtype() == in[1].dtype(), Value,
+             "binary_cross_entropy: expected input and target of the same shape and dtype");
+  return {TensorMeta{in[0].sizes(), in[0].dtype(), in[0].device()}};
+}
+
+// A device-independent kernel written in loom ops (grad mode is off here): the op exists for its backward.
+std::vector<Tensor> binary_cross_entropy_kernel(const KernelContext& c) {
+  const Tensor &x = c.inputs[0], &t = c.inputs[1];
+  return {neg(add(mul(t, clamped_log(x)), mul(rsub(t, Scalar(1.0)), clamped_log(rsub(x, Scalar(1.0))))))};
+}
+
+// PyTorch's formulas. d/dx = (x - t) / max(x (1 - x), 1e-12): the eps keeps the gradient finite where x is exactly
+// 0 or 1 (differentiating through the clamped logs would give 0 * inf = NaN there). d/dt = log(1 - x) - log(x).
+std::vector<Tensor> binary_cross_entropy_backward(BackwardContext& c) {
+  const Tensor &x = c.inputs[0], &t = c.inputs[1];
+  Tensor g = c.grad(0), dx, dt;
+  if (c.needs_input_grad[0]) {
+    Tensor denominator = clamp(mul(x, rsub(x, Scalar(1.0))), Scalar(1e-12), std::nullopt);
+    dx = mul(g, div(sub(x, t), denominator));
+  }
+  if (c.needs_input_grad[1]) dt = mul(g, sub(clamped_log(rsub(x, Scalar(1.0))), clamped_log(x)));
+  return {dx, dt};
+}
+
 }  // namespace
 
 void define_loss_ops(Registry& r) {
+  // binary_cross_entropy(input, target): the unreduced loss, input in [0, 1] (checked by the caller), both of one
+  // shape and floating dtype. Weight and reduction are applied outside.
+  r.define({.name = "binary_cross_entropy", .infer = infer_binary_cross_entropy,
+            .backward = binary_cross_entropy_backward});
+  r.set_kernel("binary_cross_entropy", DeviceType::Any, binary_cross_entropy_kernel);
   // cross_entropy_loss(input (N, C), target (N) int64, [weight (C)]): attrs ignore_index, reduction,
   // label_smoothing, has_weight. Outputs (loss, lse (N), mean denominator ()); only the loss carries a gradient.
   // Targets out of range (and not ignore_index) raise IndexError from the kernel.
@@ -342,10 +375,11 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Ten
     LOOM_CHECK(all(logical_and(ge(input, Scalar(0.0)), le(input, Scalar(1.0)))).item().to_bool(), Runtime, op,
                ": all elements of input should be between 0 and 1");
   if (weight.defined()) broadcast_shapes(weight.sizes(), input.sizes(), op);
-  // log clamped at -100 as PyTorch does, so a 0 or 1 input gives a finite loss.
-  Tensor log_x = clamp(log(input), Scalar(-100.0), std::nullopt);
-  Tensor log_1mx = clamp(log(rsub(input, Scalar(1.0))), Scalar(-100.0), std::nullopt);
-  Tensor loss = neg(add(mul(target, log_x), mul(rsub(target, Scalar(1.0)), log_1mx)));
+  // 16-bit inputs are computed in float32: the backward's 1e-12 clamp underflows in float16.
+  DType dtype = promote_types(input.dtype(), target.dtype());
+  DType compute = dtype == DType::Float16 || dtype == DType::BFloat16 ? DType::Float32 : dtype;
+  auto as = [](const Tensor& x, DType d) { return x.dtype() == d ? x : to_dtype(x, d); };
+  Tensor loss = as(dispatch1(LOOM_OP("binary_cross_entropy"), {as(input, compute), as(target, compute)}), dtype);
   if (weight.defined()) loss = mul(loss, weight);
   return reduce_loss(loss, reduction);
 }

@@ -247,6 +247,51 @@ std::vector<Tensor> max_pool2d_grad(BackwardContext& c) {
   return {max_pool2d_scatter(c.grad(0), c.outputs[1], c.input_meta[0].sizes)};
 }
 
+// adaptive_avg_pool2d(x (N, C, H, W)) attr output_size {oh, ow}: output (i, j) is the mean of rows
+// [floor(i H / oh), ceil((i + 1) H / oh)) and columns likewise (backends/cpu/nn.cpp reads only that window, so a
+// NaN or inf stays in the windows that hold it). Its backward spreads g / window size over each window; the two
+// are each other's adjoints, so each one's backward is the other.
+void check_adaptive_sizes(const char* op, const Shape& in, const Shape& out) {
+  for (int d = 0; d < 2; ++d) {
+    int64_t product = 0;
+    LOOM_CHECK(out[d] > 0 && !__builtin_mul_overflow(out[d], in[d] + 1, &product), Value, op, ": output size ",
+               shape_str(out), " is too large for input size ", shape_str(in));
+  }
+}
+
+std::vector<TensorMeta> infer_adaptive_avg_pool2d(const std::vector<Tensor>& in, const Attrs& a) {
+  const Tensor& x = in[0];
+  LOOM_CHECK(x.dim() == 4, Value, "adaptive_avg_pool2d: expected a 4-D input (N, C, H, W), got shape ",
+             shape_str(x.sizes()));
+  check_pool_input("adaptive_avg_pool2d", x);
+  const Shape& out = a.get<Shape>("output_size");
+  check_adaptive_sizes("adaptive_avg_pool2d", {x.sizes()[2], x.sizes()[3]}, out);
+  return {TensorMeta{{x.sizes()[0], x.sizes()[1], out[0], out[1]}, x.dtype(), x.device()}};
+}
+
+std::vector<TensorMeta> infer_adaptive_avg_pool2d_backward(const std::vector<Tensor>& in, const Attrs& a) {
+  const Tensor& g = in[0];
+  LOOM_CHECK(g.dim() == 4, Value, "adaptive_avg_pool2d_backward: expected a 4-D gradient, got shape ",
+             shape_str(g.sizes()));
+  check_floating("adaptive_avg_pool2d_backward", g, "gradient");
+  const Shape& size = a.get<Shape>("input_size");
+  LOOM_CHECK(size.size() == 2 && size[0] > 0 && size[1] > 0, Value,
+             "adaptive_avg_pool2d_backward: input_size must be two positive sizes, got ", shape_str(size));
+  check_adaptive_sizes("adaptive_avg_pool2d_backward", size, {g.sizes()[2], g.sizes()[3]});
+  return {TensorMeta{{g.sizes()[0], g.sizes()[1], size[0], size[1]}, g.dtype(), g.device()}};
+}
+
+std::vector<Tensor> adaptive_avg_pool2d_grad(BackwardContext& c) {
+  const Shape& x = c.input_meta[0].sizes;
+  return {dispatch1(LOOM_OP("adaptive_avg_pool2d_backward"), {c.grad()},
+                    Attrs().set("input_size", Shape{x[2], x[3]}))};
+}
+
+std::vector<Tensor> adaptive_avg_pool2d_backward_grad(BackwardContext& c) {
+  const Shape& g = c.input_meta[0].sizes;
+  return {dispatch1(LOOM_OP("adaptive_avg_pool2d"), {c.grad()}, Attrs().set("output_size", Shape{g[2], g[3]}))};
+}
+
 }  // namespace
 
 void define_nn_ops(Registry& r) {
@@ -264,6 +309,11 @@ void define_nn_ops(Registry& r) {
   // Inputs (input, indices): out[n, c, q] = input[n, c, indices[n, c, q]] (its double backward).
   r.define({.name = "max_pool2d_gather", .infer = infer_max_pool2d_gather, .backward = max_pool2d_gather_grad,
             .saved_inputs = 0b10, .nondiff_inputs = 0b10});
+  // Attr output_size {oh, ow}; and its backward, inputs (grad_output), attr input_size {H, W}.
+  r.define({.name = "adaptive_avg_pool2d", .infer = infer_adaptive_avg_pool2d, .backward = adaptive_avg_pool2d_grad,
+            .saved_inputs = 0});
+  r.define({.name = "adaptive_avg_pool2d_backward", .infer = infer_adaptive_avg_pool2d_backward,
+            .backward = adaptive_avg_pool2d_backward_grad, .saved_inputs = 0});
 }
 
 // ================= im2col / col2im =================
@@ -589,20 +639,6 @@ Tensor adaptive_avg_pool1d(const Tensor& input, int64_t output_size) {
   return squeeze(adaptive_avg_pool2d(unsqueeze(input, -2), {1, output_size}), {-2});
 }
 
-namespace {
-
-// (out, in) matrix averaging input positions [floor(i*in/out), ceil((i+1)*in/out)) into output i.
-Tensor adaptive_average_matrix(int64_t out, int64_t in, DType dtype, Device device) {
-  std::vector<double> m(static_cast<size_t>(out * in), 0.0);
-  for (int64_t i = 0; i < out; ++i) {
-    int64_t start = (i * in) / out, end = ((i + 1) * in + out - 1) / out;
-    for (int64_t j = start; j < end; ++j) m[static_cast<size_t>(i * in + j)] = 1.0 / static_cast<double>(end - start);
-  }
-  return to_dtype(from_blob_copy(m.data(), {out, in}, DType::Float64, device), dtype);
-}
-
-}  // namespace
-
 Tensor adaptive_avg_pool2d(const Tensor& input, const std::vector<std::optional<int64_t>>& output_size) {
   check_pool_input("adaptive_avg_pool2d", input);
   LOOM_CHECK(output_size.size() == 1 || output_size.size() == 2, Value,
@@ -618,11 +654,10 @@ Tensor adaptive_avg_pool2d(const Tensor& input, const std::vector<std::optional<
   // Window bounds are computed as i * in / out: keep out * in within int64.
   checked_mul(oh, H, "adaptive_avg_pool2d", "output_size * input size");
   checked_mul(ow, W, "adaptive_avg_pool2d", "output_size * input size");
-  Tensor x = upcast(input);
-  Tensor ph = adaptive_average_matrix(oh, H, x.dtype(), x.device());
-  Tensor pw = adaptive_average_matrix(ow, W, x.dtype(), x.device());
-  Tensor out = matmul(matmul(ph, x), t(pw));
-  return cast_back(out, input.dtype());
+  bool batched = input.dim() == 4;
+  Tensor x = batched ? input : unsqueeze(input, 0);
+  Tensor out = dispatch1(LOOM_OP("adaptive_avg_pool2d"), {x}, Attrs().set("output_size", Shape{oh, ow}));
+  return batched ? out : squeeze(out, {0});
 }
 
 // ================= normalisation =================

@@ -2,15 +2,21 @@
 #include "loom/serialize/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <random>
+#include <sstream>
 
 #include "loom/core/error.h"
 
@@ -32,6 +38,78 @@ std::string parent_directory(const std::string& path) {
   return parent.empty() ? std::string(".") : parent.string();
 }
 
+// The writer's pid in a temporary name of `prefix` (".<base>.tmp-"), which is followed by exactly
+// "<pid>-<16 hex digits><decimal counter>" (random_suffix()); nullopt for any other name.
+std::optional<pid_t> temp_writer_pid(const std::string& name, const std::string& prefix) {
+  if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  size_t i = prefix.size(), digits = 0;
+  long long pid = 0;
+  for (; i < name.size() && std::isdigit(static_cast<unsigned char>(name[i])) && digits < 10; ++i, ++digits)
+    pid = pid * 10 + (name[i] - '0');
+  if (digits == 0 || pid <= 0 || i >= name.size() || name[i++] != '-') return std::nullopt;
+  size_t hex = 0;
+  for (; hex < 16 && i < name.size() && std::isxdigit(static_cast<unsigned char>(name[i])); ++i, ++hex) {
+  }
+  if (hex != 16 || i == name.size()) return std::nullopt;
+  for (; i < name.size(); ++i)
+    if (!std::isdigit(static_cast<unsigned char>(name[i]))) return std::nullopt;
+  return static_cast<pid_t>(pid);
+}
+
+// When process `pid` started (Linux: /proc/<pid>/stat field 22, in clock ticks after boot, plus the boot time);
+// nullopt where that cannot be read.
+std::optional<double> process_start_time(pid_t pid) {
+  std::ifstream stat_file("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat_file, line)) return std::nullopt;
+  size_t name_end = line.rfind(')');  // the command name (field 2) may contain spaces and parentheses
+  if (name_end == std::string::npos) return std::nullopt;
+  std::istringstream fields(line.substr(name_end + 1));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i) {
+    if (i < 22) continue;
+    std::ifstream boot("/proc/stat");
+    std::string key;
+    long long boot_time = -1;
+    while (boot >> key)
+      if (key == "btime" && boot >> boot_time) break;
+    long ticks = ::sysconf(_SC_CLK_TCK);
+    if (boot_time < 0 || ticks <= 0) return std::nullopt;
+    return static_cast<double>(boot_time) + std::stod(field) / static_cast<double>(ticks);
+  }
+  return std::nullopt;
+}
+
+// Whether the temporary file written by `pid`, last modified at `modified`, is abandoned: its writer is dead, or
+// the pid now belongs to a process that started after the file was last written (pid reuse, e.g. a restarted
+// container where the trainer gets the same pid again).
+bool writer_is_gone(pid_t pid, double modified) {
+  if (::kill(pid, 0) == -1 && errno == ESRCH) return true;
+  std::optional<double> started = process_start_time(pid);
+  return started && *started > modified + 1.0;  // 1 s: btime and the tick count are coarse
+}
+
+// Removes temporaries of `base` in `directory` left by writers that were killed mid-write (a crash cannot run
+// the destructor that would delete them), so a job killed again and again does not fill its directory. Only
+// names of exactly our pattern are touched, and only those untouched for a minute: a writer on another host
+// sharing the directory has a pid that means nothing here, but it keeps its file's mtime fresh. Best effort:
+// every error is ignored.
+void remove_stale_temporaries(const std::string& directory, const std::string& base) {
+  constexpr double kMinimumAgeSeconds = 60.0;
+  const std::string prefix = "." + base + ".tmp-";
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(directory, error)) {
+    std::string name = entry.path().filename().string();
+    std::optional<pid_t> pid = temp_writer_pid(name, prefix);
+    if (!pid) continue;
+    struct stat info;
+    if (::lstat(entry.path().c_str(), &info) != 0 || !S_ISREG(info.st_mode)) continue;
+    double modified = static_cast<double>(info.st_mtim.tv_sec) + 1e-9 * static_cast<double>(info.st_mtim.tv_nsec);
+    if (static_cast<double>(std::time(nullptr)) - modified < kMinimumAgeSeconds) continue;
+    if (writer_is_gone(*pid, modified)) ::unlink(entry.path().c_str());
+  }
+}
+
 }  // namespace
 
 AtomicFileWriter::AtomicFileWriter(std::string path, std::string caller)
@@ -43,6 +121,7 @@ AtomicFileWriter::AtomicFileWriter(std::string path, std::string caller)
   std::string base = target.filename().string();
   // Keep the temporary name within NAME_MAX (255) even for long target names.
   if (base.size() > 180) base.resize(180);
+  remove_stale_temporaries(directory, base);
   for (int attempt = 0; attempt < 16; ++attempt) {
     temp_path_ = directory + "/." + base + ".tmp-" + random_suffix();
     fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);

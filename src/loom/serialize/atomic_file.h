@@ -11,6 +11,8 @@ namespace loom::serialize {
 //   AtomicFileWriter out("ckpt.safetensors");   // creates ".ckpt.safetensors.tmp-<pid>-<random>" next to it
 //   out.write(bytes, n); ...                      // raises RuntimeError naming the file on any write error
 //   out.commit();                                 // fsync(file), rename over the target, fsync(directory)
+// Creating a writer first removes temporaries of the same target abandoned by killed writers (dead pid, or a pid
+// reused after the file was written; untouched for at least a minute). See docs/checkpoints.md.
 // If the writer is destroyed without commit() (an exception unwound past it), the temporary file is closed and
 // removed and the target is left untouched. Errors are loom::Error (Runtime) whose message starts with `caller`
 // and names the target path and the OS error.

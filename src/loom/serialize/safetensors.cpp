@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 #include <set>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -30,6 +31,36 @@ using ordered_json = nlohmann::ordered_json;
 constexpr const char* kMetadataKey = "__metadata__";
 // Real headers nest three levels deep; anything past this is hostile and is rejected before parsing.
 constexpr int kMaxHeaderDepth = 64;
+
+// Builds the header's DOM like json::parse and stops at the first duplicate key of any object (a plain parse
+// keeps the last value silently). One set of seen keys per open object, so the check is linear in the header
+// size; nlohmann's callback parser rescans the parent object at every object end (quadratic in the tensors).
+class DuplicateKeyCheck : public nlohmann::detail::json_sax_dom_parser<json> {
+ public:
+  using Base = nlohmann::detail::json_sax_dom_parser<json>;
+  explicit DuplicateKeyCheck(json& root) : Base(root, /*allow_exceptions=*/true) {}
+
+  bool start_object(std::size_t size) {
+    open_objects_.emplace_back();
+    return Base::start_object(size);
+  }
+  bool end_object() {
+    open_objects_.pop_back();
+    return Base::end_object();
+  }
+  bool key(json::string_t& name) {
+    if (!open_objects_.back().insert(name).second) {
+      duplicate = name;
+      return false;  // stops the parse; the caller reports the key
+    }
+    return Base::key(name);
+  }
+
+  std::string duplicate;
+
+ private:
+  std::vector<std::unordered_set<std::string>> open_objects_;
+};
 
 struct DTypeInfo {
   DType dtype;
@@ -246,22 +277,12 @@ class Loader {
       invalid("the header is not a JSON object (it must start with '{')");
     if (nesting_depth(text, kMaxHeaderDepth) > kMaxHeaderDepth)
       invalid("the header nests JSON deeper than ", kMaxHeaderDepth, " levels");
-    // One set of seen keys per open object, to reject duplicate keys (a plain parse keeps the last silently).
-    std::vector<std::set<std::string>> open_objects;
-    auto callback = [&](int, json::parse_event_t event, json& parsed) {
-      if (event == json::parse_event_t::object_start) {
-        open_objects.emplace_back();
-      } else if (event == json::parse_event_t::object_end) {
-        if (!open_objects.empty()) open_objects.pop_back();
-      } else if (event == json::parse_event_t::key && !open_objects.empty()) {
-        const std::string& key = parsed.get_ref<const std::string&>();
-        if (!open_objects.back().insert(key).second) invalid("duplicate key '", key, "' in the header");
-      }
-      return true;
-    };
+    json header;
+    DuplicateKeyCheck sax(header);
     try {
-      json header = json::parse(text.begin(), text.end(), callback);
-      if (!header.is_object()) invalid("the header is not a JSON object");
+      bool complete = json::sax_parse(text.begin(), text.end(), &sax);
+      if (!sax.duplicate.empty()) invalid("duplicate key '", sax.duplicate, "' in the header");
+      if (!complete || !header.is_object()) invalid("the header is not a JSON object");
       return header;
     } catch (const json::exception& e) {
       invalid("the header is not valid JSON: ", e.what());

@@ -224,8 +224,10 @@ OPS = [
     OpInfo("F.huber_loss_weight", *[with_weight(f) for f in fn("huber_loss")], weighted_samples, dtypes=(loom.float32, loom.float64)),
     OpInfo("F.binary_cross_entropy", *fn("binary_cross_entropy"), bce_samples, dtypes=LOSS_DTYPES, value_scale=10,
            grad_args=(0, 1)),
+    # Input gradients at p = 0 and 1 are torch's (x - t) / max(x (1 - x), 1e-12); torch's target gradient there is
+    # +-inf (unclamped logs), loom's the clamped loss's derivative: test_numeric_edges.py.
     OpInfo("F.binary_cross_entropy_edges", *fn("binary_cross_entropy"), bce_edge_samples,
-           dtypes=(loom.float32, loom.float64), grad=False),
+           dtypes=(loom.float32, loom.float64), grad_args=(0,), fd=False),
     OpInfo("F.binary_cross_entropy_with_logits", *fn("binary_cross_entropy_with_logits"), bce_logits_samples,
            dtypes=LOSS_DTYPES, value_scale=10, grad_args=(0, 1)),
     OpInfo("F.binary_cross_entropy_with_logits_pos_weight",
@@ -250,3 +252,8 @@ OPS = [
            grad_args=(0, 1)),
     OpInfo("F.triplet_margin_loss", *fn("triplet_margin_loss"), triplet_samples, dtypes=LOSS_DTYPES, value_scale=10),
 ]
+
+# Registry ops checked through the entries above.
+COVERED_ELSEWHERE = {
+    "binary_cross_entropy",  # the unreduced loss behind F.binary_cross_entropy (gradient at 0 and 1: test_numeric_edges.py)
+}

@@ -271,6 +271,7 @@ COVERED_ELSEWHERE = {
     "col2im",  # fold, and the gradients of unfold/conv
     "max_pool2d_backward",  # gradients of max_pool2d
     "max_pool2d_gather",  # double backward of max_pool2d: test_nn.py
+    "adaptive_avg_pool2d_backward",  # gradients of adaptive_avg_pool2d/1d; NaN/inf windows: test_numeric_edges.py
     "conv2d_backward",  # fused first-order backward of conv2d (float32/float64): conv2d's gradient checks
     "native_batch_norm",  # training-mode batch_norm (float32/float64): batch_norm_train / _running_stats / _no_stats
     "native_batch_norm_backward",  # its fused backward: batch_norm_train's gradient checks; test_conv_fused.py

@@ -19,7 +19,9 @@ class DataLoader:
         collate_fn: merges a list of samples into a batch (default: default_collate).
         generator: a loom.Generator for shuffling (default: loom's default generator).
         prefetch: for a TensorDataset with the default collate, assemble the next batch on a C++ thread (queue
-            depth 2) while the caller works. Other datasets are always collated in the calling thread.
+            depth 2) while the caller works. Other datasets are always collated in the calling thread. Batches
+            still hold the rows as they are when next() returns them, as in PyTorch's single-process loader: a
+            batch prefetched before an in-place update of the dataset tensors is gathered again (see docs/data.md).
 
     Resume: state_dict() records the epoch, the batches already yielded in it and the shuffle state;
     load_state_dict() makes the next iteration yield exactly the remaining batches of that epoch, and later

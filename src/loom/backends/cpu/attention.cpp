@@ -464,7 +464,8 @@ std::vector<Tensor> flash_attention_kernel(const KernelContext& c) {
         int64_t row = n * L + i0 + r;
         float* o = po + row * Ev;
         const float* a = acc.data() + r * Ev;
-        float inv = 1.0f / l[r];  // l = 0 (a fully masked row): 0 * inf = NaN, as the composite's softmax
+        // l = 0: every key of the row is masked; its output is 0, as in PyTorch (not 0/0 = NaN).
+        float inv = l[r] == 0.0f ? 0.0f : 1.0f / l[r];
         for (int64_t e = 0; e < Ev; ++e) o[e] = a[e] * inv;
         pl[row] = m[r] + std::log(l[r]);
       }
@@ -522,6 +523,10 @@ std::vector<Tensor> flash_attention_backward_kernel(const KernelContext& c) {
                   ops.avx2 ? kt.data() + j0 : nullptr, S);
           for (int64_t r = 0; r < rows; ++r) {
             float* row = p + r * cols;
+            if (lse_n[i0 + r] == kNegInf) {  // a fully masked row: P = 0 (exp(-inf - -inf) would be NaN)
+              std::fill(row, row + cols, 0.0f);
+              continue;
+            }
             mask_row(row, cols, n, i0 + r, j0, causal, M);
             ops.exp_sum(row, cols, lse_n[i0 + r]);  // P = exp(S - lse)
           }

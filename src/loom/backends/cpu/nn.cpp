@@ -1,5 +1,6 @@
-// CPU kernels of the nn family: im2col/col2im (unfold/fold), max_pool2d and its backward.
+// CPU kernels of the nn family: im2col/col2im (unfold/fold), max_pool2d, adaptive_avg_pool2d and their backwards.
 // Layout: (N, C, H, W) row-major; each (n, c) plane is independent, so planes are the unit of parallel work.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -215,6 +216,77 @@ std::vector<Tensor> max_pool2d_gather_kernel(const KernelContext& c) {
   return {out};
 }
 
+// Window d of an adaptive pool over `in` positions into `out`: [floor(d in / out), ceil((d + 1) in / out)).
+// The op's infer checks that out * (in + 1) fits in int64.
+struct AdaptiveWindow {
+  int64_t begin, end;
+};
+inline AdaptiveWindow adaptive_window(int64_t d, int64_t in, int64_t out) {
+  return {d * in / out, ((d + 1) * in + out - 1) / out};
+}
+
+// out[n, c, i, j] = the mean of x over window (i, j): each output reads only its window.
+std::vector<Tensor> adaptive_avg_pool2d_kernel(const KernelContext& c) {
+  Tensor x = contiguous(c.inputs[0]);
+  Tensor out = c.alloc(0);
+  if (out.numel() == 0) return {out};
+  int64_t NC = x.sizes()[0] * x.sizes()[1], H = x.sizes()[2], W = x.sizes()[3];
+  int64_t oh = out.sizes()[2], ow = out.sizes()[3];
+  visit_floating(x.dtype(), "adaptive_avg_pool2d", [&]<class T>() {
+    const T* in = x.data<T>();
+    T* o = out.data<T>();
+    parallel_for(0, NC, grain_for(H * W + oh * ow), [&](int64_t lo, int64_t hi) {
+      for (int64_t nc = lo; nc < hi; ++nc) {
+        const T* plane = in + nc * H * W;
+        for (int64_t i = 0; i < oh; ++i) {
+          AdaptiveWindow rows = adaptive_window(i, H, oh);
+          for (int64_t j = 0; j < ow; ++j) {
+            AdaptiveWindow cols = adaptive_window(j, W, ow);
+            Acc<T> sum = 0;
+            for (int64_t h = rows.begin; h < rows.end; ++h)
+              for (int64_t w = cols.begin; w < cols.end; ++w) sum += static_cast<Acc<T>>(plane[h * W + w]);
+            Acc<T> count = static_cast<Acc<T>>((rows.end - rows.begin) * (cols.end - cols.begin));
+            o[(nc * oh + i) * ow + j] = static_cast<T>(sum / count);
+          }
+        }
+      }
+    });
+  });
+  return {out};
+}
+
+// grad_input[n, c, h, w] = the sum of g[n, c, i, j] / window size over the windows (i, j) that hold (h, w).
+std::vector<Tensor> adaptive_avg_pool2d_backward_kernel(const KernelContext& c) {
+  Tensor g = contiguous(c.inputs[0]);
+  Tensor out = c.alloc(0);
+  if (out.numel() == 0) return {out};
+  int64_t NC = out.sizes()[0] * out.sizes()[1], H = out.sizes()[2], W = out.sizes()[3];
+  int64_t oh = g.sizes()[2], ow = g.sizes()[3];
+  visit_floating(out.dtype(), "adaptive_avg_pool2d_backward", [&]<class T>() {
+    const T* gin = g.data<T>();
+    T* o = out.data<T>();
+    parallel_for(0, NC, grain_for(H * W + oh * ow), [&](int64_t lo, int64_t hi) {
+      std::vector<Acc<T>> acc(static_cast<size_t>(H * W));
+      for (int64_t nc = lo; nc < hi; ++nc) {
+        std::fill(acc.begin(), acc.end(), Acc<T>(0));
+        for (int64_t i = 0; i < oh; ++i) {
+          AdaptiveWindow rows = adaptive_window(i, H, oh);
+          for (int64_t j = 0; j < ow; ++j) {
+            AdaptiveWindow cols = adaptive_window(j, W, ow);
+            Acc<T> count = static_cast<Acc<T>>((rows.end - rows.begin) * (cols.end - cols.begin));
+            Acc<T> share = static_cast<Acc<T>>(gin[(nc * oh + i) * ow + j]) / count;
+            for (int64_t h = rows.begin; h < rows.end; ++h)
+              for (int64_t w = cols.begin; w < cols.end; ++w) acc[static_cast<size_t>(h * W + w)] += share;
+          }
+        }
+        T* plane = o + nc * H * W;
+        for (int64_t q = 0; q < H * W; ++q) plane[q] = static_cast<T>(acc[static_cast<size_t>(q)]);
+      }
+    });
+  });
+  return {out};
+}
+
 }  // namespace
 
 void register_conv_kernels(Registry& r);        // backends/cpu/conv.cpp
@@ -228,6 +300,8 @@ void register_nn_kernels(Registry& r) {
   r.set_kernel("max_pool2d", DeviceType::CPU, max_pool2d_kernel);
   r.set_kernel("max_pool2d_backward", DeviceType::CPU, max_pool2d_backward_kernel);
   r.set_kernel("max_pool2d_gather", DeviceType::CPU, max_pool2d_gather_kernel);
+  r.set_kernel("adaptive_avg_pool2d", DeviceType::CPU, adaptive_avg_pool2d_kernel);
+  r.set_kernel("adaptive_avg_pool2d_backward", DeviceType::CPU, adaptive_avg_pool2d_backward_kernel);
 }
 
 }  // namespace loom::cpu

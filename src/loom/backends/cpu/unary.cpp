@@ -2,6 +2,7 @@
 // float32 and bfloat16 have AVX2 and AVX-512 paths (simd/elementwise.h) for exp, log, tanh, sigmoid, erf, relu,
 // gelu (exact and tanh), silu, neg, abs, sqrt, rsqrt and reciprocal.
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 #include "loom/backends/cpu/dispatch_dtype.h"
@@ -61,8 +62,11 @@ LOOM_UNARY_FUNCTOR(SoftplusOp, x * static_cast<M>(p.a) > static_cast<M>(p.b)
 struct ClampOp {
   template <class M>
   static M apply(M x, const Params& p) {
-    if constexpr (std::is_floating_point_v<M>)
+    if constexpr (std::is_floating_point_v<M>) {
       if (std::isnan(x)) return x;
+      // A NaN bound makes every result NaN, as in PyTorch (min(max(x, lo), hi) propagating NaN).
+      if ((p.has_a && std::isnan(p.a)) || (p.has_b && std::isnan(p.b))) return std::numeric_limits<M>::quiet_NaN();
+    }
     if (p.has_a && x < static_cast<M>(p.a)) x = static_cast<M>(p.a);
     if (p.has_b && x > static_cast<M>(p.b)) x = static_cast<M>(p.b);
     return x;
