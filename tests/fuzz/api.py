@@ -466,37 +466,39 @@ def child(seed, start, count, progress_path):
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     targets = discover_targets()
     fd = os.open(progress_path, os.O_RDWR)
-    progress = mmap.mmap(fd, 8)
+    progress = mmap.mmap(fd, PROGRESS.size)
     namespace = {}
     exec(PRELUDE, namespace)
-    counts = collections.Counter()
-    unexpected = []
+    raised = collections.Counter()
+    returned = 0
     for index in range(start, start + count):
-        struct.pack_into("<q", progress, 0, index)  # read by the parent if this process dies
+        PROGRESS.pack_into(progress, 0, index, returned)  # read by the parent if this process dies
         line, label = call_line(targets, seed, index)
         scope = dict(namespace)
         try:
             exec(line, scope)
             touch(scope.get("r"), loom)
-            counts["returned"] += 1
+            returned += 1
         except ALLOWED as e:
-            counts[type(e).__name__] += 1
-        except BaseException as e:  # noqa: BLE001 -- anything else is a finding
-            counts["unexpected"] += 1
-            if len(unexpected) < 50:
-                unexpected.append({"index": index, "line": line, "error": f"{type(e).__name__}: {e}"[:300]})
+            raised[type(e).__name__] += 1
+        except BaseException as e:  # noqa: BLE001 -- anything else is a finding, reported at once
+            print("UNEXPECTED " + json.dumps({"index": index, "line": line, "error": f"{type(e).__name__}: {e}"[:300]}),
+                  flush=True)
         finally:
             loom.set_grad_enabled(True)
-    struct.pack_into("<q", progress, 0, start + count)
-    print("RESULT " + json.dumps({"counts": counts, "unexpected": unexpected}), flush=True)
+    PROGRESS.pack_into(progress, 0, start + count, returned)
+    print("RAISED " + json.dumps(raised), flush=True)
 
 
 # ------------------------------------------------------------------ the parent: restarts the child after a crash
 
 
+REFUSED_ALLOCATION = re.compile(r"AddressSanitizer: (out-of-memory|allocation-size-too-big|requested allocation size)")
+
+
 def crash_summary(returncode, stderr):
     """A short description of how the child died: the sanitizer's summary line or the signal."""
-    for pattern in (r"SUMMARY: \w+Sanitizer: .*", r"runtime error: .*", r"Critical nanobind error.*",
+    for pattern in (r"SUMMARY: \w+Sanitizer: .*", r"\S*: runtime error: .*", r"Critical nanobind error.*",
                     r"terminate called .*", r"Fatal Python error: .*"):
         m = re.search(pattern, stderr)
         if m:
@@ -506,22 +508,26 @@ def crash_summary(returncode, stderr):
     return f"exit status {returncode}"
 
 
+# The page the child writes before each call: (index of the call, calls so far that returned).
+PROGRESS = struct.Struct("<qq")
+
+
 def run_child(seed, start, count, timeout):
-    """Runs calls [start, start+count) in a child; returns (next index, result or None, death or None)."""
+    """Runs calls [start, start+count) in a child; returns (next index, result, death or None)."""
     with tempfile.NamedTemporaryFile(prefix="loom-fuzz-") as progress, tempfile.TemporaryFile("w+") as err:
-        progress.write(struct.pack("<q", start))
+        progress.write(PROGRESS.pack(start, 0))
         progress.flush()
         cmd = [sys.executable, "-m", "tests.fuzz.api", "--child", progress.name, "--seed", str(seed),
                "--start", str(start), "--calls", str(count)]
         env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=root)
-        view = mmap.mmap(progress.fileno(), 8, access=mmap.ACCESS_READ)
+        view = mmap.mmap(progress.fileno(), PROGRESS.size, access=mmap.ACCESS_READ)
         last, last_change = start, time.monotonic()
         hung = False
         while proc.poll() is None:
             time.sleep(0.2)
-            now_at = struct.unpack_from("<q", view, 0)[0]
+            now_at = PROGRESS.unpack_from(view, 0)[0]
             if now_at != last:
                 last, last_change = now_at, time.monotonic()
             elif time.monotonic() - last_change > timeout:
@@ -529,29 +535,35 @@ def run_child(seed, start, count, timeout):
                 hung = True
         out = proc.stdout.read()
         proc.wait()
-        at = struct.unpack_from("<q", view, 0)[0]
+        at, returned = PROGRESS.unpack_from(view, 0)
         err.seek(0)
         stderr = err.read()
-    result = next((json.loads(line[7:]) for line in out.splitlines() if line.startswith("RESULT ")), None)
-    if result is not None and proc.returncode == 0:
+    lines = out.splitlines()
+    result = {"returned": returned, "unexpected": [json.loads(x[11:]) for x in lines if x.startswith("UNEXPECTED ")],
+              "raised": next((json.loads(x[7:]) for x in lines if x.startswith("RAISED ")), {})}
+    if proc.returncode == 0 and at == start + count:
         return start + count, result, None
     how = f"hang: no progress for {timeout} s" if hung else crash_summary(proc.returncode, stderr)
-    return at + 1, None, {"index": at, "how": how, "stderr": stderr[-4000:]}
+    return at + 1, result, {"index": at, "how": how, "stderr": stderr[-4000:]}
 
 
 def campaign(seed, start, count, timeout, log=print):
     """Runs `count` calls from `start`, resuming after each crash; returns the summary dict."""
     targets = discover_targets()
-    totals, unexpected, crashes = collections.Counter(), [], []
+    totals, raised, unexpected, crashes = collections.Counter(), collections.Counter(), [], []
     index, end, began = start, start + count, time.monotonic()
     chunk = 20000  # a fresh child now and then keeps one leak or corrupted state from spreading
     while index < end:
         n = min(chunk, end - index)
         next_index, result, death = run_child(seed, index, n, timeout)
-        if result is not None:
-            totals.update(result["counts"])
-            unexpected += result["unexpected"]
-        if death is not None:
+        totals["returned"] += result["returned"]
+        raised.update(result["raised"])  # by type; lost for a child that died
+        unexpected += result["unexpected"]
+        if death is not None and REFUSED_ALLOCATION.search(death["how"]):
+            # ASan's operator new cannot throw bad_alloc, so a refused huge allocation (MemoryError in the
+            # release build, an allowed outcome) ends the process: counted, not a crash.
+            totals["refused_allocations"] += 1
+        elif death is not None:
             line, label = call_line(targets, seed, death["index"])
             # Does the call crash on its own, in a fresh process? (It may need the calls before it.)
             alone = run_child(seed, death["index"], 1, timeout)[2] is not None
@@ -563,16 +575,18 @@ def campaign(seed, start, count, timeout, log=print):
         index = next_index
         totals["calls"] = index - start
     totals["seconds"] = round(time.monotonic() - began, 1)
-    return {"seed": seed, "start": start, "totals": dict(totals), "crashes": crashes, "unexpected": unexpected}
+    return {"seed": seed, "start": start, "totals": dict(totals), "raised": dict(raised), "crashes": crashes,
+            "unexpected": unexpected}
 
 
 def report(summary):
     totals = summary["totals"]
     lines = [f"seed {summary['seed']}: {totals.get('calls', 0)} calls in {totals['seconds']} s: "
              f"{totals.get('returned', 0)} returned, {totals.get('crashed', 0)} crashed, "
-             f"{totals.get('unexpected', 0)} unexpected exception types"]
-    raised = {k: v for k, v in totals.items() if k not in ("calls", "seconds", "returned", "crashed", "unexpected")}
-    lines.append("  raised: " + ", ".join(f"{k} {v}" for k, v in sorted(raised.items(), key=lambda kv: -kv[1])))
+             f"{len(summary['unexpected'])} unexpected exception types"
+             + (f", {totals['refused_allocations']} allocations refused by ASan" if "refused_allocations" in totals else "")]
+    raised = sorted(summary["raised"].items(), key=lambda kv: -kv[1])
+    lines.append("  raised (children that finished): " + ", ".join(f"{k} {v}" for k, v in raised))
     distinct = collections.OrderedDict()
     for c in summary["crashes"]:
         distinct.setdefault((c["target"], c["how"]), []).append(c)
@@ -590,7 +604,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--start", type=int, default=0)
-    parser.add_argument("--calls", type=int, default=10000)
+    parser.add_argument("--calls", type=int, help="how many calls (default 10000; 1 with --show)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds without progress that count as a hang")
     parser.add_argument("--show", action="store_true", help="print the calls instead of running them")
     parser.add_argument("--json", help="also write the summary to this file")
@@ -601,10 +615,10 @@ def main(argv=None):
         return 0
     if args.show:
         targets = discover_targets()
-        for i in range(args.start, args.start + (args.calls if args.calls != 10000 else 1)):
+        for i in range(args.start, args.start + (args.calls or 1)):
             print(call_line(targets, args.seed, i)[0])
         return 0
-    summary = campaign(args.seed, args.start, args.calls, args.timeout)
+    summary = campaign(args.seed, args.start, args.calls or 10000, args.timeout)
     print(report(summary))
     if args.json:
         with open(args.json, "w") as f:
