@@ -471,8 +471,11 @@ def child(seed, start, count, progress_path):
     exec(PRELUDE, namespace)
     raised = collections.Counter()
     returned = 0
+    abort_at = int(os.environ.get("LOOM_FUZZ_ABORT_AT", "-1"))  # for the test that the parent notices a crash
     for index in range(start, start + count):
         PROGRESS.pack_into(progress, 0, index, returned)  # read by the parent if this process dies
+        if index == abort_at:
+            os.abort()
         line, label = call_line(targets, seed, index)
         scope = dict(namespace)
         try:

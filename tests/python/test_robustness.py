@@ -25,6 +25,31 @@ def test_random_hostile_calls_do_not_crash(seed):
     assert summary["totals"].get("returned", 0) > CALLS // 5, api.report(summary)
 
 
+def test_fuzzer_catches_a_crash_and_names_the_call(monkeypatch):
+    """The parent notices a child that dies, reports the call it died in and goes on after it."""
+    monkeypatch.setenv("LOOM_FUZZ_ABORT_AT", "5")
+    summary = api.campaign(3, 0, 10, timeout=60, log=lambda line: None)
+    assert [c["index"] for c in summary["crashes"]] == [5]
+    crash = summary["crashes"][0]
+    assert crash["how"] == "killed by SIGABRT" and crash["alone"]
+    assert crash["line"] == api.call_line(api.discover_targets(), 3, 5)[0]
+    assert summary["totals"]["calls"] == 10
+    assert "--seed 3 --start 5 --calls 1" in api.report(summary)
+
+
+def test_fuzzer_covers_the_public_api():
+    targets = {label for label, *_ in api.discover_targets()}
+    for name in ("loom.tensor", "loom.as_strided", "loom.nn.functional.fold", "loom.nn.functional.avg_pool2d",
+                 "loom.nn.init.kaiming_uniform_", "Tensor.size", "Tensor.__setitem__", "Tensor.numpy", "Tensor.grad"):
+        assert name in targets
+    assert not targets & set(api.EXCLUDED)
+    assert len(targets) > 500
+    # A call depends on (seed, index) alone, so a reproducer regenerates it.
+    lines = [api.call_line(api.discover_targets(), 1, i)[0] for i in range(50)]
+    assert lines == [api.call_line(api.discover_targets(), 1, i)[0] for i in range(50)]
+    assert len(set(lines)) == 50
+
+
 def test_set_num_threads_validation():
     import loom
 
