@@ -227,8 +227,9 @@ class Gen:
         if r < 0.7:
             return self.pick(["[0, -1]", "[True, False]", "[loom.tensor(0), loom.tensor(1)]", "[[0, 1], [1, 0]]",
                               "[2**63-1]", "[]"])
-        parts = [self.pick(["0", "-1", "None", "Ellipsis", "slice(None, None, 2)", "slice(1, None)",
-                            "loom.tensor([0, 1])", "loom.tensor(True)", "2**62"]) for _ in range(self.rng.randrange(1, 5))]
+        items = ["0", "-1", "None", "Ellipsis", "slice(None, None, 2)", "slice(1, None)", "loom.tensor([0, 1])",
+                 "loom.tensor(True)", "2**62"]
+        parts = [self.pick(items) for _ in range(self.rng.randrange(1, 5))]
         return "(" + ", ".join(parts) + ",)"
 
     def any_(self):
@@ -338,8 +339,8 @@ def parse_signature(target, drop_self):
         name = name.split("=")[0].strip()
         if name == "self":
             continue
-        params.append(Param(name, param_kind(name, annotation.strip()), not default and not variadic and "=" not in part,
-                            keyword_only, variadic))
+        required = not default and not variadic and "=" not in part
+        params.append(Param(name, param_kind(name, annotation.strip()), required, keyword_only, variadic))
         keyword_only = keyword_only or variadic
     return params
 
@@ -371,8 +372,8 @@ def discover_targets():
             continue
         attr = inspect.getattr_static(loom.Tensor, name)
         is_property = isinstance(attr, property) or type(attr).__name__ == "nb_property"
-        targets.append((f"Tensor.{name}", name, None if is_property else parse_signature(getattr(loom.Tensor, name), True),
-                        is_property))
+        params = None if is_property else parse_signature(getattr(loom.Tensor, name), True)
+        targets.append((f"Tensor.{name}", name, params, is_property))
     return targets
 
 
@@ -584,10 +585,11 @@ def campaign(seed, start, count, timeout, log=print):
 
 def report(summary):
     totals = summary["totals"]
+    refused = totals.get("refused_allocations", 0)
     lines = [f"seed {summary['seed']}: {totals.get('calls', 0)} calls in {totals['seconds']} s: "
              f"{totals.get('returned', 0)} returned, {totals.get('crashed', 0)} crashed, "
              f"{len(summary['unexpected'])} unexpected exception types"
-             + (f", {totals['refused_allocations']} allocations refused by ASan" if "refused_allocations" in totals else "")]
+             + (f", {refused} allocations refused by ASan" if refused else "")]
     raised = sorted(summary["raised"].items(), key=lambda kv: -kv[1])
     lines.append("  raised (children that finished): " + ", ".join(f"{k} {v}" for k, v in raised))
     distinct = collections.OrderedDict()
@@ -595,9 +597,9 @@ def report(summary):
         distinct.setdefault((c["target"], c["how"]), []).append(c)
     for (target, how), group in distinct.items():
         c = group[0]
+        alone = "" if c["alone"] else "  (needs earlier calls)"
         lines.append(f"CRASH x{len(group)} {target}: {how}\n    reproduce: python -m tests.fuzz.api --seed "
-                     f"{summary['seed']} --start {c['index']} --calls 1{'' if c['alone'] else '  (needs earlier calls)'}"
-                     f"\n    {c['line']}")
+                     f"{summary['seed']} --start {c['index']} --calls 1{alone}\n    {c['line']}")
     for u in summary["unexpected"][:20]:
         lines.append(f"UNEXPECTED {u['error']}\n    {u['line']}")
     return "\n".join(lines)

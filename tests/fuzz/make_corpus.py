@@ -25,7 +25,8 @@ def entry(dtype, shape, offsets):
 def reference_files():
     """Valid files written by the reference library: each dtype, 0-d, zero-size, metadata."""
     arrays = {
-        "f32": np.arange(6, dtype=np.float32).reshape(2, 3), "f64": np.array([1.5, -2.0]), "f16": np.ones(3, np.float16),
+        "f32": np.arange(6, dtype=np.float32).reshape(2, 3), "f64": np.array([1.5, -2.0]),
+        "f16": np.ones(3, np.float16),
         "i64": np.array([-1, 2**40]), "i32": np.arange(4, dtype=np.int32), "i16": np.array([7], np.int16),
         "i8": np.array([-8, 8], np.int8), "u8": np.arange(5, dtype=np.uint8), "b": np.array([True, False]),
     }
