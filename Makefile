@@ -75,7 +75,7 @@ sanitize-test: sanitize-build
 # The coverage-guided fuzzer of the safetensors reader (libFuzzer, from clang): the reader's sources are
 # instrumented, the rest of libloom is the release build of cpp-build. clang 14 has _Float16 on x86 only with
 # AVX512-FP16; its storage-only __fp16 does the same float <-> half conversions (all that core/half.h asks of it).
-fuzz-build:
+fuzz-build: cpp-build
 	mkdir -p $(FUZZ_BUILD)
 	$(CLANG) -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc -D_Float16=__fp16 \
 	  tests/fuzz/safetensors_fuzzer.cpp src/loom/serialize/safetensors.cpp \
