@@ -63,7 +63,7 @@ SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:max_allo
 # libstdc++ is preloaded too: ASan looks up __cxa_throw when it starts, before the extension loads libstdc++.
 SANITIZE_PY_ENV := $(SANITIZE_ENV) LD_PRELOAD="$(shell g++ -print-file-name=libasan.so) $(shell g++ -print-file-name=libstdc++.so)" \
 	PYTHONPATH=$(CURDIR)/$(ASAN_BUILD)/python LOOM_FUZZ_CALLS=10000
-SANITIZE_PY_TESTS := tests/python/test_robustness.py tests/python/test_robustness_training.py \
+SANITIZE_PY_TESTS := $(wildcard tests/python/test_robustness*.py) \
 	tests/python/test_serialization.py tests/python/test_indexing.py tests/python/test_views.py \
 	tests/python/test_data.py tests/python/test_autocast.py $(wildcard tests/python/test_thread*.py)
 
