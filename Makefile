@@ -58,7 +58,7 @@ sanitize-build:
 
 # The interpreter is not built with ASan, so its runtime (gcc's) is preloaded; CPython's deliberate leaks are not
 # reported. Runs the C++ tests and the Python tests of bad input, files, indexing and threads, and a fuzz slice.
-SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:max_allocation_size_mb=8192 \
+SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:max_allocation_size_mb=4096 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 # libstdc++ is preloaded too: ASan looks up __cxa_throw when it starts, before the extension loads libstdc++.
 SANITIZE_PY_ENV := $(SANITIZE_ENV) LD_PRELOAD="$(shell g++ -print-file-name=libasan.so) $(shell g++ -print-file-name=libstdc++.so)" \
