@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from tests.fuzz import api  # noqa: E402
 
-# Calls per seed: about 15 s each in the release build on 2 cores; `make sanitize-test` sets fewer.
+# Calls per seed: 2 to 15 s each in the release build on 2 cores; `make sanitize-test` sets fewer.
 CALLS = int(os.environ.get("LOOM_FUZZ_CALLS", "20000"))
 
 
