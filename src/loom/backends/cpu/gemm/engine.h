@@ -62,8 +62,9 @@ class SingleThreadScope {
 };
 
 // oneDNN sizes its parallel regions by the calling thread's OpenMP setting: sets it to loom's count, or to one
-// thread inside a SingleThreadScope or a loom parallel region. Call before every oneDNN primitive (gemm, conv).
-void prepare_onednn_threads();
+// thread inside a SingleThreadScope or a loom parallel region, or for work (float32 multiply-adds) too small to
+// pay for waking the workers. Call before every oneDNN primitive (gemm, conv).
+void prepare_onednn_threads(double work = 1e300);
 
 // Follows loom's thread count from now on (called once when the CPU backend registers).
 void init_threads();
