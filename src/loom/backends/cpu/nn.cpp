@@ -128,7 +128,8 @@ std::vector<Tensor> max_pool2d_kernel(const KernelContext& c) {
     const T* in = x.data<T>();
     T* out = values.data<T>();
     int64_t* idx = indices.data<int64_t>();
-    parallel_for(0, N * C, grain_for(oh * ow * k[0] * k[1]), [&](int64_t lo, int64_t hi) {
+    // Work per plane: the taps that fall inside the input (a kernel may be up to 2^31 - 1 wide, mostly padding).
+    parallel_for(0, N * C, grain_for(oh * ow * std::min(k[0], H) * std::min(k[1], W)), [&](int64_t lo, int64_t hi) {
       for (int64_t nc = lo; nc < hi; ++nc) {
         const T* plane = in + nc * H * W;
         for (int64_t y = 0; y < oh; ++y) {
