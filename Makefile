@@ -3,14 +3,19 @@
 PYTHON ?= python3
 JOBS ?= 2
 CMAKE_BUILD := build/cmake
+ASAN_BUILD := build/asan
+FUZZ_BUILD := build/fuzz
+CLANG ?= clang++-14
+FUZZ_SECONDS ?= 60
 
-.PHONY: demo test setup setup-test install cpp-build cpp-test package-test py-test py-test-capabilities clean
+.PHONY: demo test setup setup-test install cpp-build cpp-test package-test py-test py-test-capabilities \
+        sanitize-build sanitize-test fuzz-build fuzz-test clean
 
 demo: setup install
 	$(PYTHON) -m loom.train
 
 test: setup-test install cpp-build
-	$(MAKE) cpp-test package-test py-test py-test-capabilities
+	$(MAKE) cpp-test package-test py-test py-test-capabilities sanitize-test fuzz-test
 
 setup:
 	bash scripts/setup.sh
@@ -49,6 +54,49 @@ SIMD_TESTS := tests/python/test_simd_elementwise.py tests/python/test_fused_capa
 py-test-capabilities:
 	ATEN_CPU_CAPABILITY=default LOOM_CPU_CAPABILITY=scalar $(PYTHON) -m pytest -q tests/python
 	ATEN_CPU_CAPABILITY=avx2 LOOM_CPU_CAPABILITY=avx2 $(PYTHON) -m pytest -q $(SIMD_TESTS)
+
+# libloom, its GoogleTest suite and the Python extension built with AddressSanitizer + UndefinedBehaviorSanitizer
+# (-O1, any UB aborts) into build/asan; the Python package is staged in build/asan/python, so the release
+# install that the other targets use is untouched.
+sanitize-build:
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+	  -DLOOM_SANITIZE="address;undefined" -DLOOM_BUILD_PYTHON=ON -DLOOM_BUILD_TESTS=ON -DLOOM_BUILD_EXAMPLES=OFF \
+	  -DPython_EXECUTABLE=$(shell command -v $(PYTHON))
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	rm -rf $(ASAN_BUILD)/python && mkdir -p $(ASAN_BUILD)/python
+	cp -r python/loom $(ASAN_BUILD)/python/ && cp $(ASAN_BUILD)/_C.*.so $(ASAN_BUILD)/libloom.so $(ASAN_BUILD)/python/loom/
+
+# The interpreter is not built with ASan, so its runtime (gcc's) is preloaded; CPython's deliberate leaks are not
+# reported. Runs the C++ tests and the Python tests of bad input, files, indexing and threads, and a fuzz slice.
+SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:max_allocation_size_mb=4096 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# libstdc++ is preloaded too: ASan looks up __cxa_throw when it starts, before the extension loads libstdc++.
+SANITIZE_PY_ENV := $(SANITIZE_ENV) LD_PRELOAD="$(shell g++ -print-file-name=libasan.so) $(shell g++ -print-file-name=libstdc++.so)" \
+	PYTHONPATH=$(CURDIR)/$(ASAN_BUILD)/python LOOM_FUZZ_CALLS=10000
+SANITIZE_PY_TESTS := $(wildcard tests/python/test_robustness*.py) \
+	tests/python/test_serialization.py tests/python/test_indexing.py tests/python/test_views.py \
+	tests/python/test_data.py tests/python/test_autocast.py $(wildcard tests/python/test_thread*.py)
+
+sanitize-test: sanitize-build
+	$(SANITIZE_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure --no-tests=error -j $(JOBS)
+	$(SANITIZE_PY_ENV) $(PYTHON) -c "import loom; assert '$(ASAN_BUILD)/python' in loom.__file__, loom.__file__"
+	$(SANITIZE_PY_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider $(SANITIZE_PY_TESTS)
+
+# The coverage-guided fuzzer of the safetensors reader (libFuzzer, from clang): the reader's sources are
+# instrumented, the rest of libloom is the release build of cpp-build. clang 14 has _Float16 on x86 only with
+# AVX512-FP16; its storage-only __fp16 does the same float <-> half conversions (all that core/half.h asks of it).
+fuzz-build: cpp-build
+	mkdir -p $(FUZZ_BUILD)
+	$(CLANG) -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc -D_Float16=__fp16 \
+	  tests/fuzz/safetensors_fuzzer.cpp src/loom/serialize/safetensors.cpp \
+	  -L$(CMAKE_BUILD) -lloom -Wl,-rpath,$(CURDIR)/$(CMAKE_BUILD) -o $(FUZZ_BUILD)/safetensors_fuzzer
+
+# A short seeded run from the committed corpus; new inputs go to build/fuzz/corpus, findings to build/fuzz/crash-*.
+fuzz-test: fuzz-build
+	rm -rf $(FUZZ_BUILD)/corpus && mkdir -p $(FUZZ_BUILD)/corpus
+	$(FUZZ_BUILD)/safetensors_fuzzer $(FUZZ_BUILD)/corpus tests/fuzz/corpus/safetensors \
+	  -dict=tests/fuzz/safetensors.dict -seed=1 -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	  -artifact_prefix=$(FUZZ_BUILD)/ -print_final_stats=1
 
 clean:
 	rm -rf build

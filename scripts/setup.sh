@@ -7,6 +7,8 @@ set -euo pipefail
 APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config libopenblas-dev libdnnl-dev libgtest-dev nlohmann-json3-dev
               zlib1g-dev libcli11-dev dataset-fashion-mnist fortunes)
 missing=()
+# For `make test` also clang, whose libFuzzer drives the safetensors fuzzer (tests/fuzz/safetensors_fuzzer.cpp).
+[ "${1:-}" = "--test" ] && APT_PACKAGES+=(clang-14 libclang-rt-14-dev)
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
