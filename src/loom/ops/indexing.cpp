@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "loom/core/checked.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/index.h"
@@ -104,7 +105,8 @@ Analysis analyze(const Tensor& self, const std::vector<TensorIndex>& indices, co
           r = slice(r, d, ix.start, ix.stop, ix.step);
           if (r.sizes()[d] > 0) a.window_offset += start * wt[d];
           ws[d] = r.sizes()[d];
-          wt[d] *= ix.step;
+          // With at most one element along d the stride is never used (and step may be up to 2^63 - 1).
+          if (ws[d] > 1) wt[d] = checked_mul(wt[d], ix.step, op, "the stride");
         }
         a.basic_applied = true;
         ++d;

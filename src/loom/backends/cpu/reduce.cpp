@@ -15,41 +15,40 @@
 
 namespace loom::cpu {
 
+namespace {
+// The element count of the dims of `sizes` that `in_group` selects, through numel(): 0 when one of them is 0
+// however large the others are, since a zero-size tensor's other dims may multiply past int64 (an overflow
+// among non-zero dims raises ValueError instead of wrapping).
+template <class Pred>
+int64_t group_numel(const Shape& sizes, Pred in_group) {
+  Shape group;
+  for (int64_t i = 0; i < static_cast<int64_t>(sizes.size()); ++i)
+    if (in_group(i)) group.push_back(sizes[i]);
+  return numel(group);
+}
+}  // namespace
+
 ReductionLayout reduction_layout(const Tensor& input, const Dims& dims) {
   const Shape& sizes = input.sizes();
-  int64_t nd = input.dim();
+  auto reduced = [&](int64_t i) { return std::find(dims.begin(), dims.end(), i) != dims.end(); };
   bool block = !dims.empty() && dims.back() - dims.front() + 1 == static_cast<int64_t>(dims.size());
-  if (input.is_contiguous() && block) {
-    ReductionLayout l{input, 1, 1, 1};
-    for (int64_t i = 0; i < nd; ++i) {
-      if (i < dims.front()) l.outer *= sizes[i];
-      else if (i <= dims.back()) l.reduced *= sizes[i];
-      else l.inner *= sizes[i];
-    }
-    return l;
-  }
+  if (input.is_contiguous() && block)
+    return {input, group_numel(sizes, [&](int64_t i) { return i < dims.front(); }), group_numel(sizes, reduced),
+            group_numel(sizes, [&](int64_t i) { return i > dims.back(); })};
+  // Otherwise the kept dims go first and the reduced dims last, in a contiguous copy (inner is 1).
   std::vector<int64_t> order;
-  ReductionLayout l{Tensor(), 1, 1, 1};
-  for (int64_t i = 0; i < nd; ++i)
-    if (std::find(dims.begin(), dims.end(), i) == dims.end()) {
-      order.push_back(i);
-      l.outer *= sizes[i];
-    }
-  for (int64_t d : dims) {
-    order.push_back(d);
-    l.reduced *= sizes[d];
-  }
-  l.data = contiguous(permute(input, order));
-  return l;
+  for (int64_t i = 0; i < input.dim(); ++i)
+    if (!reduced(i)) order.push_back(i);
+  order.insert(order.end(), dims.begin(), dims.end());
+  return {contiguous(permute(input, order)), group_numel(sizes, [&](int64_t i) { return !reduced(i); }),
+          group_numel(sizes, reduced), 1};
 }
 
 DimLayout dim_layout(const Tensor& input, int64_t dim) {
   DimLayout l{contiguous(input)};
-  for (int64_t i = 0; i < input.dim(); ++i) {
-    if (i < dim) l.outer *= input.sizes()[i];
-    else if (i == dim) l.reduced = input.sizes()[i];
-    else l.inner *= input.sizes()[i];
-  }
+  l.outer = group_numel(input.sizes(), [&](int64_t i) { return i < dim; });
+  l.reduced = input.dim() == 0 ? 1 : input.sizes()[dim];  // a 0-d tensor is one line of one element
+  l.inner = group_numel(input.sizes(), [&](int64_t i) { return i > dim; });
   return l;
 }
 
