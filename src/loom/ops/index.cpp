@@ -57,7 +57,7 @@ std::vector<TensorMeta> infer_cat(const std::vector<Tensor>& in, const Attrs& a)
       LOOM_CHECK(static_cast<int64_t>(d) == dim || s[d] == rs[d], Value, "cat: sizes of tensors must match except in dimension ",
                  dim, ": expected size ", rs[d], " but got size ", s[d], " for tensor number ", i, " in the list (shapes ",
                  shape_str(rs), " and ", shape_str(s), ")");
-    out[dim] += s[dim];
+    out[dim] = checked_add(out[dim], s[dim], "cat", "the concatenated size");  // zero-size inputs may be huge
   }
   return {TensorMeta{out, dtype, in[ref].device()}};
 }
@@ -583,7 +583,7 @@ Tensor one_hot(const Tensor& self, int64_t num_classes) {
   }
   if (num_classes == -1) {
     LOOM_CHECK(self.numel() > 0, Value, "one_hot: can not infer total number of classes from empty tensor");
-    num_classes = high + 1;
+    num_classes = checked_add(high, 1, "one_hot", "the number of classes");
   }
   LOOM_CHECK(num_classes >= 0, Value, "one_hot: num_classes should be positive or -1, got ", num_classes);
   LOOM_CHECK(self.numel() == 0 || low >= 0, Value, "one_hot: class values must be non-negative, got ", low);

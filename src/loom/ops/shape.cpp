@@ -489,7 +489,8 @@ std::vector<Tensor> split(const Tensor& t, int64_t split_size, int64_t dim) {
   int64_t size = t.sizes()[d];
   LOOM_CHECK(split_size > 0 || (split_size == 0 && size == 0), Value, "split: split_size must be positive, got ", split_size);
   std::vector<int64_t> sizes;
-  for (int64_t start = 0; start < size; start += split_size) sizes.push_back(std::min(split_size, size - start));
+  // Advance by the piece actually taken: start + split_size may overflow for a huge split_size.
+  for (int64_t start = 0; start < size; start += sizes.back()) sizes.push_back(std::min(split_size, size - start));
   if (sizes.empty()) sizes.push_back(0);
   return split_with_sizes(t, sizes, d);
 }

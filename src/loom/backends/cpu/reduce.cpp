@@ -16,15 +16,16 @@
 namespace loom::cpu {
 
 namespace {
-// The element count of the dims of `sizes` that `in_group` selects, through numel(): 0 when one of them is 0
-// however large the others are, since a zero-size tensor's other dims may multiply past int64 (an overflow
-// among non-zero dims raises ValueError instead of wrapping).
+// The element count of the dims of `sizes` that `in_group` selects. Only a zero-size tensor's dims can multiply
+// past int64 (loom allows (2^62, 64, 0)); such a group counts as 0. That is exact when the group holds the 0, and
+// harmless otherwise: the 0 is then in another group, the output (outer * inner elements, already allocated, so
+// not overflowing) is empty, and no kernel visits an element.
 template <class Pred>
 int64_t group_numel(const Shape& sizes, Pred in_group) {
-  Shape group;
+  int64_t n = 1;
   for (int64_t i = 0; i < static_cast<int64_t>(sizes.size()); ++i)
-    if (in_group(i)) group.push_back(sizes[i]);
-  return numel(group);
+    if (in_group(i) && (sizes[i] == 0 || __builtin_mul_overflow(n, sizes[i], &n))) return 0;
+  return n;
 }
 }  // namespace
 
