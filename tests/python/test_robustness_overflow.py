@@ -553,6 +553,8 @@ def test_shape_ops_on_zero_size_tensors_with_huge_dims_match_torch(expr):
 @pytest.mark.parametrize("expr", [
     "M.ones(5).split(2**63 - 1)", "M.ones(5).split(2**63 - 3)",  # start + split_size overflowed
     "M.ones(2**62, 0).mean(0)", "M.ones(0, 2**62).mean(1)",  # the count of reduced elements
+    "M.ones(2**62, 0).cumsum(0)", "M.ones(2**62, 0).softmax(0)", "M.ones(2**62, 0).amax(0)", "M.ones(2**62, 0).max(0)[0]",
+    "M.ones(0, 2**62).sum(1)", "M.ones(2**62, 0).logsumexp(0)", "M.ones(2**62, 0).argmax(0)", "M.ones(2**62, 0).prod(0)",
     "M.einsum('ij,jk->ik', M.ones(0, 2**62), M.ones(2**62, 0))",
     "M.ones(0, 2**62)[M.tensor([], dtype=M.int64), M.tensor([1])]",
     "M.cat([M.ones(0, 2**62), M.ones(0, 2**62 - 1)], 1)",
