@@ -409,3 +409,199 @@ def test_empty_bool_tensor_holds_valid_bools():
     t = loom.empty(1000, dtype=loom.bool)
     assert set(t.tolist()) <= {False, True}
     assert t.to(loom.uint8).max().item() <= 1
+
+
+# ---- Signed-overflow sites the API fuzzer found (each reproduced from one line under UBSan) ----
+
+@pytest.mark.parametrize("expr", ["M.ones(3).repeat(2**63 - 2)", "M.ones(3).tile(2**63 - 2)", "M.ones(2, 3).repeat(2**62, 1)",
+                                  "M.ones(2, 3).tile((1, 2**62))"])
+def test_repeat_with_overflowing_size_raises_like_torch(expr):
+    assert torch_raises(lambda: eval(expr, {"M": torch}))
+    assert_child_raises(expr.replace("M.", "loom."), ValueError, "repeat")
+
+
+def test_repeat_of_zero_size_tensor_by_huge_count_matches_torch():
+    for expr in ("M.ones(0).repeat(2**63 - 2)", "M.ones(1, 0).tile((2**62, 3))"):
+        assert tuple(eval(expr, {"M": loom}).shape) == tuple(eval(expr, {"M": torch}).shape)
+
+
+def test_chunk_into_huge_number_of_chunks():
+    # ceil(4 / chunks) used to be computed as (4 + chunks - 1) / chunks, which overflows for chunks = 2^63 - 1
+    # (torch 2.13 overflows there too and raises "split_size can only be 0"); the exact answer is torch's for
+    # any chunks >= 4: four pieces of one row.
+    expected = [c.tolist() for c in torch.arange(16.0).reshape(4, 4).chunk(2**62)]
+    assert len(expected) == 4
+    for chunks in (2**62, 2**63 - 1):
+        code = f"print([c.tolist() for c in loom.arange(16.0).reshape(4, 4).chunk({chunks})])"
+        rc, out, err = run_child(code)
+        assert rc == 0, err[-500:]
+        assert out.strip() == str(expected)
+
+
+@pytest.mark.parametrize("sizes", [(4, 2**63 - 2, 2**62), (2**63 - 1, 2**63 - 1, 5)])
+def test_split_sizes_whose_sum_overflows_raise_like_torch(sizes):
+    assert torch_raises(lambda: torch.ones(5).split(sizes))
+    assert_child_raises(f"loom.ones(5).split({sizes})", ValueError, "split")
+
+
+def test_split_sizes_whose_sum_wraps_to_the_size_raise():
+    # 4 * 2^62 + 5 wraps to 5: torch 2.13 accepts it and returns a 5-element first piece "of size 2^62".
+    assert_child_raises("loom.ones(5).split((2**62, 2**62, 2**62, 2**62, 5))", ValueError, "split")
+
+
+SLICE_KEYS = ["(slice(None, None, 2**63 - 1),)", "(slice(1, None, 2**63 - 1),)", "(slice(None), slice(None, None, 2**63 - 1))",
+              "(slice(None), slice(2, None, 2**62))", "(slice(None, None, 2**62), slice(None, None, 2**63 - 1))"]
+
+
+@pytest.mark.parametrize("key", SLICE_KEYS)
+def test_setitem_and_slice_backward_with_huge_step_match_numpy(key):
+    # torch 2.13 raises "Storage size calculation overflowed" for some of these; NumPy is exact.
+    a = np.arange(6.0).reshape(2, 3)
+    index = eval(key)
+    written = a.copy()
+    written[index] = -1.0
+    grad = np.zeros_like(a)
+    grad[index] = 1.0
+    code = f"""
+        import numpy as np
+        x = loom.tensor(np.arange(6.0).reshape(2, 3))
+        x[{key}] = -1.0
+        y = loom.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+        y[{key}].sum().backward()
+        print(x.tolist(), y.grad.tolist())
+    """
+    rc, out, err = run_child(code)
+    assert rc == 0, err[-500:]
+    assert out.strip() == f"{written.tolist()} {grad.tolist()}"
+
+
+def test_slice_with_huge_step_matches_torch_where_torch_can():
+    t = torch.arange(6.0).reshape(2, 3)
+    l = loom.arange(6.0).reshape(2, 3)
+    assert l[1::2**63 - 1].tolist() == t[1::2**63 - 1].tolist()
+    assert l[:, 2::2**62].tolist() == t[:, 2::2**62].tolist()
+
+
+@pytest.mark.parametrize("pads", [[-1, 2**63 - 1], [2**63 - 1, 2**63 - 1], [2**63 - 1, -1], [-(2**63), 2**63 - 1],
+                                  [0, 0, 2**63 - 1, 1]])
+def test_pad_whose_size_overflows_raises_like_torch(pads):
+    assert torch_raises(lambda: TF.pad(torch.ones(4, 2), pads))
+    assert_child_raises(f"F.pad(loom.ones(4, 2), {pads})", ValueError, "pad" if -(2**63) not in pads else "full")
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64"])
+@pytest.mark.parametrize("op", ["neg", "abs", "__neg__", "__abs__"])
+def test_integer_neg_and_abs_of_the_minimum_wrap_like_torch(op, dtype):
+    info = np.iinfo(dtype)
+    values = [int(info.min), int(info.min) + 1, -1, 0, 7, int(info.max)]
+    expected = getattr(torch.tensor(values, dtype=getattr(torch, dtype)), op)().tolist()
+    code = f"print(loom.tensor({values}, dtype=loom.{dtype}).{op}().tolist())"
+    rc, out, err = run_child(code)
+    assert rc == 0, err[-500:]
+    assert out.strip() == str(expected)
+
+
+def test_float_neg_keeps_signed_zero():
+    got = loom.neg(loom.tensor([0.0, -0.0, 1.5]))
+    expected = torch.neg(torch.tensor([0.0, -0.0, 1.5]))
+    assert np.signbit(got.numpy()).tolist() == np.signbit(expected.numpy()).tolist()
+
+
+def test_reduction_over_zero_size_tensor_with_huge_dims():
+    # torch 2.13 refuses to create this tensor (its element count is computed before seeing the 0); loom allows
+    # it, so its reductions and their backward must not multiply the other dims into int64 overflow.
+    code = """
+        x = loom.full((2**62, 64, 2**32 - 1, 0), 1.0, requires_grad=True)
+        s = x.sum()
+        s.backward()
+        print(s.item(), tuple(x.grad.shape), x.grad.numel(), tuple(x.mean((1, 2)).shape), tuple(x.sum((0, 1)).shape),
+              tuple(x.amax((0, 1, 2)).shape), tuple(x.var((0, 1)).shape))
+    """
+    rc, out, err = run_child(code)
+    assert rc == 0, err[-500:]
+    assert out.strip() == f"0.0 {(2**62, 64, 2**32 - 1, 0)} 0 {(2**62, 0)} {(2**32 - 1, 0)} {(0,)} {(2**32 - 1, 0)}"
+    # The same reductions on a shape torch can create agree with torch.
+    shape = (2**20, 64, 3, 0)
+    t, l = torch.ones(shape, requires_grad=True), loom.ones(shape, requires_grad=True)
+    t.sum().backward()
+    l.sum().backward()
+    assert tuple(l.grad.shape) == tuple(t.grad.shape)
+    for dims in [(2, 3), (1, 3), (0, 1), 3]:
+        assert tuple(l.sum(dims).shape) == tuple(t.sum(dims).shape)
+        assert tuple(l.mean(dims).shape) == tuple(t.mean(dims).shape)
+    assert tuple(l.amax((0, 1, 2)).shape) == tuple(t.amax((0, 1, 2)).shape)
+
+
+def test_flatten_of_zero_size_tensor_with_huge_dims():
+    # (2^62, 4, 0): flattening the last two dims gives (2^62, 0); the first two would be 2^64 elements long.
+    rc, out, err = run_child("print(tuple(loom.ones(2**62, 4, 0).flatten(1).shape))")
+    assert rc == 0, err[-500:]
+    assert out.strip() == str((2**62, 0))
+    assert_child_raises("loom.ones(2**62, 4, 0).flatten(0, 1)", ValueError, "flatten")
+
+
+@pytest.mark.parametrize("expr", ["M.ones(0, 2**62).tril()", "M.ones(2**62, 0).triu(3)", "M.ones(0, 2**63 - 1).roll(-5, 1)",
+                                  "M.ones(0, 2**63 - 1).roll(2**63 - 1, 1)", "M.ones(2, 0, 2**62).roll(2**62 + 3, 2)"])
+def test_shape_ops_on_zero_size_tensors_with_huge_dims_match_torch(expr):
+    expected = eval(expr, {"M": torch})
+    rc, out, err = run_child(f"print(tuple({expr.replace('M.', 'loom.')}.shape))")
+    assert rc == 0, err[-500:]
+    assert out.strip() == str(tuple(expected.shape))
+
+
+# Found by auditing the same class (sizes near 2^63, mostly the other dims of zero-size tensors).
+@pytest.mark.parametrize("expr", [
+    "M.ones(5).split(2**63 - 1)", "M.ones(5).split(2**63 - 3)",  # start + split_size overflowed
+    "M.ones(2**62, 0).mean(0)", "M.ones(0, 2**62).mean(1)",  # the count of reduced elements
+    "M.ones(2**62, 0).cumsum(0)", "M.ones(2**62, 0).softmax(0)", "M.ones(2**62, 0).amax(0)", "M.ones(2**62, 0).max(0)[0]",
+    "M.ones(0, 2**62).sum(1)", "M.ones(2**62, 0).logsumexp(0)", "M.ones(2**62, 0).argmax(0)", "M.ones(2**62, 0).prod(0)",
+    "M.einsum('ij,jk->ik', M.ones(0, 2**62), M.ones(2**62, 0))",
+    "M.ones(0, 2**62)[M.tensor([], dtype=M.int64), M.tensor([1])]",
+    "M.cat([M.ones(0, 2**62), M.ones(0, 2**62 - 1)], 1)",
+])
+def test_huge_sizes_of_zero_size_tensors_match_torch(expr):
+    expected = eval(expr, {"M": torch})
+    rc, out, err = run_child(f"r = {expr.replace('M.', 'loom.')}\nr = tuple(r) if isinstance(r, (tuple, list)) else (r,)\n"
+                             "print([(tuple(t.shape), t.tolist() if t.numel() else None) for t in r])")
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    assert rc == 0, err[-500:]
+    assert out.strip() == str([(tuple(t.shape), t.tolist() if t.numel() else None) for t in expected])
+
+
+@pytest.mark.parametrize("expr, op", [("M.cat([M.ones(0, 2**62), M.ones(0, 2**62)], 1)", "cat"),
+                                      ("F.one_hot(M.tensor([2**63 - 1]))", "one_hot")])
+def test_sizes_past_int64_raise_like_torch(expr, op):
+    assert torch_raises(lambda: eval(expr, {"M": torch, "F": TF}))
+    assert_child_raises(expr.replace("M.", "loom."), ValueError, op)
+
+
+def test_gaussian_nll_loss_var_sizes_summing_past_int64_raise():
+    # The sizes of var's mismatched dims must sum to 1 (PyTorch sums them as Python ints).
+    assert_child_raises("F.gaussian_nll_loss(loom.ones(1, 1, 1), loom.ones(1, 1, 1), loom.ones(2**62, 2**62, 0))",
+                        ValueError, "var is of incorrect size")
+    assert torch_raises(lambda: TF.gaussian_nll_loss(torch.ones(2, 3), torch.ones(2, 3), torch.ones(2, 2)))
+    expected = TF.gaussian_nll_loss(torch.ones(2, 3), torch.zeros(2, 3), torch.ones(2, 1)).item()
+    assert F.gaussian_nll_loss(loom.ones(2, 3), loom.zeros(2, 3), loom.ones(2, 1)).item() == pytest.approx(expected)
+
+
+# Found by a 300,000-call ASan fuzz run: byte counts near 2^64 wrapped in the allocator's size rounding, so a
+# tiny block was handed out and filled past its end.
+@pytest.mark.parametrize("expr", ["M.empty(2**63 - 2, dtype=M.float16)", "M.eye(2**31 - 1)",
+                                  "M.linspace(0, 1, 2**63 - 1, dtype=M.bfloat16)", "M.zeros(2**61, dtype=M.float32)"])
+def test_storage_of_more_than_int64_bytes_raises_like_torch(expr):
+    assert torch_raises(lambda: eval(expr, {"M": torch}))
+    assert_child_raises(expr.replace("M.", "loom."), ValueError, "too large")
+
+
+@pytest.mark.parametrize("nbytes", [2**62 + 2**61, 2**63 - 64, 2**62])
+def test_allocation_beyond_any_memory_is_refused(nbytes):
+    assert torch_raises(lambda: torch.empty(nbytes, dtype=torch.uint8))
+    code = f"""
+        try:
+            loom.empty({nbytes}, dtype=loom.uint8).fill_(1)
+        except (RuntimeError, MemoryError) as e:
+            print("RAISED", e)
+    """
+    rc, out, err = run_child(code)
+    assert rc == 0, err[-500:]
+    assert out.startswith("RAISED") and "memory" in out

@@ -19,8 +19,11 @@ class CachingHostAllocator final : public Allocator {
   static constexpr size_t kAlignment = 64;
   static constexpr size_t kMaxCachedBlock = size_t(256) << 20;
   static constexpr size_t kMaxCachedTotal = size_t(1) << 30;
+  static constexpr size_t kMaxBytes = size_t(1) << 62;
 
   void* allocate(size_t nbytes, int) override {
+    // No machine has 2^62 bytes; refusing such a request up front also keeps round_up from wrapping around.
+    LOOM_CHECK(nbytes <= kMaxBytes, Runtime, "allocator: out of memory allocating ", nbytes, " bytes on the CPU");
     size_t size = round_up(nbytes);
     {
       std::lock_guard<std::mutex> lock(mutex_);

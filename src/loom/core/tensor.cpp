@@ -13,11 +13,12 @@ namespace loom {
 Tensor Tensor::empty(const Shape& sizes, DType dtype, Device device) {
   check_rank(static_cast<int64_t>(sizes.size()), "empty");
   int64_t n = checked_numel(sizes, "empty");
-  size_t nbytes = 0;
-  LOOM_CHECK(!__builtin_mul_overflow(static_cast<size_t>(n), loom::itemsize(dtype), &nbytes), Value,
-             "empty: shape ", shape_str(sizes), " is too large");
+  // Byte offsets into a storage are int64 (data() computes offset * itemsize), so its size must fit int64 too.
+  int64_t nbytes = 0;
+  LOOM_CHECK(!__builtin_mul_overflow(n, static_cast<int64_t>(loom::itemsize(dtype)), &nbytes), Value,
+             "empty: shape ", shape_str(sizes), " is too large (", dtype_name(dtype), " elements)");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = Storage::allocate(nbytes, device);
+  impl->storage = Storage::allocate(static_cast<size_t>(nbytes), device);
   impl->sizes = sizes;
   impl->strides = contiguous_strides(sizes);
   impl->dtype = dtype;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "loom/core/checked.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/promotion.h"
@@ -56,7 +57,7 @@ std::vector<TensorMeta> infer_cat(const std::vector<Tensor>& in, const Attrs& a)
       LOOM_CHECK(static_cast<int64_t>(d) == dim || s[d] == rs[d], Value, "cat: sizes of tensors must match except in dimension ",
                  dim, ": expected size ", rs[d], " but got size ", s[d], " for tensor number ", i, " in the list (shapes ",
                  shape_str(rs), " and ", shape_str(s), ")");
-    out[dim] += s[dim];
+    out[dim] = checked_add(out[dim], s[dim], "cat", "the concatenated size");  // zero-size inputs may be huge
   }
   return {TensorMeta{out, dtype, in[ref].device()}};
 }
@@ -474,7 +475,8 @@ Tensor roll(const Tensor& self, const std::vector<int64_t>& shifts, const std::v
     int64_t d = normalize_dim(dims[i], self.dim(), "roll");
     int64_t n = self.dim() == 0 ? 1 : self.sizes()[d];
     if (n == 0) continue;
-    int64_t s = ((shifts[i] % n) + n) % n;
+    int64_t s = shifts[i] % n;
+    if (s < 0) s += n;  // not (s + n) % n: n may be near 2^63 (a zero-size tensor's other dim)
     if (s == 0) continue;
     out = cat({slice(out, d, n - s, n, 1), slice(out, d, 0, n - s, 1)}, d);
   }
@@ -496,7 +498,7 @@ Tensor repeat(const Tensor& self, const std::vector<int64_t>& sizes) {
     interleaved.push_back(padded[i]);
     expanded.push_back(sizes[i]);
     expanded.push_back(padded[i]);
-    out.push_back(sizes[i] * padded[i]);
+    out.push_back(checked_mul(sizes[i], padded[i], "repeat", "the repeated size"));
   }
   Tensor x = reshape(self, interleaved);
   return reshape(contiguous(expand(x, expanded)), out);
@@ -513,6 +515,8 @@ namespace {
 Tensor triangle_mask(const Tensor& self, int64_t diagonal, bool lower, const char* op) {
   LOOM_CHECK(self.dim() >= 2, Value, op, ": input tensor must have at least 2 dimensions, got shape ",
              shape_str(self.sizes()));
+  // A zero-size tensor (whose other dim may be near 2^63) keeps nothing to mask: one broadcast value will do.
+  if (self.numel() == 0) return full({}, Scalar(true), DType::Bool, self.device());
   int64_t rows = self.sizes()[self.dim() - 2], cols = self.sizes()[self.dim() - 1];
   Tensor r = reshape(arange(Scalar(int64_t(0)), Scalar(rows), Scalar(int64_t(1)), DType::Int64, self.device()), {rows, 1});
   Tensor c = reshape(arange(Scalar(int64_t(0)), Scalar(cols), Scalar(int64_t(1)), DType::Int64, self.device()), {1, cols});
@@ -542,10 +546,11 @@ Tensor pad(const Tensor& self, const std::vector<int64_t>& pads, double value) {
     int64_t d = self.dim() - 1 - static_cast<int64_t>(k);
     int64_t left = pads[2 * k], right = pads[2 * k + 1];
     int64_t n = out.sizes()[d];
-    LOOM_CHECK(n + left + right >= 0, Value, "pad: the input size ", n, " at dimension ", d, " plus padding (", left,
+    int64_t padded = checked_add(checked_add(n, left, "pad", "the padded size"), right, "pad", "the padded size");
+    LOOM_CHECK(padded >= 0, Value, "pad: the input size ", n, " at dimension ", d, " plus padding (", left,
                ", ", right, ") would be negative (input shape ", shape_str(self.sizes()), ")");
     // Crop first (negative pads), then concatenate constant blocks (positive pads).
-    int64_t start = left < 0 ? -left : 0, end = right < 0 ? n + right : n;
+    int64_t start = left < 0 ? (left < -n ? n : -left) : 0, end = right < 0 ? n + right : n;  // -left may overflow
     if (start > 0 || end < n) out = slice(out, d, start, std::max(start, end), 1);
     std::vector<Tensor> parts;
     Shape block = out.sizes();
@@ -578,7 +583,7 @@ Tensor one_hot(const Tensor& self, int64_t num_classes) {
   }
   if (num_classes == -1) {
     LOOM_CHECK(self.numel() > 0, Value, "one_hot: can not infer total number of classes from empty tensor");
-    num_classes = high + 1;
+    num_classes = checked_add(high, 1, "one_hot", "the number of classes");
   }
   LOOM_CHECK(num_classes >= 0, Value, "one_hot: num_classes should be positive or -1, got ", num_classes);
   LOOM_CHECK(self.numel() == 0 || low >= 0, Value, "one_hot: class values must be non-negative, got ", low);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "loom/core/checked.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/index.h"
@@ -104,7 +105,8 @@ Analysis analyze(const Tensor& self, const std::vector<TensorIndex>& indices, co
           r = slice(r, d, ix.start, ix.stop, ix.step);
           if (r.sizes()[d] > 0) a.window_offset += start * wt[d];
           ws[d] = r.sizes()[d];
-          wt[d] *= ix.step;
+          // With at most one element along d the stride is never used (and step may be up to 2^63 - 1).
+          if (ws[d] > 1) wt[d] = checked_mul(wt[d], ix.step, op, "the stride");
         }
         a.basic_applied = true;
         ++d;
@@ -174,7 +176,7 @@ Advanced prepare(const Analysis& a, const char* op) {
     if (w.sizes() != adv.broadcast) w = expand(w, adv.broadcast);
     Tensor term = stride == 1 ? w : mul(w, Scalar(stride));
     linear = linear.defined() ? add(linear, term) : term;
-    stride *= size;
+    if (i > 0) stride = checked_mul(stride, size, op, "the flattened index");  // the last product is unused
   }
   adv.linear = reshape(linear, {-1});
   adv.perm = a.dims;
@@ -214,9 +216,7 @@ std::vector<int64_t> inverse(const std::vector<int64_t>& order) {
 // The indexed dims flattened into one leading dim: (prod(indexed sizes), rest...).
 Shape flat_shape(const Analysis& a, const Advanced& adv) {
   int64_t m = static_cast<int64_t>(a.dims.size());
-  int64_t prod = 1;
-  for (int64_t i = 0; i < m; ++i) prod *= adv.permuted[i];
-  Shape s{prod};
+  Shape s{numel(Shape(adv.permuted.begin(), adv.permuted.begin() + m))};  // 0 if one is 0, however large the rest
   s.insert(s.end(), adv.permuted.begin() + m, adv.permuted.end());
   return s;
 }

@@ -337,30 +337,25 @@ Tensor einsum(const std::string& equation, const std::vector<Tensor>& operands) 
   // a -> (batch..., left..., contracted...), b -> (batch..., contracted..., right...), then one bmm.
   Tensor a_arranged = arrange(a, la, batch + left + contracted);
   Tensor b_arranged = arrange(b, lb, batch + contracted + right);
-  Shape batch_shape;
-  int64_t batch_count = 1, rows = 1, inner = 1, cols = 1;
+  Shape batch_shape, contracted_shape;
   for (char ch : batch) {
     int64_t sa = size_of(a, la, ch), sb = size_of(b, lb, ch);
     LOOM_CHECK(sa == sb || sa == 1 || sb == 1, Value, "einsum: index '", ch, "' has size ", sa, " in operand 0 but ",
                sb, " in operand 1");
     batch_shape.push_back(std::max(sa, sb));
-    batch_count *= batch_shape.back();
   }
   for (char ch : contracted) {
     int64_t sa = size_of(a, la, ch), sb = size_of(b, lb, ch);
     LOOM_CHECK(sa == sb, Value, "einsum: contracted index '", ch, "' has size ", sa, " in operand 0 but ", sb,
                " in operand 1");
-    inner *= sa;
+    contracted_shape.push_back(sa);
   }
   Shape left_shape, right_shape;
-  for (char ch : left) {
-    left_shape.push_back(size_of(a, la, ch));
-    rows *= left_shape.back();
-  }
-  for (char ch : right) {
-    right_shape.push_back(size_of(b, lb, ch));
-    cols *= right_shape.back();
-  }
+  for (char ch : left) left_shape.push_back(size_of(a, la, ch));
+  for (char ch : right) right_shape.push_back(size_of(b, lb, ch));
+  // numel: 0 when a size is 0 however large the others are (zero-size operands may have dims near 2^63).
+  int64_t batch_count = numel(batch_shape), rows = numel(left_shape), inner = numel(contracted_shape),
+          cols = numel(right_shape);
   Shape full_a = batch_shape, full_b = batch_shape;
   full_a.insert(full_a.end(), a_arranged.sizes().begin() + batch.size(), a_arranged.sizes().end());
   full_b.insert(full_b.end(), b_arranged.sizes().begin() + batch.size(), b_arranged.sizes().end());

@@ -455,7 +455,9 @@ Tensor gaussian_nll_loss(const Tensor& input, const Tensor& target, const Tensor
     } else {
       if (var.dim() == input.dim())
         for (int64_t d = 0; d < input.dim(); ++d)
-          if (var.sizes()[d] != input.sizes()[d]) mismatched += var.sizes()[d];
+          // PyTorch sums in Python ints: a sum past int64 is simply not 1.
+          if (var.sizes()[d] != input.sizes()[d] && __builtin_add_overflow(mismatched, var.sizes()[d], &mismatched))
+            mismatched = 2;
       LOOM_CHECK(var.dim() == input.dim() && mismatched == 1, Value, op, ": var is of incorrect size: var shape ",
                  shape_str(var.sizes()), " for input shape ", shape_str(input.sizes()));
     }

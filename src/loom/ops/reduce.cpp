@@ -257,6 +257,16 @@ void define_reduce_ops(Registry& r) {
   r.define({.name = "log_softmax_backward", .infer = infer_softmax_backward});
 }
 
+namespace {
+// The number of elements each output of a reduction over `normalized` sees, in double: a zero-size tensor's
+// other dims may multiply past int64 (loom allows (2^62, 64, 0)); the count is exactly 0 when one of those dims is.
+double reduced_count(const Tensor& t, const Dims& normalized) {
+  double count = 1;
+  for (int64_t d : normalized) count *= static_cast<double>(t.sizes()[d]);
+  return count;
+}
+}  // namespace
+
 Tensor sum(const Tensor& t, const Dims& dims, bool keepdim, std::optional<DType> dtype) {
   Dims normalized = normalize_dims(dims, t.dim(), "sum");
   DType out = dtype.value_or(is_floating(t.dtype()) ? t.dtype() : DType::Int64);
@@ -268,10 +278,8 @@ Tensor mean(const Tensor& t, const Dims& dims, bool keepdim, std::optional<DType
   LOOM_CHECK(is_floating(out), Type, "mean: could not infer output dtype. Input dtype must be a floating point dtype, got ",
              dtype_name(t.dtype()));
   Dims normalized = normalize_dims(dims, t.dim(), "mean");
-  int64_t count = 1;
-  for (int64_t d : normalized) count *= t.sizes()[d];
   Tensor total = sum(t, normalized, keepdim, out);
-  return div(total, Scalar(static_cast<double>(count)));
+  return div(total, Scalar(reduced_count(t, normalized)));
 }
 
 namespace {
@@ -313,12 +321,6 @@ Tensor softmax_like(const char* op, const Tensor& t, int64_t dim, std::optional<
   int64_t d = normalize_dim(dim, t.dim(), op);
   Tensor input = dtype && *dtype != t.dtype() ? to_dtype(t, *dtype) : t;
   return dispatch1(Registry::instance().op(op), {input}, Attrs().set("dim", d).set("op", std::string(op)));
-}
-
-int64_t reduced_count(const Tensor& t, const Dims& normalized) {
-  int64_t count = 1;
-  for (int64_t d : normalized) count *= t.sizes()[d];
-  return count;
 }
 
 void check_floating(const Tensor& t, const char* op) {
@@ -382,7 +384,7 @@ std::pair<Tensor, Tensor> var_mean(const Tensor& t, const Dims& dims, double cor
   LOOM_CHECK(is_floating(t.dtype()), Type, "var: std and var only support floating point dtypes, got ",
              dtype_name(t.dtype()), " (shape ", shape_str(t.sizes()), ")");
   Dims normalized = normalize_dims(dims, t.dim(), "var");
-  double count = static_cast<double>(reduced_count(t, normalized));
+  double count = reduced_count(t, normalized);
   Tensor mu = mean(t, normalized, true);
   Tensor diff = sub(t, mu);
   Tensor variance = div(sum(mul(diff, diff), normalized, keepdim), Scalar(std::max(0.0, count - correction)));

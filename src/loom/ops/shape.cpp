@@ -24,9 +24,9 @@ struct Window {
 
 Window slice_window(const Shape& in, int64_t dim, int64_t start, int64_t end, int64_t step) {
   Window w{in, contiguous_strides(in), 0};
-  w.sizes[dim] = std::max<int64_t>(0, (end - start + step - 1) / step);
+  w.sizes[dim] = end <= start ? 0 : (end - start - 1) / step + 1;  // as infer_slice: end - start + step may overflow
   w.offset = start * w.strides[dim];
-  w.strides[dim] *= step;
+  if (w.sizes[dim] > 1) w.strides[dim] *= step;  // with more than one element the stride fits (a view has it)
   return w;
 }
 
@@ -447,9 +447,8 @@ Tensor flatten(const Tensor& t, int64_t start_dim, int64_t end_dim) {
   int64_t s = normalize_dim(start_dim, t.dim(), "flatten"), e = normalize_dim(end_dim, t.dim(), "flatten");
   LOOM_CHECK(s <= e, Value, "flatten: start_dim (", start_dim, ") cannot come after end_dim (", end_dim, ")");
   Shape out(t.sizes().begin(), t.sizes().begin() + s);
-  int64_t merged = 1;
-  for (int64_t i = s; i <= e; ++i) merged *= t.sizes()[i];
-  out.push_back(merged);
+  // 0 when one of the merged dims is 0, however large the others (a zero-size tensor's may multiply past int64).
+  out.push_back(checked_numel(Shape(t.sizes().begin() + s, t.sizes().begin() + e + 1), "flatten"));
   out.insert(out.end(), t.sizes().begin() + e + 1, t.sizes().end());
   return reshape(t, out);
 }
@@ -471,7 +470,7 @@ std::vector<Tensor> split_with_sizes(const Tensor& t, const std::vector<int64_t>
   int64_t total = 0;
   for (int64_t s : sizes) {
     LOOM_CHECK(s >= 0, Value, "split: split sizes must be non-negative, got ", shape_str(sizes));
-    total += s;
+    total = checked_add(total, s, "split", "the sum of the split sizes");
   }
   LOOM_CHECK(total == t.sizes()[d], Value, "split: split sizes ", shape_str(sizes), " must sum to the size of dim ",
              d, " (", t.sizes()[d], ")");
@@ -490,7 +489,8 @@ std::vector<Tensor> split(const Tensor& t, int64_t split_size, int64_t dim) {
   int64_t size = t.sizes()[d];
   LOOM_CHECK(split_size > 0 || (split_size == 0 && size == 0), Value, "split: split_size must be positive, got ", split_size);
   std::vector<int64_t> sizes;
-  for (int64_t start = 0; start < size; start += split_size) sizes.push_back(std::min(split_size, size - start));
+  // Advance by the piece actually taken: start + split_size may overflow for a huge split_size.
+  for (int64_t start = 0; start < size; start += sizes.back()) sizes.push_back(std::min(split_size, size - start));
   if (sizes.empty()) sizes.push_back(0);
   return split_with_sizes(t, sizes, d);
 }
@@ -504,7 +504,7 @@ std::vector<Tensor> chunk(const Tensor& t, int64_t chunks, int64_t dim) {
     LOOM_CHECK(chunks <= (int64_t{1} << 20), Value, "chunk: ", chunks, " chunks of an empty dimension is too many");
     return split_with_sizes(t, std::vector<int64_t>(chunks, 0), d);
   }
-  return split(t, (size + chunks - 1) / chunks, d);
+  return split(t, size / chunks + (size % chunks != 0), d);  // ceil(size / chunks); size + chunks - 1 may overflow
 }
 
 std::vector<Tensor> unbind(const Tensor& t, int64_t dim) {

@@ -44,4 +44,12 @@ inline T wrap_mul(T a, T b) {
   else return a * b;
 }
 
+// -a; for floats this is the sign flip (so -0.0 stays distinct from 0.0), not 0 - a.
+template <class T>
+inline T wrap_neg(T a) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)
+    return static_cast<T>(wrap_unsigned_t<T>(0) - static_cast<wrap_unsigned_t<T>>(a));
+  else return static_cast<T>(-a);
+}
+
 }  // namespace loom::cpu

@@ -28,7 +28,10 @@ Window window_of(const Attrs& a) {
   return {k[0], k[1], d[0], d[1], p[0], p[2], s[0], s[1]};
 }
 
-int64_t grain_for(int64_t work_per_plane) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(work_per_plane, 1)); }
+// In double: an estimate such as a pooling window's oh * ow * kh * kw may pass int64 (kernel sizes go up to 2^31 - 1).
+int64_t grain_for(double work_per_plane) {
+  return std::max<int64_t>(1, static_cast<int64_t>(32768 / std::max(work_per_plane, 1.0)));
+}
 
 // cols (N, C*kh*kw, oh*ow) from x (N, C, H, W): cols[n, (c*kh + i)*kw + j, y*ow + x] = x[n, c, y*sh - pt + i*dh, ...].
 std::vector<Tensor> im2col_kernel(const KernelContext& c) {

@@ -15,42 +15,52 @@
 
 namespace loom::cpu {
 
+namespace {
+// The element count of the dims of `sizes` that `in_group` selects. Only a zero-size tensor's dims can multiply
+// past int64 (loom allows (2^62, 64, 0)); such a group counts as 0. That is exact when the group holds the 0, and
+// harmless otherwise: the 0 is then in another group, and `no_elements` zeroes the reduced count anyway.
+template <class Pred>
+int64_t group_numel(const Shape& sizes, Pred in_group) {
+  int64_t n = 1;
+  for (int64_t i = 0; i < static_cast<int64_t>(sizes.size()); ++i)
+    if (in_group(i) && (sizes[i] == 0 || __builtin_mul_overflow(n, sizes[i], &n))) return 0;
+  return n;
+}
+
+// A zero-size input whose 0 is among the outer or inner dims has an empty output (its outer * inner elements were
+// allocated, so that product does not overflow) and no element to visit: its reduced count becomes 0 too, so no
+// kernel computes with a count near 2^63 (grain sizes such as R * 64, offsets such as o * R * inner).
+template <class Layout>
+Layout no_elements(Layout l) {
+  if (l.outer == 0 || l.inner == 0) l.reduced = 0;
+  return l;
+}
+}  // namespace
+
 ReductionLayout reduction_layout(const Tensor& input, const Dims& dims) {
   const Shape& sizes = input.sizes();
-  int64_t nd = input.dim();
+  auto reduced = [&](int64_t i) { return std::find(dims.begin(), dims.end(), i) != dims.end(); };
   bool block = !dims.empty() && dims.back() - dims.front() + 1 == static_cast<int64_t>(dims.size());
-  if (input.is_contiguous() && block) {
-    ReductionLayout l{input, 1, 1, 1};
-    for (int64_t i = 0; i < nd; ++i) {
-      if (i < dims.front()) l.outer *= sizes[i];
-      else if (i <= dims.back()) l.reduced *= sizes[i];
-      else l.inner *= sizes[i];
-    }
-    return l;
-  }
+  if (input.is_contiguous() && block)
+    return no_elements(ReductionLayout{input, group_numel(sizes, [&](int64_t i) { return i < dims.front(); }),
+                                       group_numel(sizes, reduced),
+                                       group_numel(sizes, [&](int64_t i) { return i > dims.back(); })});
+  // Otherwise the kept dims go first and the reduced dims last, in a contiguous copy (inner is 1).
   std::vector<int64_t> order;
-  ReductionLayout l{Tensor(), 1, 1, 1};
-  for (int64_t i = 0; i < nd; ++i)
-    if (std::find(dims.begin(), dims.end(), i) == dims.end()) {
-      order.push_back(i);
-      l.outer *= sizes[i];
-    }
-  for (int64_t d : dims) {
-    order.push_back(d);
-    l.reduced *= sizes[d];
-  }
-  l.data = contiguous(permute(input, order));
-  return l;
+  for (int64_t i = 0; i < input.dim(); ++i)
+    if (!reduced(i)) order.push_back(i);
+  order.insert(order.end(), dims.begin(), dims.end());
+  return no_elements(ReductionLayout{contiguous(permute(input, order)),
+                                     group_numel(sizes, [&](int64_t i) { return !reduced(i); }),
+                                     group_numel(sizes, reduced), 1});
 }
 
 DimLayout dim_layout(const Tensor& input, int64_t dim) {
   DimLayout l{contiguous(input)};
-  for (int64_t i = 0; i < input.dim(); ++i) {
-    if (i < dim) l.outer *= input.sizes()[i];
-    else if (i == dim) l.reduced = input.sizes()[i];
-    else l.inner *= input.sizes()[i];
-  }
-  return l;
+  l.outer = group_numel(input.sizes(), [&](int64_t i) { return i < dim; });
+  l.reduced = input.dim() == 0 ? 1 : input.sizes()[dim];  // a 0-d tensor is one line of one element
+  l.inner = group_numel(input.sizes(), [&](int64_t i) { return i > dim; });
+  return no_elements(l);
 }
 
 namespace {

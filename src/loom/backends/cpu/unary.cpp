@@ -27,8 +27,9 @@ struct Params {
     static M apply(M x, const Params& p) { (void)p; return expr; } \
   }
 
-LOOM_UNARY_FUNCTOR(NegOp, static_cast<M>(-x));
-LOOM_UNARY_FUNCTOR(AbsOp, x < M(0) ? static_cast<M>(-x) : x);
+// Integer neg/abs of the most negative value wrap to itself, as in PyTorch (wrap_neg: no signed overflow).
+LOOM_UNARY_FUNCTOR(NegOp, wrap_neg(x));
+LOOM_UNARY_FUNCTOR(AbsOp, x < M(0) ? wrap_neg(x) : x);
 LOOM_UNARY_FUNCTOR(SignOp, static_cast<M>((M(0) < x) - (x < M(0))));
 LOOM_UNARY_FUNCTOR(ExpOp, std::exp(x));
 LOOM_UNARY_FUNCTOR(Expm1Op, std::expm1(x));
