@@ -7,9 +7,9 @@
 #include <cstring>
 #include <unordered_map>
 
-#include <oneapi/dnnl/dnnl.hpp>
 
 #include "loom/backends/cpu/gemm/engine.h"
+#include "loom/backends/cpu/gemm/onednn_context.h"
 #include "loom/backends/cpu/simd/cpu_features.h"
 #include "loom/core/error.h"
 
@@ -20,10 +20,7 @@ namespace {
 using dnnl::memory;
 using Tag = memory::format_tag;
 
-dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
+using gemm::onednn::cpu_engine;
 
 struct Dims {
   memory::dims x, w, b, y, stride, dilation, pad_l, pad_r;
@@ -87,7 +84,7 @@ template <class F>
 void run(const char* op, F&& body) {
   gemm::prepare_onednn_threads();
   try {
-    dnnl::stream s(cpu_engine());
+    dnnl::stream& s = gemm::onednn::thread_stream();
     body(s);
     s.wait();
   } catch (const dnnl::error& e) {

@@ -14,11 +14,10 @@
 #include <tuple>
 
 #include "loom/backends/cpu/gemm/libraries.h"
+#include "loom/backends/cpu/gemm/onednn_context.h"
 #include "loom/core/error.h"
 
 namespace loom::cpu::gemm::onednn {
-
-namespace {
 
 dnnl::engine& cpu_engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
@@ -29,6 +28,8 @@ dnnl::stream& thread_stream() {
   thread_local dnnl::stream stream(cpu_engine());
   return stream;
 }
+
+namespace {
 
 // A row-major m x n matrix with leading dimension ld, stored transposed when `t`.
 dnnl::memory::desc matrix(int64_t rows, int64_t cols, bool t, int64_t ld, dnnl::memory::data_type type) {
