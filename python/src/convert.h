@@ -112,5 +112,6 @@ void bind_serialize(nb::module_& m);
 void bind_optim(nb::module_& m);
 void bind_data(nb::module_& m);
 void bind_autocast(nb::module_& m);
+void bind_backends(nb::module_& m);
 
 }  // namespace loom::python

@@ -43,11 +43,12 @@ void bind_dtype_device(nb::module_& m) {
       }, nb::arg("type"), nb::arg("index"))
       .def_prop_ro("type", [](const Device& d) { return std::string(device_type_name(d.type)); })
       .def_prop_ro("index", [](const Device& d) -> std::optional<int> {
-        if (d.type == DeviceType::CPU) return std::nullopt;
+        if (d.type == DeviceType::CPU || d.index == Device::kCurrentIndex) return std::nullopt;
         return d.index;
       })
       .def("__repr__", [](const Device& d) {
-        if (d.type == DeviceType::CPU) return std::string("device(type='cpu')");
+        if (d.type == DeviceType::CPU || d.index == Device::kCurrentIndex)
+          return "device(type='" + std::string(device_type_name(d.type)) + "')";
         return "device(type='" + std::string(device_type_name(d.type)) + "', index=" + std::to_string(d.index) + ")";
       })
       .def("__str__", &Device::str)

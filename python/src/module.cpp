@@ -88,4 +88,5 @@ NB_MODULE(_C, m) {
   bind_optim(m);
   bind_data(m);
   bind_autocast(m);
+  bind_backends(m);
 }

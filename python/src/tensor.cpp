@@ -5,6 +5,7 @@
 #include <nanobind/stl/shared_ptr.h>
 
 #include "convert.h"
+#include "loom/ops/device.h"
 #include "loom/autograd/node.h"
 #include "loom/backends/cpu/gemm/engine.h"
 #include "loom/backends/cpu/simd/cpu_features.h"
@@ -31,14 +32,20 @@ nb::object tolist_rec(const Tensor& t, size_t dim, int64_t offset) {
   return out;
 }
 
-Tensor to_device_or_dtype(const Tensor& self, nb::handle target) {
-  if (nb::isinstance<DType>(target)) return to_dtype(self, nb::cast<DType>(target));
-  if (nb::isinstance<Tensor>(target)) return to_dtype(self, nb::cast<const Tensor&>(target).dtype());
+bool kwarg_flag(const nb::kwargs& kwargs, const char* name) {
+  return kwargs.contains(name) && nb::cast<bool>(kwargs[name]);
+}
+
+// Tensor.to(device | dtype | tensor, non_blocking=, copy=): a tensor target means its dtype and device, as in PyTorch.
+Tensor to_device_or_dtype(const Tensor& self, nb::handle target, bool non_blocking = false, bool copy = false) {
+  if (nb::isinstance<DType>(target)) return copy ? clone(to_dtype(self, nb::cast<DType>(target))) : to_dtype(self, nb::cast<DType>(target));
+  if (nb::isinstance<Tensor>(target)) {
+    const Tensor& other = nb::cast<const Tensor&>(target);
+    return to_device(to_dtype(self, other.dtype()), other.device(), non_blocking, copy);
+  }
   Device device = nb::isinstance<Device>(target) ? nb::cast<Device>(target)
                                                  : Device(cast_arg<std::string>(target, "to", "device or dtype"));
-  LOOM_CHECK(device.type == self.device().type, NotImplemented, "to: moving tensors from ", self.device().str(), " to ",
-             device.str(), " is not supported in this build");
-  return self;
+  return to_device(self, device, non_blocking, copy);
 }
 
 }  // namespace
@@ -107,8 +114,8 @@ void bind_tensor(nb::module_& m, nb::class_<Tensor>& cls) {
       .def("is_floating_point", [](const Tensor& t) { return is_floating(t.dtype()); })
       .def("item", [](const Tensor& t) { return t.item(); })
       .def("tolist", [](const Tensor& t) -> nb::object {
-        LOOM_CHECK(t.device().type == DeviceType::CPU, NotImplemented, "tolist: copy the tensor to the CPU first");
-        return tolist_rec(t, 0, t.offset());
+        const Tensor host = t.to_host();
+        return tolist_rec(host, 0, host.offset());
       })
       .def("__repr__", [](const Tensor& t) {
         // torch's suffixes: grad_fn for results of recorded ops, requires_grad for leaves that need grad.
@@ -161,12 +168,22 @@ void bind_tensor(nb::module_& m, nb::class_<Tensor>& cls) {
         });
       }, nb::arg("hook"))
       .def("_remove_hook", &Tensor::remove_hook)
-      .def("to", [](const Tensor& t, nb::handle target, nb::kwargs) { return to_device_or_dtype(t, target); },
-           nb::arg("target"), nb::arg("kwargs"))
+      .def("to", [](const Tensor& t, nb::handle target, nb::kwargs kwargs) {
+        Tensor out = to_device_or_dtype(t, target, kwarg_flag(kwargs, "non_blocking"), kwarg_flag(kwargs, "copy"));
+        if (kwargs.contains("dtype") && !kwargs["dtype"].is_none()) out = to_dtype(out, nb::cast<DType>(kwargs["dtype"]));
+        return out;
+      }, nb::arg("target"), nb::arg("kwargs"))
+      .def("to", [](const Tensor& t, nb::handle device, nb::handle dtype, nb::kwargs kwargs) {
+        // t.to(device, dtype): both positional, as in PyTorch.
+        Tensor out = to_device_or_dtype(t, device, kwarg_flag(kwargs, "non_blocking"), kwarg_flag(kwargs, "copy"));
+        return to_dtype(out, nb::cast<DType>(dtype));
+      }, nb::arg("device"), nb::arg("dtype"), nb::arg("kwargs"))
       .def("to", [](const Tensor& t, nb::kwargs kwargs) {
         Tensor out = t;
-        if (kwargs.contains("dtype")) out = to_dtype(out, nb::cast<DType>(kwargs["dtype"]));
-        if (kwargs.contains("device")) out = to_device_or_dtype(out, kwargs["device"]);
+        if (kwargs.contains("dtype") && !kwargs["dtype"].is_none()) out = to_dtype(out, nb::cast<DType>(kwargs["dtype"]));
+        if (kwargs.contains("device") && !kwargs["device"].is_none())
+          out = to_device_or_dtype(out, kwargs["device"], kwarg_flag(kwargs, "non_blocking"), false);
+        if (kwarg_flag(kwargs, "copy") && out.is_same(t)) out = clone(t);
         return out;
       }, nb::arg("kwargs"))
       .def("type", [](const Tensor& t, DType dtype) { return to_dtype(t, dtype); }, nb::arg("dtype"))
@@ -181,7 +198,7 @@ void bind_tensor(nb::module_& m, nb::class_<Tensor>& cls) {
       .def("char", [](const Tensor& t) { return to_dtype(t, DType::Int8); })
       .def("byte", [](const Tensor& t) { return to_dtype(t, DType::UInt8); })
       .def("bool", [](const Tensor& t) { return to_dtype(t, DType::Bool); })
-      .def("cpu", [](const Tensor& t) { return to_device_or_dtype(t, nb::str("cpu")); })
+      .def("cpu", [](const Tensor& t) { return to_device(t, Device()); })
       .def("contiguous", &contiguous)
       .def("clone", &clone)
       .def("copy_", [](Tensor& t, const Tensor& src) -> Tensor& { return copy_(t, src); }, nb::arg("src"),

@@ -17,6 +17,7 @@ void define_loss_ops(Registry& r);
 void define_random_ops(Registry& r);
 void define_optim_ops(Registry& r);
 void define_attention_ops(Registry& r);
+void define_device_ops(Registry& r);
 
 namespace detail {
 
@@ -33,6 +34,7 @@ void initialize_registry(Registry& r) {
   define_random_ops(r);
   define_optim_ops(r);
   define_attention_ops(r);
+  define_device_ops(r);
   cpu::register_cpu_backend(r);
   autograd::install_recorder();
 }

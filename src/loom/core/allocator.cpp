@@ -1,5 +1,6 @@
 #include "loom/core/allocator.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -98,15 +99,18 @@ CachingHostAllocator& host_allocator() {
   return *allocator;
 }
 
-Allocator* g_allocators[kNumDeviceTypes] = {};
+// Written when a backend registers (possibly while other threads allocate), hence atomic.
+std::atomic<Allocator*> g_allocators[kNumDeviceTypes] = {};
 
 }  // namespace
 
-void set_allocator(DeviceType type, Allocator* allocator) { g_allocators[static_cast<int>(type)] = allocator; }
+void set_allocator(DeviceType type, Allocator* allocator) {
+  g_allocators[static_cast<int>(type)].store(allocator, std::memory_order_release);
+}
 
 Allocator& allocator_for(DeviceType type) {
   if (type == DeviceType::CPU) return host_allocator();
-  Allocator* allocator = g_allocators[static_cast<int>(type)];
+  Allocator* allocator = g_allocators[static_cast<int>(type)].load(std::memory_order_acquire);
   LOOM_CHECK(allocator != nullptr, NotImplemented, "allocator: no backend is registered for device type '",
              device_type_name(type), "'");
   return *allocator;

@@ -6,6 +6,8 @@
 
 namespace loom {
 
+struct Stream;
+
 class Allocator {
  public:
   virtual ~Allocator() = default;
@@ -14,9 +16,12 @@ class Allocator {
   virtual void deallocate(void* ptr, size_t nbytes, int device_index) = 0;
   // Gives cached blocks back to the system.
   virtual void empty_cache() {}
+  // Stream-ordered allocators (docs/backends.md): the block at ptr is also used by work on `stream`, so it must not be
+  // reused until that work is done, even after it is freed. Host memory is used synchronously: nothing to do.
+  virtual void record_stream(void* ptr, const Stream& stream) {}
 };
 
-// Backends install their allocator here at registration; the CPU one is built in.
+// register_backend installs a backend's allocator here; the CPU's is built in. Thread-safe.
 void set_allocator(DeviceType type, Allocator* allocator);
 Allocator& allocator_for(DeviceType type);
 

@@ -1,11 +1,17 @@
 #include "loom/core/storage.h"
 
 #include "loom/core/allocator.h"
+#include "loom/core/backend.h"
 
 namespace loom {
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
-  Allocator& allocator = allocator_for(device.type);
+  if (device.type == DeviceType::CPU) return allocate_with(allocator_for(device.type), nbytes, device);
+  device = resolve_device_index(device);
+  return allocate_with(allocator_for(device.type), nbytes, device);
+}
+
+std::shared_ptr<Storage> Storage::allocate_with(Allocator& allocator, size_t nbytes, Device device) {
   void* data = allocator.allocate(nbytes, device.index);
   try {
     return std::make_shared<Storage>(Key{}, data, nbytes, device, &allocator, nullptr);

@@ -13,8 +13,10 @@ class Allocator;
 
 class Storage {
  public:
-  // Allocates nbytes through the device's allocator.
+  // Allocates nbytes through the device's allocator (a device without an index: the backend's current device).
   static std::shared_ptr<Storage> allocate(size_t nbytes, Device device);
+  // Allocates through a given allocator, e.g. a backend's pinned host allocator for a CPU storage.
+  static std::shared_ptr<Storage> allocate_with(Allocator& allocator, size_t nbytes, Device device);
   // Wraps memory owned elsewhere (a NumPy array, a DLPack tensor); `release` runs when the last user is gone.
   static std::shared_ptr<Storage> wrap(void* data, size_t nbytes, Device device, std::function<void()> release);
 
@@ -25,6 +27,8 @@ class Storage {
   void* data() const { return data_; }
   size_t nbytes() const { return nbytes_; }
   Device device() const { return device_; }
+  // The allocator the memory came from; nullptr for wrapped memory.
+  Allocator* allocator() const { return allocator_; }
 
   // Version counter shared by every view of this storage; bumped by each in-place write so autograd can
   // detect a saved tensor that was modified after it was saved.

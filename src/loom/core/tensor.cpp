@@ -6,6 +6,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "loom/core/backend.h"
 #include "loom/core/error.h"
 
 namespace loom {
@@ -24,7 +25,36 @@ Tensor Tensor::empty(const Shape& sizes, DType dtype, Device device) {
   impl->dtype = dtype;
   // A bool byte other than 0 or 1 is an invalid value (undefined behaviour when loaded as bool): uninitialised
   // bool tensors start as all False.
-  if (dtype == DType::Bool && nbytes > 0 && device.type == DeviceType::CPU) std::memset(impl->storage->data(), 0, nbytes);
+  if (dtype == DType::Bool && nbytes > 0) {
+    if (device.type == DeviceType::CPU) {
+      std::memset(impl->storage->data(), 0, nbytes);
+    } else {
+      const Device where = impl->storage->device();
+      backend_for(where.type).memset(impl->storage->data(), 0, nbytes, current_stream(where));
+    }
+  }
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::to_host() const {
+  if (device().type == DeviceType::CPU) return *this;
+  // One copy of the storage span the tensor reaches, whatever its strides; the host tensor keeps the same strides.
+  int64_t lo = offset(), hi = offset();
+  bool empty = numel() == 0;
+  for (size_t i = 0; i < sizes().size() && !empty; ++i) {
+    const int64_t span = (sizes()[i] - 1) * strides()[i];
+    (span < 0 ? lo : hi) += span;
+  }
+  const size_t item = itemsize();
+  const size_t nbytes = empty ? 0 : static_cast<size_t>(hi - lo + 1) * item;
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = Storage::allocate(nbytes, Device());
+  copy_bytes(impl->storage->data(), Device(), static_cast<const char*>(storage()->data()) + lo * item, device(), nbytes);
+  impl->offset = empty ? 0 : offset() - lo;
+  impl->sizes = sizes();
+  impl->strides = strides();
+  impl->dtype = dtype();
+  impl->wrapped_number = impl_->wrapped_number;
   return Tensor(std::move(impl));
 }
 
@@ -241,8 +271,12 @@ void format_dims(std::string& out, const Tensor& t, size_t dim, int64_t offset, 
 
 Scalar Tensor::item() const {
   LOOM_CHECK(numel() == 1, Value, "item: a tensor with ", numel(), " elements cannot be converted to a scalar");
-  LOOM_CHECK(device().type == DeviceType::CPU, NotImplemented, "item: copy the tensor to the CPU first (device ",
-             device().str(), ")");
+  if (device().type != DeviceType::CPU) {
+    // One element comes back to the host: a synchronising copy, as in PyTorch.
+    alignas(16) unsigned char element[16];
+    copy_bytes(element, Device(), data_ptr(), device(), itemsize());
+    return read_element(dtype(), element);
+  }
   return read_element(dtype(), data_ptr());
 }
 
@@ -250,24 +284,24 @@ std::string Tensor::str() const { return str({}); }
 
 std::string Tensor::str(const std::vector<std::string>& extra_suffixes) const {
   if (!defined()) return "tensor(undefined)";
+  const Tensor host = to_host();  // values are formatted on the host
   std::string out = "tensor(";
   std::vector<std::string> suffixes;
-  if (device().type != DeviceType::CPU) {
-    out += "...";
-  } else if (numel() == 0) {
+  // PyTorch's order: device, size, dtype, then the caller's (grad_fn=...).
+  if (device().type != DeviceType::CPU) suffixes.push_back("device='" + device().str() + "'");
+  if (numel() == 0) {
     out += "[]";
     if (dim() != 1) suffixes.push_back("size=" + shape_str(sizes()));
   } else {
     bool summarize = numel() > kThreshold;
     std::vector<int64_t> offsets;
-    printed_offsets(*this, 0, offset(), summarize, offsets);
-    Formatter f(*this, offsets);
-    if (dim() == 0) out += f.format(element_at(*this, offset()));
-    else format_dims(out, *this, 0, offset(), 7, summarize, f);
+    printed_offsets(host, 0, host.offset(), summarize, offsets);
+    Formatter f(host, offsets);
+    if (dim() == 0) out += f.format(element_at(host, host.offset()));
+    else format_dims(out, host, 0, host.offset(), 7, summarize, f);
   }
   if (dtype() != default_float_dtype() && dtype() != DType::Int64 && dtype() != DType::Bool)
     suffixes.push_back(std::string("dtype=loom.") + dtype_name(dtype()));
-  if (device().type != DeviceType::CPU) suffixes.push_back("device='" + device().str() + "'");
   suffixes.insert(suffixes.end(), extra_suffixes.begin(), extra_suffixes.end());
   // torch._tensor_str._add_suffixes: a suffix that would pass 80 columns goes on its own line.
   size_t newline = out.rfind('\n');

@@ -75,7 +75,10 @@ class Tensor {
   uint64_t version() const { return impl_->storage->version(); }
   void bump_version() const { impl_->storage->bump_version(); }
 
-  // The single element as a Python-like number; raises ValueError unless numel() == 1.
+  // This tensor when it is on the CPU; otherwise a host copy with the same sizes, strides and values (a synchronous
+  // copy of the storage span it reaches). For reading values on the host: printing, item(), NumPy, files.
+  Tensor to_host() const;
+  // The single element as a Python-like number (copied from the device); raises ValueError unless numel() == 1.
   Scalar item() const;
   std::string str() const;  // tensor([...], dtype=...) like PyTorch's repr
   // The same with more suffixes after size=/dtype=/device= (the Python repr adds grad_fn=...).

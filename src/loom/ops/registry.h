@@ -1,14 +1,17 @@
 // The op registry: every op has one OpDef (name, shape/dtype inference, backward, optional composite) and
 // per-device kernels. Every call goes through dispatch(): validate/infer -> modes -> kernel -> autograd.
 #pragma once
+#include <atomic>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
 
+#include "loom/core/backend.h"
 #include "loom/core/device.h"
 #include "loom/core/error.h"
 #include "loom/core/scalar.h"
@@ -53,14 +56,20 @@ struct TensorMeta {
   Device device;
 };
 
+struct OpDef;
+
 struct KernelContext {
   const std::vector<Tensor>& inputs;
   const Attrs& attrs;
   const std::vector<TensorMeta>& outputs;
-  Device device;
+  Device device;  // with a concrete index; the dispatcher has made it the current device
   // Output 0 given by the caller (dispatch_into: the self of an in-place op), undefined otherwise. Kernels
   // registered with `writes_out` get it from alloc(0) and must write there, whatever its strides.
   Tensor out = {};
+  // The stream the kernel's work goes on: the calling thread's current stream of `device` (stream 0 on the CPU).
+  Stream stream = {};
+  // The op being run, so one generic kernel can serve many ops (a plugin's offload kernel, the CPU fallback).
+  const OpDef* op = nullptr;
   // A fresh contiguous tensor for output i, as inferred (output 0: `out` when given).
   Tensor alloc(size_t i) const;
 };
@@ -93,10 +102,20 @@ struct OpDef {
   bool saves_outputs = false;     // backward needs the outputs
   uint64_t nondiff_inputs = 0;    // bit i set: input i never receives a gradient (indices, masks)
   bool is_view = false;           // outputs alias input 0's storage
+  bool mutates_inputs = false;    // the kernel writes into inputs (copy: its destination; fused optimizer updates)
   int id = -1;
+  // Per device type: the kernel (null: none); bit d of out_kernels: kernels[d] writes output 0 into
+  // KernelContext::out when given (dispatch_into); bit d of masked_kernels: tests masked it
+  // (Registry::set_kernel_masked). Accessed atomically (std::atomic_ref), because a plugin may register kernels while
+  // other threads dispatch: read them through kernel() and writes_out(), write them through the Registry.
   KernelFn kernels[kNumDeviceTypes] = {};
-  // Bit d set: kernels[d] writes output 0 into KernelContext::out when given (dispatch_into).
   uint32_t out_kernels = 0;
+  uint32_t masked_kernels = 0;
+
+  // The kernel that runs for `type`: its own, else the device-independent (Any) one; nullptr when neither exists or
+  // the kernel is masked. Composites and the CPU fallback are not kernels.
+  KernelFn kernel(DeviceType type) const;
+  bool writes_out(DeviceType type) const;
 };
 
 class Registry {
@@ -112,10 +131,31 @@ class Registry {
   void set_kernel(std::string_view op_name, DeviceType device, KernelFn kernel, bool writes_out = false);
   std::vector<std::string> op_names() const;
 
+  // For tests of composites: while masked, the op's own kernel for `device` is ignored (has_kernel() is false and
+  // dispatch takes the composite), as on a backend that lacks it.
+  void set_kernel_masked(std::string_view op_name, DeviceType device, bool masked);
+
+  // The explicit bring-up fallback for a device type (off by default): an op with neither a kernel for the device
+  // nor a composite runs on the CPU, its inputs copied to the host and its outputs (and inputs it wrote) copied back,
+  // with a warning the first time each op does so.
+  void set_cpu_fallback(DeviceType device, bool enabled);
+  bool cpu_fallback(DeviceType device) const;
+
  private:
   Registry() = default;
+  mutable std::shared_mutex mutex_;  // guards ops_ (define may run while other threads look ops up)
   std::vector<std::unique_ptr<OpDef>> ops_;
+  std::atomic<uint32_t> cpu_fallback_{0};
 };
+
+// Whether `op` has a kernel (own or device-independent) for the device: the question every choice between a fused op
+// and its composite asks, so a backend without the fused kernel gets the composite instead of an error.
+bool has_kernel(const OpDef& op, Device device);
+
+// Where the dispatcher's warnings go (the CPU fallback's); Python routes them to warnings.warn.
+using WarningHandler = void (*)(const std::string& message);
+void set_warning_handler(WarningHandler handler);
+void warn(const std::string& message);
 
 // A mode sees every op call before its kernel runs (autocast, tracing, quantization hook in here).
 // Modes form a thread-local stack; the innermost runs first.

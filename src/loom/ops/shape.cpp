@@ -8,6 +8,7 @@
 #include "loom/autograd/node.h"
 #include "loom/core/checked.h"
 #include "loom/ops/creation.h"
+#include "loom/ops/device.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/reduce.h"
 #include "loom/ops/registry.h"
@@ -315,7 +316,7 @@ void define_shape_ops(Registry& r) {
   r.define({.name = "clone", .infer = infer_same, .backward = identity_backward, .saved_inputs = 0});
   r.define({.name = "to_dtype", .infer = infer_to_dtype, .backward = to_dtype_backward, .saved_inputs = 0});
   // copy: writes input 1 into input 0 and returns input 0. The raw data mover; never recorded by autograd.
-  r.define({.name = "copy", .infer = infer_copy});
+  r.define({.name = "copy", .infer = infer_copy, .mutates_inputs = true});
   r.set_kernel("view", DeviceType::Any, view_kernel);
   r.set_kernel("permute", DeviceType::Any, permute_kernel);
   r.set_kernel("expand", DeviceType::Any, expand_kernel);
@@ -525,13 +526,14 @@ Tensor to_dtype(const Tensor& t, DType dtype) {
 
 Tensor& copy_(Tensor& dst, const Tensor& src) {
   Tensor value = src;
-  if (src.sizes() != dst.sizes()) {
+  // Across devices, the bytes move first (at the source's size), then broadcast and cast on the destination.
+  if (value.device() != dst.device() && !(value.dim() == 0 && value.device().type == DeviceType::CPU))
+    value = to_device(value, dst.device());
+  if (value.sizes() != dst.sizes()) {
     broadcast_shapes(dst.sizes(), src.sizes(), "copy_");
-    value = expand(src, dst.sizes());
+    value = expand(value, dst.sizes());
   }
   if (value.dtype() != dst.dtype()) value = to_dtype(value, dst.dtype());
-  if (value.device() != dst.device()) fail(ErrorKind::NotImplemented, "copy_: copies between ", value.device().str(),
-                                           " and ", dst.device().str(), " are not supported yet");
   return detail::commit_inplace(dst, value, "copy_");
 }
 

@@ -138,14 +138,17 @@ void fused_adam_(const std::vector<Tensor>& params, const std::vector<Tensor>& g
 void define_optim_ops(Registry& r) {
   OpDef sgd;
   sgd.name = "_fused_sgd_";
+  sgd.mutates_inputs = true;
   sgd.infer = infer_sgd;
   r.define(std::move(sgd));
   OpDef adam;
   adam.name = "_fused_adam_";
+  adam.mutates_inputs = true;
   adam.infer = infer_adam<false>;
   r.define(std::move(adam));
   OpDef adamw;
   adamw.name = "_fused_adamw_";
+  adamw.mutates_inputs = true;
   adamw.infer = infer_adam<true>;
   r.define(std::move(adamw));
 }
