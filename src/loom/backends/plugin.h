@@ -71,9 +71,14 @@ std::vector<std::string> load_backend(const std::string& path);
 
 // Defines the plugin's entry points around `init_function` (a `void()` that registers the device type, backend and
 // kernels). Use it once, in one source file of the plugin.
+// The ABI version is read where the macro expands.
 #define LOOM_BACKEND_PLUGIN(init_function)                                                            \
   extern "C" __attribute__((visibility("default"))) const LoomAbiInfo* loom_backend_abi(void) {      \
-    static const LoomAbiInfo info = ::loom::abi_info_of_these_headers();                              \
+    static const LoomAbiInfo info = [] {                                                              \
+      LoomAbiInfo i = ::loom::abi_info_of_these_headers();                                            \
+      i.abi_version = LOOM_BACKEND_ABI_VERSION;                                                       \
+      return i;                                                                                       \
+    }();                                                                                              \
     return &info;                                                                                     \
   }                                                                                                   \
   extern "C" __attribute__((visibility("default"))) int loom_backend_init(char* error, size_t size) { \

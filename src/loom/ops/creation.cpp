@@ -64,7 +64,7 @@ void define_creation_ops(Registry& r) {
   // linspace: attrs start, end (double), count, dtype, device.
   r.define({.name = "linspace", .infer = infer_arange});
   // fill: writes attr value into input 0 in place and returns it.
-  r.define({.name = "fill", .infer = infer_fill});
+  r.define({.name = "fill", .infer = infer_fill, .mutates_inputs = true});
 }
 
 Tensor empty(const Shape& sizes, DType dtype, Device device) { return Tensor::empty(sizes, dtype, device); }

@@ -18,7 +18,8 @@ std::vector<Tensor> to_device_backward(BackwardContext& c) { return {to_device(c
 std::vector<Tensor> to_device_kernel(const KernelContext& ctx) {
   const Tensor& src = ctx.inputs[0];
   const Tensor dense = contiguous(src);  // on the source device, so one copy moves it
-  Tensor out = ctx.alloc(0);
+  // Not ctx.alloc(0): the kernel runs for the source device, the output lives on the destination.
+  Tensor out = Tensor::empty(src.sizes(), src.dtype(), ctx.outputs[0].device);
   const size_t nbytes = static_cast<size_t>(dense.numel()) * dense.itemsize();
   copy_bytes(out.data_ptr(), out.device(), dense.data_ptr(), dense.device(), nbytes,
              ctx.attrs.get_or<bool>("non_blocking", false));
