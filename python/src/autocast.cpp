@@ -9,9 +9,10 @@ namespace loom::python {
 namespace {
 
 DeviceType autocast_device(const std::string& device_type) {
-  if (device_type == "cpu") return DeviceType::CPU;
-  if (device_type == "cuda") return DeviceType::CUDA;
-  fail(ErrorKind::Value, "autocast: unsupported device_type '", device_type, "' (expected 'cpu' or 'cuda')");
+  DeviceType type;
+  if (find_device_type(device_type, &type) && autocast_supported(type)) return type;
+  fail(ErrorKind::Value, "autocast: unsupported device_type '", device_type,
+       "' (autocast has op lists for cpu, cuda and backends that registered them)");
 }
 
 // Holds one AutocastGuard between __enter__ and __exit__ of loom.autocast.
@@ -39,6 +40,10 @@ void bind_autocast(nb::module_& m) {
       "get_autocast_dtype",
       [](const std::string& device_type) { return get_autocast_dtype(autocast_device(device_type)); },
       nb::arg("device_type") = "cpu", "The dtype autocast casts to on device_type (bfloat16 on CPU by default).");
+  m.def("_autocast_supported", [](const std::string& device_type) {
+    DeviceType type;
+    return find_device_type(device_type, &type) && autocast_supported(type);
+  }, nb::arg("device_type"));
   m.def("is_autocast_cache_enabled", &is_autocast_cache_enabled);
   m.def("clear_autocast_cache", &clear_autocast_cache);
   m.def("_autocast_cache_size", &autocast_cache_size);

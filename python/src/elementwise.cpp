@@ -8,7 +8,7 @@ Tensor as_tensor_arg(nb::handle value, const Tensor& like, const char* op) {
   Scalar s;
   if (!nb::try_cast<Scalar>(value, s))
     fail(ErrorKind::Type, op, ": expected a tensor or a number, got '", nb::inst_name(value).c_str(), "'");
-  return wrapped_scalar(s, like.device());
+  return wrapped_scalar(s, Device());  // numbers stay on the host (see number() in ops/elementwise.cpp)
 }
 
 namespace {

@@ -5,12 +5,9 @@ from loom import _C
 
 __all__ = ["autocast", "is_autocast_available"]
 
-_DEVICE_TYPES = ("cpu", "cuda")
-
-
 def is_autocast_available(device_type):
-    """Whether autocast has op lists for device_type."""
-    return device_type in _DEVICE_TYPES
+    """Whether autocast has op lists for device_type (cpu, cuda, and backends that registered theirs)."""
+    return isinstance(device_type, str) and _C._autocast_supported(device_type)
 
 
 class autocast:  # noqa: N801 (PyTorch's name)
@@ -34,8 +31,9 @@ class autocast:  # noqa: N801 (PyTorch's name)
     def __init__(self, device_type, dtype=None, enabled=True, cache_enabled=None):
         if not isinstance(device_type, str):
             raise TypeError(f"autocast: expected device_type of type str, got {type(device_type).__name__}")
-        if device_type not in _DEVICE_TYPES:
-            raise ValueError(f"autocast: unsupported device_type '{device_type}' (expected 'cpu' or 'cuda')")
+        if not is_autocast_available(device_type):
+            raise ValueError(f"autocast: unsupported device_type '{device_type}' (autocast has op lists for cpu, "
+                             "cuda and backends that registered them)")
         if not isinstance(enabled, bool):
             raise TypeError(f"autocast: expected enabled to be a bool, got {type(enabled).__name__}")
         if dtype is not None and not isinstance(dtype, _C.dtype):

@@ -27,7 +27,10 @@ struct CacheEntry {
 
 struct State {
   bool enabled[kNumDeviceTypes] = {};
-  DType dtype[kNumDeviceTypes] = {DType::BFloat16, DType::Float16, DType::BFloat16, DType::BFloat16};
+  // The dtype per device type once a region set it; until then the device's default (autocast_default_dtype), which
+  // a backend registered after this thread started may provide.
+  DType dtype[kNumDeviceTypes] = {};
+  bool dtype_set[kNumDeviceTypes] = {};
   bool cache_enabled = true;
   int nesting = 0;
   bool mode_pushed = false;
@@ -36,7 +39,12 @@ struct State {
 
 thread_local State t_state;
 
-bool device_supported(DeviceType device) { return device == DeviceType::CPU || device == DeviceType::CUDA; }
+bool device_supported(DeviceType device) { return autocast_supported(device); }
+
+DType current_dtype(DeviceType device) {
+  const int d = static_cast<int>(device);
+  return t_state.dtype_set[d] ? t_state.dtype[d] : autocast_default_dtype(device);
+}
 
 // Policies indexed by op id, computed once from the name tables (ops defined later fall back to a lookup).
 AutocastPolicy policy_of(const OpDef& op, DeviceType device) {
@@ -49,6 +57,7 @@ AutocastPolicy policy_of(const OpDef& op, DeviceType device) {
       for (size_t i = 0; i < names.size(); ++i) by_id[d][i] = autocast_policy(names[i], static_cast<DeviceType>(d));
     }
   });
+  if (device != DeviceType::CPU && device != DeviceType::CUDA) return autocast_policy(op.name, device);  // registered later
   const auto& table = by_id[static_cast<int>(device)];
   if (op.id >= 0 && static_cast<size_t>(op.id) < table.size()) return table[op.id];
   return autocast_policy(op.name, device);
@@ -64,7 +73,7 @@ bool eligible(const Tensor& t, DeviceType device) {
 Tensor cast_to(const Tensor& t, DType target, DeviceType device) {
   if (!eligible(t, device) || t.dtype() == target) return t;
   State& s = t_state;
-  bool cacheable = s.cache_enabled && target == s.dtype[static_cast<int>(device)] && t.dtype() == DType::Float32 &&
+  bool cacheable = s.cache_enabled && target == current_dtype(device) && t.dtype() == DType::Float32 &&
                    grad_mode_enabled() && t.requires_grad() && t.is_leaf() && !t.is_view();
   if (!cacheable) return to_dtype(t, target);
   const TensorImpl* key = t.impl().get();
@@ -77,7 +86,7 @@ Tensor cast_to(const Tensor& t, DType target, DeviceType device) {
 }
 
 DType promote_target(const std::vector<Tensor>& inputs, DeviceType device) {
-  DType lower = t_state.dtype[static_cast<int>(device)];
+  DType lower = current_dtype(device);
   for (const Tensor& t : inputs)
     if (eligible(t, device) && t.dtype() == DType::Float32) return DType::Float32;
   return lower;
@@ -85,7 +94,7 @@ DType promote_target(const std::vector<Tensor>& inputs, DeviceType device) {
 
 DType target_dtype(AutocastPolicy policy, DeviceType device, const std::vector<Tensor>& tensors) {
   switch (policy) {
-    case AutocastPolicy::LowerPrecision: return t_state.dtype[static_cast<int>(device)];
+    case AutocastPolicy::LowerPrecision: return current_dtype(device);
     case AutocastPolicy::Float32: return DType::Float32;
     case AutocastPolicy::Promote: return promote_target(tensors, device);
     case AutocastPolicy::None: break;
@@ -141,7 +150,7 @@ void recount() {
 }  // namespace
 
 bool is_autocast_enabled(DeviceType device) { return t_state.enabled[static_cast<int>(device)]; }
-DType get_autocast_dtype(DeviceType device) { return t_state.dtype[static_cast<int>(device)]; }
+DType get_autocast_dtype(DeviceType device) { return current_dtype(device); }
 bool is_autocast_cache_enabled() { return t_state.cache_enabled; }
 void clear_autocast_cache() { t_state.cache.clear(); }
 size_t autocast_cache_size() { return t_state.cache.size(); }
@@ -150,19 +159,21 @@ AutocastGuard::AutocastGuard(DeviceType device, std::optional<DType> dtype, bool
                              std::optional<bool> cache_enabled)
     : device_(device) {
   LOOM_CHECK(device_supported(device), Value, "autocast: unsupported device_type '", device_type_name(device),
-             "' (expected 'cpu' or 'cuda')");
+             "' (autocast has op lists for cpu, cuda and backends that registered them)");
   State& s = t_state;
   int d = static_cast<int>(device);
-  DType target = dtype.value_or(s.dtype[d]);
+  DType target = dtype.value_or(current_dtype(device));
   if (enabled) {
     LOOM_CHECK(target == DType::BFloat16 || target == DType::Float16, Type, "autocast: ", device_type_name(device),
                " autocast supports only bfloat16 and float16, got dtype ", dtype_name(target));
   }
   prev_enabled_ = s.enabled[d];
   prev_dtype_ = s.dtype[d];
+  prev_dtype_set_ = s.dtype_set[d];
   prev_cache_enabled_ = s.cache_enabled;
   s.enabled[d] = enabled;
   s.dtype[d] = target;
+  s.dtype_set[d] = true;
   s.cache_enabled = cache_enabled.value_or(s.cache_enabled);
   ++s.nesting;
   recount();
@@ -179,6 +190,7 @@ AutocastGuard::~AutocastGuard() {
   if (--s.nesting == 0) s.cache.clear();
   s.enabled[d] = prev_enabled_;
   s.dtype[d] = prev_dtype_;
+  s.dtype_set[d] = prev_dtype_set_;
   s.cache_enabled = prev_cache_enabled_;
   recount();
   if (pushed_mode_) {
@@ -192,8 +204,8 @@ namespace autocast::detail {
 CompositeScope::CompositeScope(std::string_view op_name, DeviceType device) : device_(device) {
   enabled_ = t_suspended == 1 && device_supported(device) && t_state.enabled[static_cast<int>(device)];
   if (enabled_) policy_ = autocast_policy(op_name, device);
-  if (policy_ == AutocastPolicy::LowerPrecision) target_ = t_state.dtype[static_cast<int>(device)];
-  if (policy_ == AutocastPolicy::Promote) target_ = t_state.dtype[static_cast<int>(device)];
+  if (policy_ == AutocastPolicy::LowerPrecision) target_ = current_dtype(device);
+  if (policy_ == AutocastPolicy::Promote) target_ = current_dtype(device);
 }
 
 CompositeScope::~CompositeScope() = default;

@@ -32,6 +32,16 @@ AutocastPolicy autocast_policy(std::string_view op_name, DeviceType device);
 // Every op name listed for a device type with a policy other than None (for docs and tests).
 std::vector<std::pair<std::string_view, AutocastPolicy>> autocast_op_list(DeviceType device);
 
+// Autocast for a backend's device type: its op list (op names and policies) and its default lower-precision dtype
+// (bfloat16 or float16). CPU and CUDA come with PyTorch's lists; any other backend registers its own, once (a GPU
+// backend may start from autocast_op_list(DeviceType::CUDA)). Until then autocast refuses the device type.
+void register_autocast_device(DeviceType device, DType default_dtype,
+                              const std::vector<std::pair<std::string, AutocastPolicy>>& ops);
+// Whether autocast has op lists for the device type (CPU, CUDA, or registered).
+bool autocast_supported(DeviceType device);
+// The default lower-precision dtype of a device type (bfloat16 on CPU, float16 on CUDA, a plugin's registered one).
+DType autocast_default_dtype(DeviceType device);
+
 // Thread-local state, as torch.is_autocast_enabled / get_autocast_dtype / set_autocast_cache_enabled.
 bool is_autocast_enabled(DeviceType device = DeviceType::CPU);
 DType get_autocast_dtype(DeviceType device = DeviceType::CPU);
@@ -57,6 +67,7 @@ class AutocastGuard {
   DeviceType device_;
   bool prev_enabled_;
   DType prev_dtype_;
+  bool prev_dtype_set_;
   bool prev_cache_enabled_;
   bool pushed_mode_;
   std::unique_ptr<ModeGuard> mode_guard_;

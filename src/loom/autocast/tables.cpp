@@ -2,9 +2,14 @@
 // PyTorch's op names; loom uses the same strings for its registry ops and its composite functions, so an op
 // keeps its policy when it moves from a composite to a registry op. Where loom's name differs from aten's
 // (cross_entropy vs cross_entropy_loss) both are listed.
+#include <atomic>
+#include <mutex>
+#include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "loom/autocast/autocast.h"
+#include "loom/core/error.h"
 
 namespace loom {
 namespace {
@@ -110,13 +115,26 @@ std::unordered_map<std::string_view, P> make_map(const Entry (&entries)[N]) {
   return map;
 }
 
+// A backend's registered list: names owned here (the map's views point into `names`), never freed or changed.
+struct RegisteredTable {
+  DType default_dtype;
+  std::vector<std::string> names;
+  std::vector<std::pair<std::string_view, P>> ordered;
+  std::unordered_map<std::string_view, P> map;
+};
+std::atomic<const RegisteredTable*> g_registered[kNumDeviceTypes] = {};
+std::mutex g_register_mutex;
+
 const std::unordered_map<std::string_view, P>* table(DeviceType device) {
   static const auto cpu = make_map(kCpuOps);
   static const auto cuda = make_map(kCudaOps);
   switch (device) {
     case DeviceType::CPU: return &cpu;
     case DeviceType::CUDA: return &cuda;
-    default: return nullptr;
+    default: {
+      const RegisteredTable* registered = g_registered[static_cast<int>(device)].load(std::memory_order_acquire);
+      return registered ? &registered->map : nullptr;
+    }
   }
 }
 
@@ -145,7 +163,39 @@ std::vector<std::pair<std::string_view, AutocastPolicy>> autocast_op_list(Device
     for (const Entry& e : kCpuOps) out.emplace_back(e.name, e.policy);
   if (device == DeviceType::CUDA)
     for (const Entry& e : kCudaOps) out.emplace_back(e.name, e.policy);
+  if (device != DeviceType::CPU && device != DeviceType::CUDA)
+    if (const RegisteredTable* r = g_registered[static_cast<int>(device)].load(std::memory_order_acquire))
+      out = r->ordered;
   return out;
+}
+
+void register_autocast_device(DeviceType device, DType default_dtype,
+                              const std::vector<std::pair<std::string, AutocastPolicy>>& ops) {
+  LOOM_CHECK(device != DeviceType::CPU && device != DeviceType::CUDA && device != DeviceType::Any, Value,
+             "register_autocast_device: '", device_type_name(device), "' has built-in autocast lists");
+  LOOM_CHECK(default_dtype == DType::BFloat16 || default_dtype == DType::Float16, Type,
+             "register_autocast_device: the default dtype must be bfloat16 or float16, got ", dtype_name(default_dtype));
+  std::lock_guard<std::mutex> lock(g_register_mutex);
+  LOOM_CHECK(g_registered[static_cast<int>(device)].load() == nullptr, Runtime, "register_autocast_device: '",
+             device_type_name(device), "' already has autocast lists");
+  auto* r = new RegisteredTable{default_dtype, {}, {}, {}};
+  r->names.reserve(ops.size());  // no reallocation: the views below point into these strings
+  for (const auto& [name, policy] : ops) r->names.push_back(name);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    r->ordered.emplace_back(r->names[i], ops[i].second);
+    r->map.emplace(r->names[i], ops[i].second);
+  }
+  g_registered[static_cast<int>(device)].store(r, std::memory_order_release);
+}
+
+bool autocast_supported(DeviceType device) { return table(device) != nullptr; }
+
+DType autocast_default_dtype(DeviceType device) {
+  if (device == DeviceType::CUDA) return DType::Float16;
+  if (device != DeviceType::CPU && device != DeviceType::Any)
+    if (const RegisteredTable* r = g_registered[static_cast<int>(device)].load(std::memory_order_acquire))
+      return r->default_dtype;
+  return DType::BFloat16;
 }
 
 }  // namespace loom

@@ -46,6 +46,8 @@ std::vector<Tensor> run_engine(const std::vector<Tensor>& roots, const std::vect
       seed = grad_roots[i];
       LOOM_CHECK(seed.sizes() == root.sizes(), Value, api, ": gradient has shape ", shape_str(seed.sizes()),
                  " but the output has shape ", shape_str(root.sizes()));
+      LOOM_CHECK(seed.device() == root.device(), Value, api, ": invalid gradient at index ", i, ": expected device ",
+                 root.device().str(), " but got ", seed.device().str());
     } else {
       LOOM_CHECK(root.numel() == 1, Runtime, api, ": grad can be implicitly created only for scalar outputs (got shape ",
                  shape_str(root.sizes()), ")");

@@ -5,6 +5,7 @@
 
 #include "loom/autograd/grad_mode.h"
 #include "loom/ops/creation.h"
+#include "loom/ops/device.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/reduce.h"
 #include "loom/ops/shape.h"
@@ -69,6 +70,8 @@ Tensor checked_hook_result(const Tensor& grad, const Tensor& replaced) {
              shape_str(grad.sizes()), " to ", shape_str(replaced.sizes()));
   LOOM_CHECK(replaced.dtype() == grad.dtype(), Runtime, "hook: a hook has changed the dtype of the gradient from ",
              dtype_name(grad.dtype()), " to ", dtype_name(replaced.dtype()));
+  LOOM_CHECK(replaced.device() == grad.device(), Runtime, "hook: a hook has changed the device of the gradient from ",
+             grad.device().str(), " to ", replaced.device().str());
   return replaced;
 }
 
@@ -175,6 +178,8 @@ std::vector<Tensor> OpNode::apply(std::vector<Tensor>&& grads) {
       g = numel(want.sizes) == g.numel() ? reshape(g, want.sizes) : sum_to(g, want.sizes);
     }
     if (g.dtype() != want.dtype) g = to_dtype(g, want.dtype);
+    // A 0-d CPU input of a device op (a number) gets its gradient on the CPU, as PyTorch's engine moves it.
+    if (g.device() != want.device) g = to_device(g, want.device);
   }
   return input_grads;
 }

@@ -38,6 +38,8 @@ void Tensor::set_grad(const Tensor& grad) const {
                " but the tensor has shape ", shape_str(sizes()));
     LOOM_CHECK(grad.dtype() == dtype(), Type, "grad: assigned grad has dtype ", dtype_name(grad.dtype()),
                " but the tensor has dtype ", dtype_name(dtype()));
+    LOOM_CHECK(grad.device() == device(), Value, "grad: assigned grad is on ", grad.device().str(),
+               " but the tensor is on ", device().str());
   }
   meta(*this).grad = grad;
 }

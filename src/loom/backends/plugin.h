@@ -67,6 +67,12 @@ LoomAbiInfo loom_abi_info();
 // has no entry point, was built for another ABI (naming what differs), or its init function fails.
 std::vector<std::string> load_backend(const std::string& path);
 
+namespace backends {
+// The C++ spelling of Python's loom.backends.load: loads the library and returns the name of the device type it
+// registered (the first, for a library that registers several).
+inline std::string load(const std::string& path) { return load_backend(path).front(); }
+}  // namespace backends
+
 }  // namespace loom
 
 // Defines the plugin's entry points around `init_function` (a `void()` that registers the device type, backend and

@@ -7,6 +7,7 @@
 #include "loom/autograd/grad_mode.h"
 #include "loom/core/error.h"
 #include "loom/ops/creation.h"
+#include "loom/ops/device.h"
 #include "loom/ops/shape.h"
 
 namespace loom::nn {
@@ -299,6 +300,22 @@ Module& Module::to(DType dtype) {
         if (grad.defined()) t.set_grad(Tensor());
         swap_data(t, to_dtype(t, dtype));
         if (grad.defined()) t.set_grad(to_dtype(grad, dtype));
+      }
+    }
+  }
+  return *this;
+}
+
+Module& Module::to(Device device) {
+  NoGradGuard no_grad;
+  for (auto& m : modules()) {
+    for (auto* list : {&m->parameters_, &m->buffers_}) {
+      for (auto& [name, t] : *list) {
+        if (!t.defined() || t.device() == resolve_device_index(device)) continue;
+        Tensor grad = t.grad();
+        if (grad.defined()) t.set_grad(Tensor());
+        swap_data(t, to_device(t, device));
+        if (grad.defined()) t.set_grad(to_device(grad, device));
       }
     }
   }

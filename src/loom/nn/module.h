@@ -108,6 +108,9 @@ class Module : public std::enable_shared_from_this<Module> {
   // Converts floating-point parameters and buffers (and existing grads) to `dtype` in place: the tensors keep
   // their identity, so handles held elsewhere (members, optimizers) see the new data.
   Module& to(DType dtype);
+  // Moves every parameter and buffer (and existing grads) to `device` in place, keeping their identity as to(dtype)
+  // does; create optimizers after moving, or they keep state on the old device, as in PyTorch.
+  Module& to(Device device);
   // Calls fn on every module (children first, then this one), as torch's Module.apply.
   Module& apply(const std::function<void(Module&)>& fn);
   // A multi-line summary like PyTorch's repr: "Sequential(\n  (0): Linear(in_features=..., ...)\n)".

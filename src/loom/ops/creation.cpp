@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "loom/core/backend.h"
 #include "loom/ops/registry.h"
 #include "loom/ops/shape.h"
 
@@ -155,10 +156,9 @@ Tensor& fill_(Tensor& t, Scalar value) {
 Tensor& zero_(Tensor& t) { return fill_(t, Scalar(int64_t(0))); }
 
 Tensor from_blob_copy(const void* data, const Shape& sizes, DType dtype, Device device) {
-  LOOM_CHECK(device.type == DeviceType::CPU, NotImplemented, "tensor: creating tensors directly on ", device.str(),
-             " is not supported yet; create on the CPU and copy");
   Tensor out = empty(sizes, dtype, device);
-  if (out.numel() > 0) std::memcpy(out.data_ptr(), data, out.numel() * out.itemsize());
+  // Host memory of the caller's: a synchronous copy (the caller may free it as soon as we return).
+  if (out.numel() > 0) copy_bytes(out.data_ptr(), out.device(), data, Device(), out.numel() * out.itemsize());
   return out;
 }
 

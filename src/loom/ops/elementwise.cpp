@@ -372,7 +372,9 @@ namespace {
 Tensor binary(const char* name, const Tensor& a, const Tensor& b, Attrs attrs = {}) {
   return dispatch1(Registry::instance().op(name), {a, b}, std::move(attrs));
 }
-Tensor number(const Tensor& like, Scalar value) { return wrapped_scalar(value, like.device()); }
+// Python numbers stay on the host whatever the operand's device (a 0-d CPU tensor may join any device's op, and the
+// device kernel reads it on the host): `x * 0.5` costs no device allocation or upload.
+Tensor number(const Tensor& like, Scalar value) { return wrapped_scalar(value, Device()); }
 Tensor unary(const OpDef& op, const Tensor& a, Attrs attrs = {}) { return dispatch1(op, {a}, std::move(attrs)); }
 
 }  // namespace

@@ -571,10 +571,8 @@ Tensor pad(const Tensor& self, const std::vector<int64_t>& pads, double value) {
 Tensor one_hot(const Tensor& self, int64_t num_classes) {
   LOOM_CHECK(self.dtype() == DType::Int64, Type, "one_hot: is only applicable to index tensor of type int64, got ",
              dtype_name(self.dtype()));
-  // The class range is checked on the host (one pass over the indices), as PyTorch does on the CPU.
-  LOOM_CHECK(self.device().type == DeviceType::CPU, NotImplemented, "one_hot: only CPU tensors are supported, got ",
-             self.device().str());
-  Tensor flat = contiguous(reshape(self, {-1}));
+  // The class range is checked on the host (one pass over the indices; a device synchronises here, as in PyTorch).
+  Tensor flat = contiguous(reshape(self, {-1})).to_host();
   int64_t low = 0, high = -1;
   for (int64_t i = 0; i < flat.numel(); ++i) {
     int64_t v = flat.data<int64_t>()[i];
