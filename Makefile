@@ -35,12 +35,18 @@ cpp-build:
 cpp-test:
 	ctest --test-dir $(CMAKE_BUILD) --output-on-failure --no-tests=error -j $(JOBS)
 
-# Installs libloom into build/install and builds a separate project against it with find_package(Loom).
+# Builds tests/package (an application, a backend plugin, and every installed header compiled alone) with
+# find_package(Loom) against the two installs of loom's C++ package, and runs it: libloom installed from the CMake build
+# into build/install, and the pip-installed wheel (`make install`) through loom.utils.cmake_prefix_path.
 package-test:
 	cmake --install $(CMAKE_BUILD) --prefix build/install > /dev/null
 	cmake -S tests/package -B build/package -G Ninja -DCMAKE_PREFIX_PATH=$(CURDIR)/build/install > /dev/null
-	cmake --build build/package
-	LD_LIBRARY_PATH=$(CURDIR)/build/install/lib build/package/consumer
+	cmake --build build/package -j $(JOBS)
+	build/package/consumer
+	cmake -S tests/package -B build/package-wheel -G Ninja \
+	  -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import loom.utils; print(loom.utils.cmake_prefix_path)')" > /dev/null
+	cmake --build build/package-wheel -j $(JOBS)
+	build/package-wheel/consumer
 
 py-test:
 	$(PYTHON) -m pytest -q tests/python
