@@ -39,6 +39,7 @@ cpp-test:
 # find_package(Loom) against the two installs of loom's C++ package, and runs it: libloom installed from the CMake build
 # into build/install, and the pip-installed wheel (`make install`) through loom.utils.cmake_prefix_path.
 package-test:
+	rm -rf build/install  # a fresh prefix: headers an older build installed must not linger
 	cmake --install $(CMAKE_BUILD) --prefix build/install > /dev/null
 	cmake -S tests/package -B build/package -G Ninja -DCMAKE_PREFIX_PATH=$(CURDIR)/build/install > /dev/null
 	cmake --build build/package -j $(JOBS)
@@ -70,7 +71,7 @@ sanitize-build:
 	  -DPython_EXECUTABLE=$(shell command -v $(PYTHON))
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	rm -rf $(ASAN_BUILD)/python && mkdir -p $(ASAN_BUILD)/python
-	cp -r python/loom $(ASAN_BUILD)/python/ && cp $(ASAN_BUILD)/_C.*.so $(ASAN_BUILD)/libloom.so $(ASAN_BUILD)/python/loom/
+	cp -r python/loom $(ASAN_BUILD)/python/ && cp -P $(ASAN_BUILD)/_C.*.so $(ASAN_BUILD)/libloom.so* $(ASAN_BUILD)/python/loom/
 
 # The interpreter is not built with ASan, so its runtime (gcc's) is preloaded; CPython's deliberate leaks are not
 # reported. Runs the C++ tests and the Python tests of bad input, files, indexing and threads, and a fuzz slice.

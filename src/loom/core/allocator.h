@@ -18,7 +18,7 @@ class Allocator {
   virtual void empty_cache() {}
   // Stream-ordered allocators (docs/backends.md): the block at ptr is also used by work on `stream`, so it must not be
   // reused until that work is done, even after it is freed. Host memory is used synchronously: nothing to do.
-  virtual void record_stream(void* ptr, const Stream& stream) {}
+  virtual void record_stream(void* /*ptr*/, const Stream& /*stream*/) {}
 };
 
 // register_backend installs a backend's allocator here; the CPU's is built in. Thread-safe.

@@ -77,7 +77,7 @@ class DeviceBackend {
   // Sets nbytes of device memory to `byte`, ordered on `stream`.
   virtual void memset(void* dst, int byte, size_t nbytes, const Stream& stream) = 0;
   virtual DeviceMemoryStats memory_stats(int device_index) = 0;
-  virtual void reset_peak_memory_stats(int device_index) {}
+  virtual void reset_peak_memory_stats(int /*device_index*/) {}
 };
 
 // Registers the backend of a device type and installs its allocator. Each type gets one backend, once: registering a
