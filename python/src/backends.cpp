@@ -3,6 +3,11 @@
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/vector.h>
 
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+
 #include "convert.h"
 #include "loom/backends/plugin.h"
 #include "loom/core/backend.h"
@@ -99,6 +104,73 @@ void bind_memory(nb::module_& m) {
   m.def("_has_pinned_memory", [](const std::string& type) { return backend_arg(type).pinned_host_allocator() != nullptr; });
 }
 
+// ---- the op reference for backend writers (tools/op_reference.py): what each op is called with ----
+
+struct OpUse {
+  int64_t calls = 0;
+  std::set<size_t> input_counts;
+  std::set<std::string> input_dtypes;  // of input 0
+  std::set<std::string> attributes;    // "name: type"
+};
+
+const char* attr_type_name(const AttrValue& v) {
+  static const char* names[] = {"none", "bool", "int", "float", "Scalar", "int[]", "dtype", "Device", "str"};
+  return names[v.index()];
+}
+
+class OpRecorder final : public Mode {
+ public:
+  std::optional<std::vector<Tensor>> on_call(const OpDef& op, std::vector<Tensor>& inputs, Attrs& attrs) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    OpUse& use = uses[op.name];
+    ++use.calls;
+    use.input_counts.insert(inputs.size());
+    if (!inputs.empty() && inputs[0].defined()) use.input_dtypes.insert(dtype_name(inputs[0].dtype()));
+    for (const auto& [name, value] : attrs.items()) use.attributes.insert(std::string(name) + ": " + attr_type_name(value));
+    return std::nullopt;  // the op runs as usual
+  }
+  std::mutex mutex;
+  std::map<std::string, OpUse> uses;
+};
+
+OpRecorder g_recorder;
+thread_local std::unique_ptr<ModeGuard> t_recording;
+
+void bind_op_reference(nb::module_& m) {
+  m.def("_start_op_recording", [] {
+    LOOM_CHECK(!t_recording, Runtime, "op recording is already on");
+    t_recording = std::make_unique<ModeGuard>(&g_recorder);
+  });
+  m.def("_stop_op_recording", [] {
+    t_recording.reset();
+    std::lock_guard<std::mutex> lock(g_recorder.mutex);
+    nb::dict out;
+    for (const auto& [name, use] : g_recorder.uses) {
+      nb::dict entry;
+      entry["calls"] = use.calls;
+      entry["input_counts"] = std::vector<size_t>(use.input_counts.begin(), use.input_counts.end());
+      entry["input_dtypes"] = std::vector<std::string>(use.input_dtypes.begin(), use.input_dtypes.end());
+      entry["attributes"] = std::vector<std::string>(use.attributes.begin(), use.attributes.end());
+      out[name.c_str()] = entry;
+    }
+    g_recorder.uses.clear();
+    return out;
+  }, "Stops recording op calls on this thread and returns, per op: calls, input counts, input dtypes, attributes.");
+  m.def("_op_info", [](const std::string& name) {
+    const OpDef& op = Registry::instance().op(name);
+    nb::dict out;
+    std::vector<std::string> kernels;
+    for (int d = 0; d < kNumDeviceTypes; ++d)
+      if (op.own_kernel(static_cast<DeviceType>(d))) kernels.emplace_back(device_type_name(static_cast<DeviceType>(d)));
+    out["kernels"] = kernels;
+    out["composite"] = op.composite != nullptr;
+    out["differentiable"] = op.backward != nullptr;
+    out["is_view"] = op.is_view;
+    out["mutates_inputs"] = op.mutates_inputs;
+    return out;
+  }, nb::arg("name"), "Which devices have kernels for an op, and whether it has a composite, a backward, is a view.");
+}
+
 }  // namespace
 
 void bind_backends(nb::module_& m) {
@@ -158,6 +230,7 @@ void bind_backends(nb::module_& m) {
      "Testing aid: while masked, the op's own kernel for device_type is ignored and dispatch takes its composite.");
   bind_streams_and_events(m);
   bind_memory(m);
+  bind_op_reference(m);
 }
 
 }  // namespace loom::python

@@ -69,6 +69,8 @@ KernelFn OpDef::kernel(DeviceType type) const {
   return load_slot(kernels[static_cast<int>(DeviceType::Any)]);
 }
 
+KernelFn OpDef::own_kernel(DeviceType type) const { return load_slot(kernels[static_cast<int>(type)]); }
+
 bool OpDef::writes_out(DeviceType type) const {
   const int d = static_cast<int>(type);
   return load_slot(kernels[d]) != nullptr && !(load_slot(masked_kernels) & (1u << d)) &&
@@ -204,9 +206,7 @@ Device resolve_device(const OpDef& op, const std::vector<Tensor>& inputs, const 
 std::string available_devices(const OpDef& op) {
   std::string out;
   for (int d = 0; d < kNumDeviceTypes; ++d) {
-    if (!op.kernel(static_cast<DeviceType>(d)) || (d != static_cast<int>(DeviceType::Any) &&
-                                                  op.kernel(static_cast<DeviceType>(d)) == op.kernel(DeviceType::Any)))
-      continue;
+    if (!op.own_kernel(static_cast<DeviceType>(d))) continue;
     if (!out.empty()) out += ", ";
     out += device_type_name(static_cast<DeviceType>(d));
   }

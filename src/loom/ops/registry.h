@@ -115,6 +115,8 @@ struct OpDef {
   // The kernel that runs for `type`: its own, else the device-independent (Any) one; nullptr when neither exists or
   // the kernel is masked. Composites and the CPU fallback are not kernels.
   KernelFn kernel(DeviceType type) const;
+  // The kernel registered for exactly `type` (Any included), ignoring masks; nullptr when none.
+  KernelFn own_kernel(DeviceType type) const;
   bool writes_out(DeviceType type) const;
 };
 
