@@ -35,7 +35,7 @@ nn::LayerNormOptions ln_options(const GPTConfig& config) { return {.bias = confi
 Tensor sample(const Tensor& probs, Generator* generator) {
   Tensor cdf = cumsum(to_dtype(probs, DType::Float64), -1);
   int64_t V = probs.size(-1);
-  Tensor u = rand({probs.size(0), 1}, DType::Float64, generator) * slice(cdf, 1, V - 1, V);
+  Tensor u = rand({probs.size(0), 1}, DType::Float64, generator, probs.device()) * slice(cdf, 1, V - 1, V);
   Tensor index = sum(le(cdf, u), {-1}, /*keepdim=*/true);
   return to_dtype(clamp(index, std::nullopt, Scalar(V - 1)), DType::Int64);
 }
@@ -82,7 +82,7 @@ std::tuple<Tensor, Tensor, Tensor> CausalSelfAttention::forward_cached(const Ten
   } else if (T == 1) {  // one new position sees every cached one: no mask
     y = scaled_dot_product_attention(q, k, v, Tensor(), dropout_p);
   } else {  // query i (absolute position past + i) sees keys 0..past + i
-    Tensor allowed = tril(ones({T, past + T}, DType::Bool), past);
+    Tensor allowed = tril(ones({T, past + T}, DType::Bool, q.device()), past);
     y = scaled_dot_product_attention(q, k, v, allowed, dropout_p);
   }
   y = reshape(transpose(y, 1, 2), {B, T, C});
@@ -167,7 +167,7 @@ Tensor GPT::embed(const Tensor& idx, int64_t past) {
   const int64_t T = idx.size(1);
   LOOM_CHECK(past + T <= config.block_size, Value, "GPT: cannot forward a sequence of length ", past + T,
              ", block size is only ", config.block_size);
-  Tensor pos = arange(Scalar(past), Scalar(past + T), Scalar(int64_t(1)), DType::Int64);
+  Tensor pos = arange(Scalar(past), Scalar(past + T), Scalar(int64_t(1)), DType::Int64, idx.device());
   return drop->forward(wte->forward(idx) + wpe->forward(pos));
 }
 

@@ -21,7 +21,7 @@ namespace {
 // Bool masks (true = not allowed) become -inf/0 float masks of `dtype`; float masks are added as they are.
 Tensor additive_mask(const Tensor& mask, DType dtype) {
   if (mask.dtype() == DType::Bool)
-    return masked_fill(zeros(mask.sizes(), dtype), mask, -std::numeric_limits<double>::infinity());
+    return masked_fill(zeros(mask.sizes(), dtype, mask.device()), mask, -std::numeric_limits<double>::infinity());
   LOOM_CHECK(is_floating(mask.dtype()), Type, "MultiheadAttention: only bool and floating types of attn_mask are ",
              "supported, got ", dtype_name(mask.dtype()));
   return mask.dtype() == dtype ? mask : to_dtype(mask, dtype);
