@@ -38,3 +38,14 @@ bool = _C.bool  # noqa: A001
 # Subpackages available after a plain `import loom`, as torch.nn and torch.optim are after `import torch`.
 from loom import nn, optim, utils, datasets, tokenizers  # noqa: E402,F401
 from loom import amp, cpu  # noqa: E402,F401
+
+# Devices: loom.cuda always exists (is_available() is False without a CUDA backend); every loaded backend gets its
+# module loom.<name> from the same implementation. Backends that installed packages announce (the "loom.backends"
+# entry points) load last, once the package is complete; a broken one warns and is skipped.
+from loom import backends  # noqa: E402
+from loom._device_module import device_module as _device_module  # noqa: E402
+
+cuda = _device_module("cuda")
+for _name in _C._device_types()[1:]:
+    _device_module(_name)
+backends._discover()

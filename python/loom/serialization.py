@@ -234,12 +234,13 @@ def load(f, map_location=None, weights_only=None):
 
     Nested objects come back with the same structure: dicts keep their order and int keys, tuples and sets stay
     tuples and sets, OrderedDict/Counter/defaultdict keep their class (other dict subclasses become dicts). The file is validated before any data is read; a truncated, corrupted or
-    hostile file raises ``ValueError`` naming the file. ``map_location`` may only be None or "cpu";
+    hostile file raises ``ValueError`` naming the file. Files do not record devices: tensors load on the CPU, or
+    on ``map_location`` (a device, a device name, or a dict such as ``{"cpu": "cuda:0"}``);
     ``weights_only`` is accepted for PyTorch compatibility (loading never runs code).
     """
-    if map_location is not None and str(map_location) != "cpu":
-        raise NotImplementedError(f"loom.load: map_location={map_location!r} is not supported (only 'cpu')")
+    device = _map_location(map_location)
     path, (tensors, metadata) = _read(f, "loom.load")
+    tensors = _to_device(tensors, device)
     structure = metadata.get(STRUCTURE_KEY)
     if structure is None:
         return dict(tensors)
@@ -272,7 +273,35 @@ def save_file(tensors, filename, metadata=None):
 
 
 def load_file(filename, device="cpu"):
-    """``safetensors.torch.load_file``: every tensor in the file as a flat ``dict[str, Tensor]``."""
-    if str(device) != "cpu":
-        raise NotImplementedError(f"loom.load_file: device={device!r} is not supported (only 'cpu')")
-    return dict(_read(filename, "loom.load_file")[1][0])
+    """``safetensors.torch.load_file``: every tensor in the file as a flat ``dict[str, Tensor]`` on ``device``
+    (a device, a device name, or an int: that CUDA device, as in safetensors)."""
+    device = _device_arg(device, "loom.load_file", "device")
+    return dict(_to_device(_read(filename, "loom.load_file")[1][0], device))
+
+
+def _device_arg(device, fn, name):
+    if isinstance(device, int) and not isinstance(device, bool):
+        return _C.device("cuda", device)
+    if isinstance(device, (str, _C.device)):
+        return _C.device(device) if isinstance(device, str) else device
+    raise TypeError(f"{fn}: {name} must be a device, a device name or an int, got {type(device).__name__}")
+
+
+def _map_location(map_location):
+    """The device loom.load puts tensors on. Every tensor in a loom file is read as a CPU tensor, so a dict maps
+    "cpu"; callables (which PyTorch passes storages) are not supported."""
+    if map_location is None:
+        return None
+    if isinstance(map_location, dict):
+        target = map_location.get("cpu")
+        return None if target is None else _device_arg(target, "loom.load", "map_location['cpu']")
+    if callable(map_location):
+        raise NotImplementedError("loom.load: a callable map_location is not supported; pass a device or a dict")
+    return _device_arg(map_location, "loom.load", "map_location")
+
+
+def _to_device(named_tensors, device):
+    """[(name, tensor)] moved to ``device`` (None or the CPU: as they are)."""
+    if device is None or device.type == "cpu":
+        return named_tensors
+    return [(name, tensor.to(device)) for name, tensor in named_tensors]

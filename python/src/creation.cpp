@@ -31,19 +31,24 @@ void bind_creation(nb::module_& m) {
     return finish(full(size, value, d, device.value_or(Device())), requires_grad);
   }, nb::arg("size"), nb::arg("fill_value"), nb::kw_only(), nb::arg("dtype").none() = nb::none(),
      nb::arg("device").none() = nb::none(), nb::arg("requires_grad") = false);
-  m.def("zeros_like", [](const Tensor& t, std::optional<DType> dtype, bool requires_grad) {
-    return finish(zeros_like(t, dtype), requires_grad);
-  }, nb::arg("input"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("requires_grad") = false);
-  m.def("ones_like", [](const Tensor& t, std::optional<DType> dtype, bool requires_grad) {
-    return finish(ones_like(t, dtype), requires_grad);
-  }, nb::arg("input"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("requires_grad") = false);
-  m.def("empty_like", [](const Tensor& t, std::optional<DType> dtype, bool requires_grad) {
-    return finish(empty_like(t, dtype), requires_grad);
-  }, nb::arg("input"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("requires_grad") = false);
-  m.def("full_like", [](const Tensor& t, Scalar value, std::optional<DType> dtype, bool requires_grad) {
-    return finish(full_like(t, value, dtype), requires_grad);
-  }, nb::arg("input"), nb::arg("fill_value"), nb::kw_only(), nb::arg("dtype").none() = nb::none(),
+  // The *_like functions keep the input's shape, dtype and device unless dtype= / device= say otherwise.
+  m.def("zeros_like", [](const Tensor& t, std::optional<DType> dtype, std::optional<Device> device, bool requires_grad) {
+    return finish(zeros(t.sizes(), dtype.value_or(t.dtype()), device.value_or(t.device())), requires_grad);
+  }, nb::arg("input"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("device").none() = nb::none(),
      nb::arg("requires_grad") = false);
+  m.def("ones_like", [](const Tensor& t, std::optional<DType> dtype, std::optional<Device> device, bool requires_grad) {
+    return finish(ones(t.sizes(), dtype.value_or(t.dtype()), device.value_or(t.device())), requires_grad);
+  }, nb::arg("input"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("device").none() = nb::none(),
+     nb::arg("requires_grad") = false);
+  m.def("empty_like", [](const Tensor& t, std::optional<DType> dtype, std::optional<Device> device, bool requires_grad) {
+    return finish(empty(t.sizes(), dtype.value_or(t.dtype()), device.value_or(t.device())), requires_grad);
+  }, nb::arg("input"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("device").none() = nb::none(),
+     nb::arg("requires_grad") = false);
+  m.def("full_like", [](const Tensor& t, Scalar value, std::optional<DType> dtype, std::optional<Device> device,
+                        bool requires_grad) {
+    return finish(full(t.sizes(), value, dtype.value_or(t.dtype()), device.value_or(t.device())), requires_grad);
+  }, nb::arg("input"), nb::arg("fill_value"), nb::kw_only(), nb::arg("dtype").none() = nb::none(),
+     nb::arg("device").none() = nb::none(), nb::arg("requires_grad") = false);
   m.def("arange", [](Scalar a, std::optional<Scalar> b, Scalar step, std::optional<DType> dtype,
                      std::optional<Device> device, bool requires_grad) {
     Scalar start = b ? a : Scalar(int64_t(0));
@@ -63,8 +68,9 @@ void bind_creation(nb::module_& m) {
     return finish(eye(n, mcols, dtype.value_or(default_float_dtype()), device.value_or(Device())), requires_grad);
   }, nb::arg("n"), nb::arg("m").none() = nb::none(), nb::kw_only(), nb::arg("dtype").none() = nb::none(),
      nb::arg("device").none() = nb::none(), nb::arg("requires_grad") = false);
-  m.def("scalar_tensor", [](Scalar v, std::optional<DType> dtype) { return scalar_tensor(v, dtype); },
-        nb::arg("s"), nb::kw_only(), nb::arg("dtype").none() = nb::none());
+  m.def("scalar_tensor", [](Scalar v, std::optional<DType> dtype, std::optional<Device> device) {
+    return scalar_tensor(v, dtype, device.value_or(Device()));
+  }, nb::arg("s"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("device").none() = nb::none());
 }
 
 }  // namespace loom::python

@@ -172,11 +172,21 @@ Tensor wrap_array(const Array& array, const char* op) {
   return Tensor(std::move(impl));
 }
 
+// A tensor on a device is never viewed by host code: NumPy and DLPack consumers get CPU tensors only (PyTorch's
+// messages). DLPack could hand out device memory, but only to consumers of that device; not done yet.
+void check_host_export(const Tensor& t, const char* what) {
+  if (t.device().is_cpu()) return;
+  if (std::string_view(what) == "numpy")
+    fail(ErrorKind::Type, "can't convert ", t.device().str(), " device type tensor to numpy. Use Tensor.cpu() to copy "
+         "the tensor to host memory first.");
+  throw nb::buffer_error(("__dlpack__: can't export a tensor on " + t.device().str() +
+                          " (only CPU tensors are exported through DLPack); use Tensor.cpu() to copy it to host memory "
+                          "first").c_str());
+}
+
 // An nb::ndarray view of `t` that keeps t's storage alive.
 template <class... Framework>
 nb::ndarray<Framework...> export_view(const Tensor& t) {
-  LOOM_CHECK(t.device().type == DeviceType::CPU, NotImplemented, "export: only CPU tensors can be exported, got ",
-             t.device().str());
   check_rank(t.dim(), "export");  // every tensor already has at most kMaxRank dims; NumPy aborts beyond 64
   auto* keep = new std::shared_ptr<Storage>(t.storage());
   nb::capsule owner(keep, [](void* p) noexcept { delete static_cast<std::shared_ptr<Storage>*>(p); });
@@ -192,9 +202,13 @@ void bind_interop(nb::module_& m, nb::class_<Tensor>& cls) {
   m.def("tensor", [](nb::handle data, std::optional<DType> dtype, std::optional<Device> device, bool requires_grad) {
     Tensor out;
     if (nb::isinstance<Tensor>(data)) {
-      const Tensor& src = nb::cast<const Tensor&>(data);
-      out = clone(src.detach()).detach();
-      if (dtype) out = to_dtype(out, *dtype);
+      // Converts and moves the source once; a copy is made only when neither step made one.
+      const Tensor src = nb::cast<const Tensor&>(data).detach();
+      out = dtype ? to_dtype(src, *dtype) : src;
+      if (device) out = to_device(out, *device);
+      if (out.storage() == src.storage()) out = clone(out);
+      out = out.detach();
+      device.reset();
     } else if (nb::hasattr(data, "__array_interface__") || nb::hasattr(data, "__dlpack__")) {
       // A copy is made anyway, so arrays loom cannot view (negative strides) are made contiguous first.
       nb::object source = nb::borrow(data);
@@ -225,8 +239,8 @@ void bind_interop(nb::module_& m, nb::class_<Tensor>& cls) {
       }
       out = tensor_from_values(f, target);
     }
-    if (device) LOOM_CHECK(device->type == DeviceType::CPU, NotImplemented, "tensor: device ", device->str(),
-                           " is not available in this build");
+    // Built on the host, then moved (PyTorch's torch.tensor(data, device=) does the same).
+    if (device) out = to_device(out, *device).detach();
     if (requires_grad) out.set_requires_grad(true);
     return out;
   }, nb::arg("data"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("device").none() = nb::none(),
@@ -257,7 +271,8 @@ void bind_interop(nb::module_& m, nb::class_<Tensor>& cls) {
       fail(ErrorKind::Type, "from_dlpack: object of type '", nb::inst_name(obj).c_str(), "' does not support DLPack");
     }
     LOOM_CHECK(array.device_type() == nb::device::cpu::value, NotImplemented,
-               "from_dlpack: only CPU arrays are supported in this build (device type ", array.device_type(), ")");
+               "from_dlpack: only arrays in host memory (DLPack device type 1, kDLCPU) can be imported, got device "
+               "type ", array.device_type(), " (copy the array to the host first)");
     return wrap_array(array, "from_dlpack");
   }, nb::arg("ext_tensor"), "A tensor sharing memory with any object that implements the DLPack protocol.");
 
@@ -267,15 +282,29 @@ void bind_interop(nb::module_& m, nb::class_<Tensor>& cls) {
     LOOM_CHECK(!source.requires_grad(), Runtime,
                "numpy: can't call numpy() on a tensor that requires grad; use tensor.detach().numpy() instead");
     LOOM_CHECK(source.dtype() != DType::BFloat16, Type, "numpy: NumPy has no bfloat16 dtype; convert with .float() first");
+    if (force) source = source.to_host();  // numpy(force=True) copies a device tensor to the host, as in PyTorch
+    check_host_export(source, "numpy");
     return export_view<nb::numpy>(source);
-  }, nb::kw_only(), nb::arg("force") = false, "A NumPy array sharing memory with this (CPU) tensor.");
+  }, nb::kw_only(), nb::arg("force") = false,
+     "A NumPy array sharing memory with this CPU tensor (force=True: detached, and copied from a device).");
+  // np.asarray(tensor) / np.array(tensor): the numpy() view (a copy when a dtype is asked for), as in PyTorch.
+  cls.def("__array__", [](nb::handle self, nb::handle dtype, nb::handle copy) {
+    nb::object array = self.attr("numpy")();
+    if (!dtype.is_none()) return array.attr("astype")(dtype, nb::arg("copy") = false);
+    if (!copy.is_none() && nb::cast<bool>(copy)) return array.attr("copy")();
+    return array;
+  }, nb::arg("dtype").none() = nb::none(), nb::kw_only(), nb::arg("copy").none() = nb::none());
   // nanobind turns a framework-less ndarray into a (legacy, unversioned) DLPack capsule, which every
   // consumer accepts; the keyword arguments of newer consumers (max_version, stream, ...) are accepted and ignored.
-  cls.def("__dlpack__", [](const Tensor& t, nb::kwargs) { return nb::cast(export_view<>(t.detach())); },
-          nb::arg("kwargs"));
+  cls.def("__dlpack__", [](const Tensor& t, nb::kwargs) {
+    check_host_export(t, "__dlpack__");
+    return nb::cast(export_view<>(t.detach()));
+  }, nb::arg("kwargs"));
+  // Where the data lives, in DLPack's terms: kDLCPU, kDLCUDA, and kDLExtDev (12) for a plugin's device type.
   cls.def("__dlpack_device__", [](const Tensor& t) {
-    LOOM_CHECK(t.device().type == DeviceType::CPU, NotImplemented, "__dlpack_device__: only CPU tensors are exported");
-    return nb::make_tuple(1, 0);
+    const Device d = t.device();
+    const int32_t type = d.is_cpu() ? nb::device::cpu::value : d.type == DeviceType::CUDA ? nb::device::cuda::value : 12;
+    return nb::make_tuple(type, d.is_cpu() ? 0 : d.index);
   });
 }
 

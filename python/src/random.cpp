@@ -56,29 +56,36 @@ void bind_random(nb::module_& m, nb::class_<Tensor>& cls) {
   def_sampler<&loom::rand>(m, "rand", "Uniform samples on [0, 1).");
   def_sampler<&loom::randn>(m, "randn", "Standard normal samples.");
   m.def("randint", [](int64_t low, std::optional<int64_t> high, const Shape& size, std::optional<DType> dtype,
-                      Generator* generator, bool requires_grad) {
+                      Generator* generator, std::optional<Device> device, bool requires_grad) {
     int64_t lo = high ? low : 0, hi = high ? *high : low;
-    return finish(randint(lo, hi, size, dtype.value_or(DType::Int64), generator), requires_grad);
+    return finish(randint(lo, hi, size, dtype.value_or(DType::Int64), generator, device.value_or(Device())),
+                  requires_grad);
   }, nb::arg("low"), nb::arg("high").none(), nb::arg("size"), nb::kw_only(), nb::arg("dtype").none() = nb::none(),
-     nb::arg("generator").none() = nb::none(), nb::arg("requires_grad") = false,
+     nb::arg("generator").none() = nb::none(), nb::arg("device").none() = nb::none(), nb::arg("requires_grad") = false,
      "randint(low=0, high, size): integers uniform on [low, high).");
-  m.def("randint", [](int64_t high, const Shape& size, std::optional<DType> dtype, Generator* generator) {
-    return randint(0, high, size, dtype.value_or(DType::Int64), generator);
+  m.def("randint", [](int64_t high, const Shape& size, std::optional<DType> dtype, Generator* generator,
+                      std::optional<Device> device) {
+    return randint(0, high, size, dtype.value_or(DType::Int64), generator, device.value_or(Device()));
   }, nb::arg("high"), nb::arg("size"), nb::kw_only(), nb::arg("dtype").none() = nb::none(),
-     nb::arg("generator").none() = nb::none());
-  m.def("randperm", [](int64_t n, std::optional<DType> dtype, Generator* generator) {
-    return randperm(n, dtype.value_or(DType::Int64), generator);
-  }, nb::arg("n"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("generator").none() = nb::none());
-  m.def("rand_like", [](const Tensor& t, std::optional<DType> dtype, Generator* g) {
-    return rand(t.sizes(), dtype.value_or(t.dtype()), g, t.device());
-  }, nb::arg("input"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("generator").none() = nb::none());
-  m.def("randn_like", [](const Tensor& t, std::optional<DType> dtype, Generator* g) {
-    return randn(t.sizes(), dtype.value_or(t.dtype()), g, t.device());
-  }, nb::arg("input"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("generator").none() = nb::none());
-  m.def("normal", [](double mean, double std, const Shape& size, std::optional<DType> dtype, Generator* g) {
-    return normal(size, mean, std, dtype.value_or(default_float_dtype()), g);
+     nb::arg("generator").none() = nb::none(), nb::arg("device").none() = nb::none());
+  m.def("randperm", [](int64_t n, std::optional<DType> dtype, Generator* generator, std::optional<Device> device) {
+    return randperm(n, dtype.value_or(DType::Int64), generator, device.value_or(Device()));
+  }, nb::arg("n"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("generator").none() = nb::none(),
+     nb::arg("device").none() = nb::none());
+  // The *_like samplers keep the input's device unless device= says otherwise.
+  m.def("rand_like", [](const Tensor& t, std::optional<DType> dtype, Generator* g, std::optional<Device> device) {
+    return rand(t.sizes(), dtype.value_or(t.dtype()), g, device.value_or(t.device()));
+  }, nb::arg("input"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("generator").none() = nb::none(),
+     nb::arg("device").none() = nb::none());
+  m.def("randn_like", [](const Tensor& t, std::optional<DType> dtype, Generator* g, std::optional<Device> device) {
+    return randn(t.sizes(), dtype.value_or(t.dtype()), g, device.value_or(t.device()));
+  }, nb::arg("input"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("generator").none() = nb::none(),
+     nb::arg("device").none() = nb::none());
+  m.def("normal", [](double mean, double std, const Shape& size, std::optional<DType> dtype, Generator* g,
+                     std::optional<Device> device) {
+    return normal(size, mean, std, dtype.value_or(default_float_dtype()), g, device.value_or(Device()));
   }, nb::arg("mean"), nb::arg("std"), nb::arg("size"), nb::kw_only(), nb::arg("dtype").none() = nb::none(),
-     nb::arg("generator").none() = nb::none());
+     nb::arg("generator").none() = nb::none(), nb::arg("device").none() = nb::none());
   m.def("bernoulli", [](const Tensor& p, Generator* g) { return bernoulli(p, g); }, nb::arg("input"), nb::kw_only(),
         nb::arg("generator").none() = nb::none());
   m.def("bernoulli", [](const Tensor& like, double p, Generator* g) { return bernoulli(like, p, g); },

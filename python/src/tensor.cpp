@@ -48,6 +48,64 @@ Tensor to_device_or_dtype(const Tensor& self, nb::handle target, bool non_blocki
   return to_device(self, device, non_blocking, copy);
 }
 
+// ---- pinned (page-locked) host memory: Tensor.pin_memory() / is_pinned() ----
+
+// The pinned host allocator of a non-CPU device type's backend, or nullptr.
+Allocator* pinned_allocator(DeviceType type) {
+  return type != DeviceType::CPU && has_backend(type) ? backend_for(type).pinned_host_allocator() : nullptr;
+}
+
+// The device type whose pinned memory `device` names, or, with none given, the first loaded backend that is
+// available and has pinned memory (PyTorch pins for "the current accelerator").
+DeviceType pinning_device_type(const std::optional<Device>& device) {
+  if (device) {
+    LOOM_CHECK(pinned_allocator(device->type) != nullptr, Runtime, "pin_memory: device type '",
+               device_type_name(device->type), "' has no pinned host memory");
+    return device->type;
+  }
+  for (int d = 1; d < static_cast<int>(DeviceType::Any); ++d) {
+    auto type = static_cast<DeviceType>(d);
+    if (pinned_allocator(type) != nullptr && backend_for(type).is_available()) return type;
+  }
+  fail(ErrorKind::Runtime, "pin_memory: no loaded device backend has pinned host memory (pinned memory is host memory "
+       "a device copies from asynchronously; load a backend with loom.backends.load)");
+}
+
+bool is_pinned(const Tensor& t, const std::optional<Device>& device) {
+  if (!t.device().is_cpu() || t.storage()->allocator() == nullptr) return false;
+  for (int d = 1; d < static_cast<int>(DeviceType::Any); ++d) {
+    auto type = static_cast<DeviceType>(d);
+    if (device && device->type != type) continue;
+    if (Allocator* pinned = pinned_allocator(type); pinned == t.storage()->allocator()) return true;
+  }
+  return false;
+}
+
+// A contiguous copy of a CPU tensor in pinned memory (t itself when it is pinned already). The copy goes through
+// copy_, so autograd sees it, as PyTorch's pin_memory.
+Tensor pin_memory(const Tensor& t, const std::optional<Device>& device) {
+  LOOM_CHECK(t.device().is_cpu(), Runtime, "pin_memory: cannot pin a tensor on ", t.device().str(),
+             "; only CPU tensors can be pinned");
+  DeviceType type = pinning_device_type(device);
+  if (is_pinned(t, Device(type))) return t;
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = Storage::allocate_with(*pinned_allocator(type), static_cast<size_t>(t.numel()) * t.itemsize(), Device());
+  impl->sizes = t.sizes();
+  impl->strides = contiguous_strides(t.sizes());
+  impl->dtype = t.dtype();
+  Tensor out(std::move(impl));
+  return copy_(out, t);
+}
+
+// Tensor.cuda(device=None) / the target of Tensor.to for an int: "cuda" (the current device) or "cuda:<index>".
+Device cuda_device(nb::handle device) {
+  if (device.is_none()) return Device(DeviceType::CUDA, Device::kCurrentIndex);
+  if (PyLong_Check(device.ptr())) return Device(DeviceType::CUDA, nb::cast<int>(device));
+  Device d = nb::isinstance<Device>(device) ? nb::cast<Device>(device) : Device(cast_arg<std::string>(device, "cuda", "device"));
+  LOOM_CHECK(d.type == DeviceType::CUDA, Value, "cuda: invalid device '", d.str(), "', expected a CUDA device");
+  return d;
+}
+
 }  // namespace
 
 void bind_tensor(nb::module_& m, nb::class_<Tensor>& cls) {
@@ -80,6 +138,7 @@ void bind_tensor(nb::module_& m, nb::class_<Tensor>& cls) {
       .def_prop_ro("grad_fn", &Tensor::grad_fn)
       .def_prop_ro("_version", &Tensor::version)
       .def_prop_ro("is_cuda", [](const Tensor& t) { return t.device().type == DeviceType::CUDA; })
+      .def_prop_ro("is_cpu", [](const Tensor& t) { return t.device().is_cpu(); })
       .def_prop_rw("requires_grad", &Tensor::requires_grad,
                    [](Tensor& t, bool value) { t.set_requires_grad(value); })
       .def_prop_rw("grad", [](const Tensor& t) -> std::optional<Tensor> {
@@ -199,6 +258,15 @@ void bind_tensor(nb::module_& m, nb::class_<Tensor>& cls) {
       .def("byte", [](const Tensor& t) { return to_dtype(t, DType::UInt8); })
       .def("bool", [](const Tensor& t) { return to_dtype(t, DType::Bool); })
       .def("cpu", [](const Tensor& t) { return to_device(t, Device()); })
+      .def("cuda", [](const Tensor& t, nb::handle device, bool non_blocking) {
+        return to_device(t, cuda_device(device), non_blocking);
+      }, nb::arg("device").none() = nb::none(), nb::arg("non_blocking") = false)
+      .def("get_device", [](const Tensor& t) { return t.device().is_cpu() ? -1 : t.device().index; },
+           "The device index (-1 for the CPU), as in PyTorch.")
+      .def("pin_memory", &pin_memory, nb::arg("device").none() = nb::none(),
+           "A copy of this CPU tensor in pinned (page-locked) host memory of a loaded device backend, from which "
+           "copies to that device with non_blocking=True can overlap with work.")
+      .def("is_pinned", &is_pinned, nb::arg("device").none() = nb::none())
       .def("contiguous", &contiguous)
       .def("clone", &clone)
       .def("copy_", [](Tensor& t, const Tensor& src) -> Tensor& { return copy_(t, src); }, nb::arg("src"),

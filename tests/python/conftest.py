@@ -29,3 +29,51 @@ def capability(request):
         pytest.skip(f"this CPU has no {request.param} (best: {loom._C._detected_cpu_capability()})")
     yield request.param
     loom._C._set_cpu_capability(before)
+
+
+# ---- the vdev example backend (examples/backend_plugin), for device tests ----
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VDEV_LIBRARY = os.path.join(ROOT, "build", "vdev", "libloom_vdev.so")
+
+
+def _run(command, what):
+    import subprocess
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"vdev fixture: {what} failed ({' '.join(command)}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}",
+                    pytrace=False)
+
+
+def build_vdev_plugin():
+    """Builds build/vdev/libloom_vdev.so (against `make cpp-build`'s libloom installed into build/install, or the
+    installed package's CMake files) when it is missing or older than the installed loom; returns its path. The
+    plugin must come from the same headers as the package it is loaded into (the ABI check refuses others)."""
+    installed = os.path.join(os.path.dirname(loom.__file__), "libloom.so")
+    if not os.path.exists(installed):
+        installed = loom._C.__file__
+    if os.path.exists(VDEV_LIBRARY) and os.path.getmtime(VDEV_LIBRARY) >= os.path.getmtime(installed):
+        return VDEV_LIBRARY
+    cmake_build = os.path.join(ROOT, "build", "cmake")
+    if os.path.exists(os.path.join(cmake_build, "cmake_install.cmake")):
+        prefix = os.path.join(ROOT, "build", "install")
+        _run(["cmake", "--install", cmake_build, "--prefix", prefix], "installing libloom into build/install")
+    else:
+        prefix = getattr(loom.utils, "cmake_prefix_path", None)
+        if prefix is None:
+            pytest.fail("vdev fixture: cannot build the vdev plugin: run `make cpp-build` first (build/cmake is "
+                        "missing and the installed loom has no cmake_prefix_path)", pytrace=False)
+    vdev_build = os.path.join(ROOT, "build", "vdev")
+    _run(["cmake", "-S", os.path.join(ROOT, "examples", "backend_plugin"), "-B", vdev_build, "-G", "Ninja",
+          f"-DCMAKE_PREFIX_PATH={prefix}"], "configuring examples/backend_plugin")
+    _run(["cmake", "--build", vdev_build, "-j", "2"], "building examples/backend_plugin")
+    return VDEV_LIBRARY
+
+
+@pytest.fixture(scope="session")
+def vdev_device():
+    """The device type name "vdev", with the example backend built (if needed) and loaded into this process.
+    A plugin that cannot be built or loaded fails the test: device tests never skip silently."""
+    name = loom.backends.load(build_vdev_plugin())
+    assert name == "vdev", f"the example plugin registered '{name}', expected 'vdev'"
+    return name

@@ -94,9 +94,15 @@ class VdevBackend final : public loom::DeviceBackend {
     e->timing = timing;
     return e;
   }
-  void destroy_event(loom::EventHandle e) override {
-    as_event(e)->wait();  // a recorded event may still be signalled by its stream
-    delete as_event(e);
+  void destroy_event(loom::EventHandle handle) override {
+    // A recorded event may still be signalled by its stream, and read by streams waiting on it (CUDA allows destroying
+    // an event in use): wait for both before freeing it.
+    Event* e = as_event(handle);
+    {
+      std::unique_lock<std::mutex> lock(e->mutex);
+      e->done_cv.wait(lock, [&] { return e->completed >= e->recorded && e->waiters == 0; });
+    }
+    delete e;
   }
   void record_event(loom::EventHandle handle, const loom::Stream& s) override {
     Event* e = as_event(handle);
@@ -114,14 +120,18 @@ class VdevBackend final : public loom::DeviceBackend {
   }
   void stream_wait_event(const loom::Stream& s, loom::EventHandle handle) override {
     Event* e = as_event(handle);
+    WorkQueue& queue = streams().get(s.device.index, s.id);
     uint64_t generation;
     {
       std::lock_guard<std::mutex> lock(e->mutex);
       generation = e->recorded;
+      ++e->waiters;
     }
-    streams().get(s.device.index, s.id).push([e, generation] {
+    queue.push([e, generation] {
       std::unique_lock<std::mutex> lock(e->mutex);
       e->done_cv.wait(lock, [&] { return e->completed >= generation; });
+      --e->waiters;
+      e->done_cv.notify_all();
     });
   }
   void synchronize_event(loom::EventHandle e) override { as_event(e)->wait(); }

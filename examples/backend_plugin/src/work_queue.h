@@ -55,6 +55,7 @@ struct Event {
   std::mutex mutex;
   std::condition_variable done_cv;
   uint64_t recorded = 0, completed = 0;  // generations: done when completed == recorded
+  int waiters = 0;                       // queued stream_wait_event tasks still to run (they read the event)
   std::chrono::steady_clock::time_point time;
   bool timing = false;
   void wait();

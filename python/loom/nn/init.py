@@ -79,7 +79,8 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
             outside = (tensor < a).logical_or(tensor > b)
             if not bool(outside.any()):
                 break
-            fresh = _C.empty(*tensor.shape, dtype=tensor.dtype).normal_(mean, std, generator=generator)
+            fresh = _C.empty(*tensor.shape, dtype=tensor.dtype, device=tensor.device)
+            fresh.normal_(mean, std, generator=generator)
             tensor.copy_(_C.where(outside, fresh, tensor))
         tensor.clamp_(a, b)
     return tensor
@@ -106,7 +107,7 @@ def eye_(tensor):
     if tensor.dim() != 2:
         raise ValueError(f"eye_: only tensors with 2 dimensions are supported, got shape {tuple(tensor.shape)}")
     with no_grad():
-        tensor.copy_(_C.eye(*tensor.shape, dtype=tensor.dtype))
+        tensor.copy_(_C.eye(*tensor.shape, dtype=tensor.dtype, device=tensor.device))
     return tensor
 
 

@@ -371,30 +371,30 @@ class Module:
     # ---- dtype / device ----------------------------------------------------------------------------------------
 
     def _apply(self, fn):
+        """Applies ``fn`` (a dtype or device conversion) to every parameter, gradient and buffer. Parameters and
+        their gradients keep their identity (their ``.data`` is swapped, as PyTorch does), so optimizers and hooks
+        that hold them stay valid; buffers are replaced."""
         for module in self.children():
             module._apply(fn)
         for key, param in self._parameters.items():
             if param is None:
                 continue
             with no_grad():
-                new = fn(param)
-            if new.dtype != param.dtype:
-                param.data = new
+                param.data = fn(param)
             grad = param.grad
             if grad is not None:
                 with no_grad():
-                    new_grad = fn(grad)
-                if new_grad.dtype != grad.dtype:
-                    param.grad = new_grad
+                    grad.data = fn(grad)
         for key, buf in self._buffers.items():
             if buf is not None:
                 self._buffers[key] = fn(buf)
         return self
 
     def to(self, *args, **kwargs):
-        """Converts floating-point parameters and buffers: ``to(dtype)``, ``to(device)``, ``to(tensor)``,
-        ``to(device, dtype)``. Only the CPU device exists in this build."""
+        """Moves and/or converts parameters and buffers in place: ``to(device)``, ``to(dtype)`` (floating-point
+        ones only), ``to(tensor)``, ``to(device, dtype)``, ``non_blocking=``. Returns self."""
         device, dtype = None, None
+        non_blocking = bool(kwargs.get("non_blocking", False))
         for arg in list(args) + [kwargs.get("device"), kwargs.get("dtype")]:
             if arg is None:
                 continue
@@ -405,8 +405,10 @@ class Module:
                 device = arg.device
             elif isinstance(arg, (str, _C.device)):
                 device = _C.device(arg) if isinstance(arg, str) else arg
-            elif isinstance(arg, bool):  # non_blocking / copy positional flags
-                continue
+            elif isinstance(arg, bool):  # positional non_blocking
+                non_blocking = arg
+            elif isinstance(arg, int):  # an index: a CUDA device, as in PyTorch
+                device = _C.device("cuda", arg)
             else:
                 raise TypeError(f"{self._get_name()}.to: expected a dtype, device or tensor, got {_typename(arg)}")
         if dtype is not None and not _C.empty(0, dtype=dtype).is_floating_point():
@@ -414,7 +416,7 @@ class Module:
 
         def convert(t):
             if device is not None:
-                t = t.to(device)
+                t = t.to(device, non_blocking=non_blocking)
             if dtype is not None and t.is_floating_point():
                 t = t.to(dtype)
             return t
@@ -437,10 +439,12 @@ class Module:
         return self._float_apply(_C.bfloat16)
 
     def cpu(self):
-        return self
+        """Moves every parameter and buffer to the CPU (in place; returns self)."""
+        return self._apply(lambda t: t.cpu())
 
     def cuda(self, device=None):
-        return self.to("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
+        """Moves every parameter and buffer to a CUDA device (the current one by default; in place)."""
+        return self._apply(lambda t: t.cuda(device))
 
     def type(self, dst_type):
         return self._apply(lambda t: t.to(dst_type))

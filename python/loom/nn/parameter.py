@@ -32,11 +32,13 @@ class Parameter(_C.Tensor):
         return result
 
     def __reduce_ex__(self, proto):
-        return (_rebuild_parameter, (self.detach().numpy().copy(), self.requires_grad))
+        # The values go through the host; the device is recorded and restored, as PyTorch's pickles do.
+        return (_rebuild_parameter, (self.detach().cpu().numpy().copy(), self.requires_grad, str(self.device)))
 
 
-def _rebuild_parameter(array, requires_grad):
-    return Parameter(_C.from_numpy(array), requires_grad)
+def _rebuild_parameter(array, requires_grad, device="cpu"):
+    data = _C.from_numpy(array)
+    return Parameter(data if device == "cpu" else data.to(device), requires_grad)
 
 
 class Buffer(_C.Tensor):

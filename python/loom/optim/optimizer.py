@@ -171,10 +171,13 @@ class Optimizer:
                           chain.from_iterable(g["params"] for g in groups)))
 
         def cast(param, value, key=None):
+            # PyTorch's policy: state follows its parameter's device (and floating dtype); "step" stays where it is.
             if isinstance(value, loom.Tensor):
                 if key == "step":
                     return value.clone()
-                return value.to(param.dtype).clone() if param.is_floating_point() else value.clone()
+                if param.is_floating_point():
+                    return value.to(param.device, param.dtype, copy=True)
+                return value.to(param.device, copy=True)
             if isinstance(value, dict):
                 return {k: cast(param, v, k) for k, v in value.items()}
             return value

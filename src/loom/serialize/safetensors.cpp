@@ -399,8 +399,6 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
     LOOM_CHECK(name != kMetadataKey, Value, "save_safetensors: '", path, "': the tensor name \"__metadata__\" is reserved");
     LOOM_CHECK(seen.insert(name).second, Value, "save_safetensors: '", path, "': duplicate tensor name '", name, "'");
     LOOM_CHECK(tensor.defined(), Value, "save_safetensors: '", path, "': tensor '", name, "' is undefined");
-    LOOM_CHECK(tensor.device().type == DeviceType::CPU, NotImplemented, "save_safetensors: '", path, "': tensor '",
-               name, "' is on device ", tensor.device().str(), "; only CPU tensors can be saved");
     items.push_back({&name, tensor, &dtype_info(tensor.dtype()),
                      static_cast<uint64_t>(tensor.numel()) * tensor.itemsize()});
   }
@@ -444,7 +442,8 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
   NoGradGuard no_grad;
   for (const Item& item : items) {
     if (item.nbytes == 0) continue;
-    Tensor data = contiguous(item.tensor.detach());
+    // A tensor on a device is written from a host copy (made one tensor at a time, so only one is held at once).
+    Tensor data = contiguous(item.tensor.detach().to_host());
     out.write(data.data_ptr(), item.nbytes);
   }
   out.commit();

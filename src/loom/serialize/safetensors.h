@@ -35,8 +35,8 @@ const char* safetensors_dtype_name(DType dtype);
 // Tensors are laid out as the reference library does: by dtype, widest alignment first, then by name, so every
 // tensor's data is aligned to its itemsize and the file is byte-for-byte what safetensors.torch.save_file
 // writes for the same dict (with at most one metadata key: the reference writes several in hash order; loom
-// sorts them). Non-contiguous tensors are written contiguously; tensors that share storage are
-// written as separate copies; autograd state is not saved.
+// sorts them). Tensors on any device are written (from a host copy); non-contiguous tensors are written
+// contiguously; tensors that share storage are written as separate copies; autograd state is not saved.
 // Raises ValueError for duplicate or reserved ("__metadata__") names, undefined tensors, non-UTF-8 strings or a
 // header over kMaxSafetensorsHeaderBytes (such a file could not be loaded),
 // and RuntimeError naming the file for I/O errors (the old file at `path`, if any, is left untouched).

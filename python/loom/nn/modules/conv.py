@@ -43,7 +43,7 @@ def _mode_pad(input, padding, mode):
         size = input.shape[dim]
         if mode == "reflect" and p >= size:
             raise ValueError(f"conv: reflect padding {p} must be smaller than the input size {size} along dim {dim}")
-        index = _C.tensor(_pad_indices(size, p, p, mode), dtype=_C.int64)
+        index = _C.tensor(_pad_indices(size, p, p, mode), dtype=_C.int64, device=input.device)
         input = input.index_select(dim, index)
     return input
 

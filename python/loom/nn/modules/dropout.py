@@ -41,7 +41,7 @@ class _ChannelDropout(_DropoutNd):
         if self.p == 1:
             out = input * 0
         else:
-            mask = _C.empty(*mask_shape, dtype=input.dtype).bernoulli_(1 - self.p)
+            mask = _C.empty(*mask_shape, dtype=input.dtype, device=input.device).bernoulli_(1 - self.p)
             out = input * mask / (1 - self.p)
         if self.inplace:
             input.copy_(out)

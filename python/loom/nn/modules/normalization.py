@@ -41,7 +41,7 @@ class _BatchNorm(Module):
         if track_running_stats:
             self.register_buffer("running_mean", _C.zeros(num_features, dtype=dtype, device=device))
             self.register_buffer("running_var", _C.ones(num_features, dtype=dtype, device=device))
-            self.register_buffer("num_batches_tracked", _C.tensor(0, dtype=_C.int64))
+            self.register_buffer("num_batches_tracked", _C.tensor(0, dtype=_C.int64, device=device))
         else:
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)

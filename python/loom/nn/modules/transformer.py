@@ -24,7 +24,7 @@ def _additive_mask(mask, dtype, name):
     if mask is None:
         return None
     if mask.dtype == _C.bool:
-        return _C.zeros(*mask.shape, dtype=dtype).masked_fill(mask, float("-inf"))
+        return _C.zeros(*mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
     if not mask.is_floating_point():
         raise TypeError(f"MultiheadAttention: only bool and floating types of {name} are supported, got {mask.dtype}")
     return mask.to(dtype)

@@ -1,4 +1,7 @@
 """DataLoader: batches a dataset, optionally shuffled, with a C++ prefetch thread for tensor datasets, resumable."""
+import collections.abc
+import warnings
+
 import loom
 from loom import _C
 from loom.utils.data._collate import default_collate
@@ -22,6 +25,10 @@ class DataLoader:
             depth 2) while the caller works. Other datasets are always collated in the calling thread. Batches
             still hold the rows as they are when next() returns them, as in PyTorch's single-process loader: a
             batch prefetched before an in-place update of the dataset tensors is gathered again (see docs/data.md).
+        pin_memory: copy each batch's tensors into pinned host memory (Tensor.pin_memory) of a loaded device
+            backend, so that ``batch.to(device, non_blocking=True)`` can overlap with work on the device; with no
+            backend that has pinned memory it warns and does nothing, as PyTorch does without an accelerator.
+        pin_memory_device: the device type whose pinned memory to use (default: the first loaded backend).
 
     Resume: state_dict() records the epoch, the batches already yielded in it and the shuffle state;
     load_state_dict() makes the next iteration yield exactly the remaining batches of that epoch, and later
@@ -29,8 +36,11 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, sampler=None, batch_sampler=None, drop_last=False,
-                 collate_fn=None, generator=None, prefetch=True):
+                 collate_fn=None, generator=None, prefetch=True, pin_memory=False, pin_memory_device=""):
         self.dataset = dataset
+        self.pin_memory = pin_memory
+        self.pin_memory_device = pin_memory_device
+        self._pin_device = _pinning_device(pin_memory_device) if pin_memory else None
         self.generator = generator
         self.prefetch = prefetch
         self._iterable = isinstance(dataset, IterableDataset)
@@ -102,6 +112,42 @@ class DataLoader:
             sampler.load_state_dict(state["sampler"], resume_epoch=self._resume_skip > 0)
         elif self.generator is not None and state.get("generator") is not None:
             self.generator.set_state(list(state["generator"]))
+
+
+def _pinning_device(device_type):
+    """(device or None,) for Tensor.pin_memory, or None (with a warning) when no loaded backend can pin memory."""
+    if device_type:
+        device = _C.device(device_type)
+        if device.type == "cpu" or not _C._has_pinned_memory(device.type):
+            raise ValueError(f"DataLoader: pin_memory_device '{device_type}' has no pinned host memory")
+        return (device,)
+    if any(_C._is_available(t) and _C._has_pinned_memory(t) for t in _C._device_types()[1:]):
+        return (None,)
+    warnings.warn("DataLoader: 'pin_memory' is set but no loaded device backend has pinned memory, so it is not "
+                  "used", stacklevel=3)
+    return None
+
+
+def _pin(batch, device):
+    """The batch with every tensor copied into pinned memory, keeping the containers' types (as PyTorch)."""
+    if isinstance(batch, loom.Tensor):
+        return batch.pin_memory(device)
+    if isinstance(batch, str):
+        return batch
+    if isinstance(batch, collections.abc.Mapping):
+        pinned = {k: _pin(v, device) for k, v in batch.items()}
+        try:
+            return type(batch)(pinned)
+        except TypeError:
+            return pinned
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
+        return type(batch)(*(_pin(v, device) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        pinned = [_pin(v, device) for v in batch]
+        return pinned if isinstance(batch, list) else type(batch)(pinned)
+    if hasattr(batch, "pin_memory"):
+        return batch.pin_memory()
+    return batch
 
 
 class _LoaderIter:
@@ -190,6 +236,8 @@ class _LoaderIter:
             self.close()
             raise
         self._loader._yielded += 1
+        if self._loader._pin_device is not None:
+            batch = _pin(batch, self._loader._pin_device[0])
         return batch
 
     def _finish(self):
