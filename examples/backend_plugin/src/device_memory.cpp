@@ -56,13 +56,14 @@ void* DeviceArena::allocate(size_t nbytes, uint64_t stream) {
   if (it != free_.end() && !it->second.empty()) {
     ptr = it->second.back();
     it->second.pop_back();
+    if (released_.erase(ptr)) stats_.reserved_bytes += static_cast<int64_t>(size);  // its pages come back on use
   } else {
     LOOM_CHECK(size <= capacity_ - bump_, Runtime, "vdev: out of memory on vdev:", device_index_, ": tried to allocate ",
                nbytes, " bytes; ", stats_.allocated_bytes, " allocated, ", bump_, " reserved, ", capacity_ - bump_,
                " free of ", capacity_);
     ptr = device_base_ + bump_;
     bump_ += size;
-    stats_.reserved_bytes = static_cast<int64_t>(bump_);
+    stats_.reserved_bytes += static_cast<int64_t>(size);
     stats_.peak_reserved_bytes = std::max(stats_.peak_reserved_bytes, stats_.reserved_bytes);
   }
   live_[ptr] = Block{size, stream, {}};
@@ -103,9 +104,13 @@ void DeviceArena::empty_cache() {
   std::lock_guard<std::mutex> lock(mutex_);
   // Pages of cached blocks go back to the system; the address range stays reserved for reuse.
   for (auto& [key, blocks] : free_)
-    for (void* p : blocks)
+    for (void* p : blocks) {
+      if (released_.count(p)) continue;
       fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<char*>(p) - device_base_,
                 static_cast<off_t>(key.second));
+      released_[p] = key.second;
+      stats_.reserved_bytes -= static_cast<int64_t>(key.second);
+    }
 }
 
 loom::DeviceMemoryStats DeviceArena::stats() {

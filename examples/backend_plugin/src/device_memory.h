@@ -51,6 +51,7 @@ class DeviceArena {
   size_t bump_ = 0;                                                     // arena bytes ever carved out
   std::unordered_map<void*, Block> live_;                               // handed out
   std::map<std::pair<uint64_t, size_t>, std::vector<void*>> free_;      // (stream, size) -> blocks
+  std::unordered_map<void*, size_t> released_;  // free blocks whose pages empty_cache gave back (not reserved)
   loom::DeviceMemoryStats stats_;
 };
 

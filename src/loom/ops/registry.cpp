@@ -197,7 +197,7 @@ Device resolve_device(const OpDef& op, const std::vector<Tensor>& inputs, const 
   for (const Tensor& t : inputs) {
     if (!t.defined() || t.device() == device) continue;
     if (t.dim() == 0 && t.device().type == DeviceType::CPU) continue;
-    fail(ErrorKind::Value, op.name, ": expected all tensors on the same device, got ", device.str(), " and ",
+    fail(ErrorKind::Runtime, op.name, ": expected all tensors on the same device, got ", device.str(), " and ",
          t.device().str());
   }
   return device;

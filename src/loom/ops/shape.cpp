@@ -641,6 +641,9 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
     return self;
   }
   autograd::protect_saved_from_inplace(value, self);
+  // A leaf source has no node to adopt: give the write one (clone records it), so the gradient reaches the leaf, as
+  // PyTorch's CopyBackwards does for x.copy_(w).
+  if (value.requires_grad() && value.is_leaf()) value = clone(value);
   if (!self.is_view()) {
     // Overwritten by a value with no history (x[...] = constant): the old history continues with a zero
     // gradient, as PyTorch's CopySlices does, so the tensor still requires grad.
