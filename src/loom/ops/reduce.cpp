@@ -221,11 +221,9 @@ std::vector<Tensor> log_softmax_backward(BackwardContext& c) {
 
 // ---- composites of the fused softmax ops (devices without their kernels) ----
 
-// x minus its (constant) max along dim; an infinite max is left alone, so an all -inf row gives exp() = 0.
-Tensor shifted_by_max(const Tensor& x, int64_t dim) {
-  Tensor m = amax(x.detach(), {dim}, true);
-  return sub(x, where(isinf(m), Scalar(0.0), m));
-}
+// x minus its (constant) max along dim. As in the kernels and PyTorch, a row whose max is infinite (all -inf, or
+// a +inf entry) becomes NaN.
+Tensor shifted_by_max(const Tensor& x, int64_t dim) { return sub(x, amax(x.detach(), {dim}, true)); }
 
 // Runs fn on x seen as at least 1-d (softmax of a 0-d tensor is over its one element).
 template <class Fn>
@@ -234,9 +232,12 @@ Tensor on_rows(const Tensor& x, Fn fn) {
   return reshape(fn(reshape(x, {1})), {});
 }
 
+// An empty input (amax would raise on an empty dim): an empty output, still in x's graph.
+Tensor empty_result(const Tensor& x) { return mul(x, Scalar(0.0)); }
+
 std::vector<Tensor> softmax_composite(const std::vector<Tensor>& in, const Attrs& a) {
   const int64_t dim = a.get<int64_t>("dim");
-  if (in[0].numel() == 0) return {zeros_like(in[0])};
+  if (in[0].numel() == 0) return {empty_result(in[0])};
   return {on_rows(in[0], [&](const Tensor& x) {
     Tensor e = exp(shifted_by_max(x, dim));
     return div(e, sum(e, {dim}, true));
@@ -245,7 +246,7 @@ std::vector<Tensor> softmax_composite(const std::vector<Tensor>& in, const Attrs
 
 std::vector<Tensor> log_softmax_composite(const std::vector<Tensor>& in, const Attrs& a) {
   const int64_t dim = a.get<int64_t>("dim");
-  if (in[0].numel() == 0) return {zeros_like(in[0])};
+  if (in[0].numel() == 0) return {empty_result(in[0])};
   return {on_rows(in[0], [&](const Tensor& x) {
     Tensor shifted = shifted_by_max(x, dim);
     return sub(shifted, log(sum(exp(shifted), {dim}, true)));
