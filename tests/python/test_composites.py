@@ -28,7 +28,7 @@ FAMILIES = {
     "relu": ("relu_backward",),
     "gelu": ("gelu_backward",),
 }
-FUSED_OPS = sorted({op for ops in FAMILIES.values() for op in ops})
+FUSED_OPS = sorted({op for ops in FAMILIES.values() for op in ops} | {"_fused_sgd_", "_fused_adam_", "_fused_adamw_"})
 
 
 @contextlib.contextmanager
@@ -276,3 +276,46 @@ def test_double_backward_unaffected_by_masks():
     tg.sum().backward()
     np.testing.assert_allclose(g.detach().numpy(), tg.detach().numpy(), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(lx.grad.numpy(), tx.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+# ---- the fused optimizer updates: loom.optim against torch.optim (foreach) with the update kernels masked ----
+
+OPTIMIZER_CASES = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.5, nesterov=True, weight_decay=0.01, maximize=True)),
+    ("Adam", dict(lr=0.01)),
+    ("Adam", dict(lr=0.02, weight_decay=0.1, amsgrad=True, maximize=True)),
+    ("AdamW", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05)),
+    ("AdamW", dict(lr=0.02, weight_decay=0.1, amsgrad=True)),
+]
+
+
+@pytest.mark.parametrize("dtype", [loom.float32, loom.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name,config", OPTIMIZER_CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(OPTIMIZER_CASES)])
+def test_optimizer_step(name, config, dtype):
+    from tolerances import OPTIMIZER
+    np_dtype = np.float32 if dtype == loom.float32 else np.float64
+    rng = np.random.default_rng(8)
+    arrays = [rng.standard_normal(s).astype(np_dtype) for s in [(4, 5), (7,), (3, 2, 2)]]
+    lp = [loom.from_numpy(a.copy()).requires_grad_(True) for a in arrays]
+    tp = [torch.from_numpy(a.copy()).requires_grad_(True) for a in arrays]
+    lopt = getattr(loom.optim, name)(lp, **config)
+    topt = getattr(torch.optim, name)(tp, foreach=True, **config)
+    op = {"SGD": "_fused_sgd_", "Adam": "_fused_adam_", "AdamW": "_fused_adamw_"}[name]
+    with kernels_masked(op):
+        for _ in range(20):
+            for a, b in zip(lp, tp):
+                g = rng.standard_normal(a.shape).astype(np_dtype)
+                a.grad, b.grad = loom.from_numpy(g.copy()), torch.from_numpy(g.copy())
+            lopt.step()
+            topt.step()
+    rtol, atol = OPTIMIZER[dtype]
+    for i, (a, b) in enumerate(zip(lp, tp)):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=rtol, atol=atol, err_msg=f"param {i}")
+        for key, value in topt.state[b].items():
+            got = lopt.state[a][key]
+            if key == "step":
+                assert got.item() == value.item()
+            else:
+                np.testing.assert_allclose(got.numpy(), value.numpy(), rtol=rtol, atol=atol, err_msg=f"{key} {i}")
