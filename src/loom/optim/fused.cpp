@@ -88,7 +88,8 @@ void assign(Tensor dst, const Tensor& value) { copy_(dst, value); }
 
 std::vector<Tensor> sgd_composite(const std::vector<Tensor>& in, const Attrs& a) {
   const int64_t n = a.get<int64_t>("num_tensors");
-  const double lr = a.get<double>("lr"), momentum = a.get<double>("momentum"), weight_decay = a.get<double>("weight_decay");
+  const double lr = a.get<double>("lr"), momentum = a.get<double>("momentum");
+  const double weight_decay = a.get<double>("weight_decay");
   const bool with_momentum = momentum != 0.0;
   const std::vector<int64_t> first = with_momentum ? a.get<std::vector<int64_t>>("first_step") : std::vector<int64_t>();
   for (int64_t i = 0; i < n; ++i) {
