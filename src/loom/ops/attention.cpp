@@ -8,9 +8,10 @@
 // tile. The backward is the fused _flash_attention_backward when no graph of the backward is needed, and the
 // same formulas in differentiable loom ops otherwise (create_graph=True).
 //
-// scaled_dot_product_attention takes the fused op for float32 (16-bit inputs are computed in float32) on the CPU
-// without dropout and without a mask that needs a gradient; everything else (float64, dropout_p > 0, other
-// devices, empty sizes) runs the composite: matmul, scale, mask, softmax, matmul.
+// scaled_dot_product_attention takes the fused op for float32 (16-bit inputs are computed in float32) on a device
+// that has its kernel, without dropout and without a mask that needs a gradient; everything else (float64,
+// dropout_p > 0, devices without the kernel, empty sizes) runs the composite: matmul, scale, mask, softmax, matmul.
+// Both fused ops also have composites (the same ops), for a device that lacks their kernels.
 #include <cmath>
 #include <limits>
 
@@ -122,39 +123,66 @@ std::vector<TensorMeta> infer_flash_attention_backward(const std::vector<Tensor>
 
 Attrs flash_attrs(double scale, bool is_causal) { return Attrs().set("scale", scale).set("is_causal", is_causal); }
 
+// The attention gradients (dq, dk, dv) in differentiable ops, the probabilities recomputed from q and k
+// (rowsum(dP * P) = rowsum(dO * O)): the create_graph backward and _flash_attention_backward's composite.
+std::vector<Tensor> attention_grads_ops(const Tensor& g, const Tensor& q, const Tensor& k, const Tensor& v,
+                                        const Tensor& mask, double scale, bool is_causal) {
+  Tensor p = masked_softmax(masked_scores(q, k, mask, scale, is_causal));
+  Tensor dv = matmul(transpose(p, -2, -1), g);
+  Tensor dp = matmul(g, transpose(v, -2, -1));
+  Tensor ds = mul(mul(p, sub(dp, sum(mul(dp, p), {-1}, true))), Scalar(scale));
+  return {matmul(ds, k), matmul(transpose(ds, -2, -1), q), dv};
+}
+
 std::vector<Tensor> flash_attention_grad(BackwardContext& c) {
   double scale = c.attrs.get<double>("scale");
   bool is_causal = c.attrs.get<bool>("is_causal");
   const Tensor &q = c.inputs[0], &k = c.inputs[1], &v = c.inputs[2];
   Tensor mask = c.inputs.size() > 3 ? c.inputs[3] : Tensor();
   Tensor g = c.grad(0);
-  if (!grad_mode_enabled()) {
+  std::vector<Tensor> r;
+  if (!grad_mode_enabled() && has_kernel(LOOM_OP("_flash_attention_backward"), q.device())) {
     // First-order backward: one fused pass that recomputes the probabilities tile by tile from lse.
     std::vector<Tensor> in{g, q, k, v, c.outputs[0], c.outputs[1]};
     if (mask.defined()) in.push_back(mask);
-    std::vector<Tensor> r = dispatch(LOOM_OP("_flash_attention_backward"), std::move(in), flash_attrs(scale, is_causal));
-    r.resize(c.inputs.size());
-    return r;
+    r = dispatch(LOOM_OP("_flash_attention_backward"), std::move(in), flash_attrs(scale, is_causal));
+  } else {
+    r = attention_grads_ops(g, q, k, v, mask, scale, is_causal);
   }
-  // create_graph: the same formulas in differentiable ops (P recomputed; rowsum(dP * P) = rowsum(dO * O)).
-  Tensor p = masked_softmax(masked_scores(q, k, mask, scale, is_causal));
-  Tensor dv = matmul(transpose(p, -2, -1), g);
-  Tensor dp = matmul(g, transpose(v, -2, -1));
-  Tensor ds = mul(mul(p, sub(dp, sum(mul(dp, p), {-1}, true))), Scalar(scale));
-  std::vector<Tensor> r{matmul(ds, k), matmul(transpose(ds, -2, -1), q), dv};
   r.resize(c.inputs.size());
   return r;
 }
 
-// Whether the fused op can compute this call (else the composite runs).
+// Whether the fused op can compute this call (else the composite runs): float32 (16-bit inputs arrive upcast)
+// without dropout, on a device that has the kernel.
 bool use_flash(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double dropout_p) {
-  if (dropout_p > 0.0 || q.dtype() == DType::Float64 || q.device().type != DeviceType::CPU) return false;
+  if (dropout_p > 0.0 || q.dtype() != DType::Float32) return false;
   if (q.numel() == 0 || k.numel() == 0 || v.numel() == 0) return false;
+  if (!has_kernel(LOOM_OP("_flash_attention"), q.device())) return false;
   if (mask.defined()) {
-    if (mask.device().type != DeviceType::CPU) return false;
+    if (mask.device() != q.device()) return false;
     if (mask.dtype() != DType::Bool && (mask.requires_grad() && grad_mode_enabled())) return false;
   }
   return true;
+}
+
+// ---- composites (devices without the fused kernels): the kernels' outputs, in ops ----
+
+// (out, lse): lse is the row logsumexp of the scaled, masked scores (-inf for a fully masked row, whose out is 0).
+std::vector<Tensor> flash_attention_composite(const std::vector<Tensor>& in, const Attrs& a) {
+  Tensor mask = in.size() == 4 ? in[3] : Tensor();
+  Tensor scores = masked_scores(in[0], in[1], mask, a.get<double>("scale"), a.get<bool>("is_causal"));
+  Tensor out = matmul(masked_softmax(scores), in[2]);
+  if (scores.sizes().back() == 0 || in[2].sizes().back() == 0)  // no keys or no values: -inf, as the kernel
+    return {out, full(Shape(scores.sizes().begin(), scores.sizes().end() - 1),
+                      Scalar(-std::numeric_limits<double>::infinity()), DType::Float32, in[0].device())};
+  return {out, logsumexp(scores, {-1})};
+}
+
+// Inputs (grad_out, q, k, v, out, lse[, mask]): the probabilities are recomputed from q and k, not from lse.
+std::vector<Tensor> flash_attention_backward_composite(const std::vector<Tensor>& in, const Attrs& a) {
+  return attention_grads_ops(in[0], in[1], in[2], in[3], in.size() == 7 ? in[6] : Tensor(), a.get<double>("scale"),
+                             a.get<bool>("is_causal"));
 }
 
 Shape batch_of(const Tensor& t) { return Shape(t.sizes().begin(), t.sizes().end() - 2); }
@@ -170,9 +198,10 @@ Shape with_batch(const Shape& batch, int64_t rows, int64_t cols) {
 
 void define_attention_ops(Registry& r) {
   r.define({.name = "_flash_attention", .infer = infer_flash_attention, .backward = flash_attention_grad,
-            .saves_outputs = true, .nondiff_inputs = 0b1000});
+            .composite = flash_attention_composite, .saves_outputs = true, .nondiff_inputs = 0b1000});
   // The fused first-order backward of _flash_attention; grad mode is off when it runs, so it has no backward.
-  r.define({.name = "_flash_attention_backward", .infer = infer_flash_attention_backward});
+  r.define({.name = "_flash_attention_backward", .infer = infer_flash_attention_backward,
+            .composite = flash_attention_backward_composite});
 }
 
 // ================= attention =================

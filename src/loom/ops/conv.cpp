@@ -104,7 +104,8 @@ std::vector<Tensor> conv2d_grad(BackwardContext& c) {
   const Tensor &x = c.inputs[0], &w = c.inputs[1];
   Tensor grad = c.grad();
   std::vector<bool> needs = c.needs_input_grad;
-  if (grad_mode_enabled()) {
+  // The fused backward when no graph of it is needed and the device has it; else differentiable ops.
+  if (grad_mode_enabled() || !has_kernel(LOOM_OP("conv2d_backward"), grad.device())) {
     auto out = conv2d_backward_ops(grad, x, w, g, needs);
     out.resize(c.needs_input_grad.size());
     return out;
@@ -159,43 +160,125 @@ Dims batch_norm_dims(int64_t dim) {
   return dims;
 }
 
-std::vector<Tensor> native_batch_norm_grad(BackwardContext& c) {
-  const Tensor &x = c.inputs[0], &w = c.inputs[1];
-  Tensor gy = c.grad(0);
-  double eps = c.attrs.get<double>("eps");
-  const std::vector<bool>& needs = c.needs_input_grad;
-  if (!grad_mode_enabled()) {
-    Shape mask{needs[0] ? 1 : 0, needs[1] ? 1 : 0, needs[2] ? 1 : 0};
-    std::vector<Tensor> r = dispatch(LOOM_OP("native_batch_norm_backward"), {gy, x, w, c.outputs[1], c.outputs[2]},
-                                     Attrs().set("output_mask", mask));
-    for (size_t i = 0; i < 3; ++i)
-      if (!mask[i]) r[i] = Tensor();
-    return r;
-  }
-  // Differentiable formula (create_graph): the statistics are recomputed from x so they are part of the graph.
-  int64_t C = x.sizes()[1];
+// (C) -> (1, C, 1, ...) of rank `dim`, to broadcast against the input.
+Tensor channel_view(const Tensor& p, int64_t dim) {
+  Shape shape(static_cast<size_t>(dim), 1);
+  shape[1] = p.sizes()[0];
+  return reshape(p, shape);
+}
+
+// Batch norm's statistics in ops: (mean, invstd), each (C), biased variance.
+std::pair<Tensor, Tensor> batch_norm_stats(const Tensor& x, double eps) {
   Dims dims = batch_norm_dims(x.dim());
-  Shape bshape(static_cast<size_t>(x.dim()), 1);
-  bshape[1] = C;
+  Tensor mean_x = mean(x, dims);
+  Tensor centered = sub(x, channel_view(mean_x, x.dim()));
+  return {mean_x, rsqrt(add(mean(mul(centered, centered), dims), Scalar(eps)))};
+}
+
+// Batch norm's gradients (input, weight, bias; undefined where `needs` is false) from the statistics mean and invstd
+// (C): native_batch_norm_backward's composite, and with recomputed statistics the differentiable backward.
+std::vector<Tensor> batch_norm_grads(const Tensor& gy, const Tensor& x, const Tensor& w, const Tensor& mean_x,
+                                     const Tensor& invstd, const std::vector<bool>& needs) {
+  const int64_t C = x.sizes()[1];
+  Dims dims = batch_norm_dims(x.dim());
   double M = static_cast<double>(x.numel() / C);
-  Tensor xc = sub(x, mean(x, dims, true));
-  Tensor invstd = rsqrt(add(mean(mul(xc, xc), dims, true), Scalar(eps)));
-  Tensor xhat = mul(xc, invstd);
+  Tensor invstd_b = channel_view(invstd, x.dim());
+  Tensor xhat = mul(sub(x, channel_view(mean_x, x.dim())), invstd_b);
   Tensor gsum = sum(gy, dims, true), gxsum = sum(mul(gy, xhat), dims, true);
   std::vector<Tensor> out(3);
   if (needs[0]) {
     Tensor inner = sub(sub(gy, mul(gsum, Scalar(1.0 / M))), mul(xhat, mul(gxsum, Scalar(1.0 / M))));
-    out[0] = mul(inner, mul(invstd, reshape(w, bshape)));
+    out[0] = mul(inner, mul(invstd_b, channel_view(w, x.dim())));
   }
   if (needs[1]) out[1] = reshape(gxsum, {C});
   if (needs[2]) out[2] = reshape(gsum, {C});
   return out;
 }
 
+std::vector<Tensor> native_batch_norm_grad(BackwardContext& c) {
+  const Tensor &x = c.inputs[0], &w = c.inputs[1];
+  Tensor gy = c.grad(0);
+  const std::vector<bool>& needs = c.needs_input_grad;
+  if (grad_mode_enabled()) {
+    // create_graph: the statistics are recomputed from x so they are part of the graph.
+    auto [mean_x, invstd] = batch_norm_stats(x, c.attrs.get<double>("eps"));
+    return batch_norm_grads(gy, x, w, mean_x, invstd, needs);
+  }
+  if (!has_kernel(LOOM_OP("native_batch_norm_backward"), x.device()))
+    return batch_norm_grads(gy, x, w, c.outputs[1], c.outputs[2], needs);
+  Shape mask{needs[0] ? 1 : 0, needs[1] ? 1 : 0, needs[2] ? 1 : 0};
+  std::vector<Tensor> r = dispatch(LOOM_OP("native_batch_norm_backward"), {gy, x, w, c.outputs[1], c.outputs[2]},
+                                   Attrs().set("output_mask", mask));
+  for (size_t i = 0; i < 3; ++i)
+    if (!mask[i]) r[i] = Tensor();
+  return r;
+}
+
+// ---------------- composites (devices without the fused kernels): the kernels' outputs, in ops ----------------
+
+// Outputs not asked for by output_mask (the kernels leave them uninitialised) are zeros of their inferred shape.
+std::vector<Tensor> fill_unasked(std::vector<Tensor> out, const std::vector<Tensor>& in, const Attrs& a,
+                                 InferFn infer) {
+  std::vector<TensorMeta> metas = infer(in, a);
+  for (size_t i = 0; i < out.size(); ++i)
+    if (!out[i].defined()) out[i] = zeros(metas[i].sizes, metas[i].dtype, metas[i].device);
+  return out;
+}
+
+std::vector<bool> output_mask(const Attrs& a) {
+  const Shape& mask = a.get<Shape>("output_mask");
+  return {mask[0] != 0, mask[1] != 0, mask[2] != 0};
+}
+
+std::vector<Tensor> conv2d_composite(const std::vector<Tensor>& in, const Attrs& a) {
+  return {conv2d_ops(in[0], in[1], in.size() == 3 ? in[2] : Tensor(), a.get<Shape>("stride"), a.get<Shape>("padding"),
+                     a.get<Shape>("dilation"), a.get<int64_t>("groups"))};
+}
+
+std::vector<Tensor> conv2d_backward_composite(const std::vector<Tensor>& in, const Attrs& a) {
+  const Tensor &grad = in[0], &x = in[1], &w = in[2];
+  ConvGeometry g = conv_geometry({x.sizes(), x.dtype(), x.device()}, {w.sizes(), w.dtype(), w.device()}, a);
+  return fill_unasked(conv2d_backward_ops(grad, x, w, g, output_mask(a)), in, a, infer_conv2d_backward);
+}
+
+std::vector<Tensor> native_batch_norm_composite(const std::vector<Tensor>& in, const Attrs& a) {
+  const Tensor &x = in[0], &w = in[1], &b = in[2];
+  auto [mean_x, invstd] = batch_norm_stats(x, a.get<double>("eps"));
+  Tensor xhat = mul(sub(x, channel_view(mean_x, x.dim())), channel_view(invstd, x.dim()));
+  return {add(mul(xhat, channel_view(w, x.dim())), channel_view(b, x.dim())), mean_x, invstd};
+}
+
+std::vector<Tensor> native_batch_norm_backward_composite(const std::vector<Tensor>& in, const Attrs& a) {
+  return fill_unasked(batch_norm_grads(in[0], in[1], in[2], in[3], in[4], output_mask(a)), in, a,
+                      infer_native_batch_norm_backward);
+}
+
 }  // namespace
 
 bool fused_conv_supported(const Tensor& t) {
-  return t.device().type == DeviceType::CPU && (t.dtype() == DType::Float32 || t.dtype() == DType::Float64);
+  return (t.dtype() == DType::Float32 || t.dtype() == DType::Float64) && has_kernel(LOOM_OP("conv2d"), t.device());
+}
+
+bool fused_batch_norm_supported(const Tensor& t) {
+  return (t.dtype() == DType::Float32 || t.dtype() == DType::Float64) &&
+         has_kernel(LOOM_OP("native_batch_norm"), t.device());
+}
+
+Tensor conv2d_ops(const Tensor& x, const Tensor& w, const Tensor& bias, const std::vector<int64_t>& stride,
+                  const std::vector<int64_t>& padding4, const std::vector<int64_t>& dilation, int64_t groups) {
+  int64_t N = x.sizes()[0], H = x.sizes()[2], W = x.sizes()[3];
+  int64_t O = w.sizes()[0], Cg = w.sizes()[1], kh = w.sizes()[2], kw = w.sizes()[3];
+  int64_t oh = sliding_windows(H, padding4[0], padding4[1], kh, dilation[0], stride[0], "conv2d");
+  int64_t ow = sliding_windows(W, padding4[2], padding4[3], kw, dilation[1], stride[1], "conv2d");
+  Tensor cols = im2col(x, {kh, kw}, dilation, padding4, stride);  // (N, C*kh*kw, L)
+  int64_t K = Cg * kh * kw, L = oh * ow;  // the sizes of im2col's (already allocated) output
+  // One large product per group (batch folded into columns) rather than N small ones: its backward is then
+  // two large products too. cols (N, g, K, L) -> (g, K, N*L); weight (g, O/g, K); out (g, O/g, N*L).
+  Tensor grouped_cols = reshape(permute(reshape(cols, {N, groups, K, L}), {1, 2, 0, 3}), {groups, K, N * L});
+  Tensor grouped_out = bmm(reshape(w, {groups, O / groups, K}), grouped_cols);
+  Tensor out = reshape(permute(reshape(grouped_out, {groups, O / groups, N, L}), {2, 0, 1, 3}), {N, O, oh, ow});
+  if (bias.defined()) out = add(out, reshape(bias, {1, O, 1, 1}));
+  return out;
 }
 
 Tensor conv2d_fused(const Tensor& x, const Tensor& w, const Tensor& bias, const std::vector<int64_t>& stride,
@@ -214,14 +297,16 @@ std::vector<Tensor> native_batch_norm(const Tensor& x, const Tensor& weight, con
 }
 
 void define_conv_ops(Registry& r) {
-  r.define({.name = "conv2d", .infer = infer_conv2d, .backward = conv2d_grad, .saved_inputs = 0b011});
+  r.define({.name = "conv2d", .infer = infer_conv2d, .backward = conv2d_grad, .composite = conv2d_composite,
+            .saved_inputs = 0b011});
   // (grad_output, input, weight) -> (grad_input, grad_weight, grad_bias); attr output_mask {0|1, 0|1, 0|1}
   // (outputs not asked for are left uninitialised). conv2d's first-order backward, so it has no backward itself.
-  r.define({.name = "conv2d_backward", .infer = infer_conv2d_backward});
+  r.define({.name = "conv2d_backward", .infer = infer_conv2d_backward, .composite = conv2d_backward_composite});
   r.define({.name = "native_batch_norm", .infer = infer_native_batch_norm, .backward = native_batch_norm_grad,
-            .saved_inputs = 0b011, .saves_outputs = true});
+            .composite = native_batch_norm_composite, .saved_inputs = 0b011, .saves_outputs = true});
   // (grad, input, weight, mean, invstd) -> (grad_input, grad_weight, grad_bias); attr output_mask as above.
-  r.define({.name = "native_batch_norm_backward", .infer = infer_native_batch_norm_backward});
+  r.define({.name = "native_batch_norm_backward", .infer = infer_native_batch_norm_backward,
+            .composite = native_batch_norm_backward_composite});
 }
 
 }  // namespace detail

@@ -231,19 +231,30 @@ std::vector<Tensor> reciprocal_backward(BackwardContext& c) {
   const Tensor& y = c.outputs[0];
   return {mul(c.grad(), neg(mul(y, y)))};
 }
+// relu's gradient in ops: grad where y > 0, else 0 (0 also where grad is NaN or inf, as the fused kernel).
+Tensor relu_grad_ops(const Tensor& g, const Tensor& y) {
+  return where(gt(y, Scalar(int64_t(0))), g, zeros({}, g.dtype(), g.device()));
+}
 std::vector<Tensor> relu_backward(BackwardContext& c) {
   Tensor g = c.grad();
   const Tensor& y = c.outputs[0];
-  // First-order backward: one fused pass (grad where y > 0, else 0); with create_graph, differentiable ops.
-  if (!grad_mode_enabled() && g.dtype() == y.dtype() && is_floating(y.dtype()))
+  // First-order backward: one fused pass where the device has the kernel; with create_graph, differentiable ops.
+  if (!grad_mode_enabled() && g.dtype() == y.dtype() && is_floating(y.dtype()) &&
+      has_kernel(LOOM_OP("relu_backward"), g.device()))
     return {dispatch1(LOOM_OP("relu_backward"), {g, y})};
-  return {mul(g, mask_of(gt(y, Scalar(int64_t(0))), g))};
+  return {relu_grad_ops(g, y)};
 }
 std::vector<Tensor> leaky_relu_backward(BackwardContext& c) {
   Tensor g = c.grad();
   double slope = c.attrs.get<double>("negative_slope");
   Tensor positive = gt(c.inputs[0], Scalar(int64_t(0)));
   return {mul(g, where(positive, ones_like(g), full_like(g, Scalar(slope))))};
+}
+// The exact GELU's gradient in ops: grad * (Phi(x) + x phi(x)).
+Tensor gelu_grad_ops(const Tensor& g, const Tensor& x) {
+  Tensor cdf = mul(add(erf(mul(x, Scalar(1.0 / std::numbers::sqrt2))), Scalar(int64_t(1))), Scalar(0.5));
+  Tensor pdf = mul(exp(mul(mul(x, x), Scalar(-0.5))), Scalar(1.0 / std::sqrt(2.0 * std::numbers::pi)));
+  return mul(g, add(cdf, mul(x, pdf)));
 }
 std::vector<Tensor> gelu_backward(BackwardContext& c) {
   const Tensor& x = c.inputs[0];
@@ -259,12 +270,11 @@ std::vector<Tensor> gelu_backward(BackwardContext& c) {
     Tensor right = mul(mul(mul(x, Scalar(0.5)), rsub(mul(th, th), Scalar(int64_t(1)))), du);
     return {mul(g, add(left, right))};
   }
-  // First-order backward (the common case: grad mode is off while backward runs) is one fused pass; with
-  // create_graph the formula is written in ops, so it is differentiable again.
-  if (!grad_mode_enabled()) return {dispatch1(LOOM_OP("gelu_backward"), {g, x})};
-  Tensor cdf = mul(add(erf(mul(x, Scalar(1.0 / std::numbers::sqrt2))), Scalar(int64_t(1))), Scalar(0.5));
-  Tensor pdf = mul(exp(mul(mul(x, x), Scalar(-0.5))), Scalar(1.0 / std::sqrt(2.0 * std::numbers::pi)));
-  return {mul(g, add(cdf, mul(x, pdf)))};
+  // First-order backward (the common case: grad mode is off while backward runs) is one fused pass where the
+  // device has the kernel; with create_graph the formula is written in ops, so it is differentiable again.
+  if (!grad_mode_enabled() && has_kernel(LOOM_OP("gelu_backward"), g.device()))
+    return {dispatch1(LOOM_OP("gelu_backward"), {g, x})};
+  return {gelu_grad_ops(g, x)};
 }
 std::vector<Tensor> silu_backward(BackwardContext& c) {
   const Tensor& x = c.inputs[0];
@@ -292,6 +302,22 @@ std::vector<Tensor> where_backward(BackwardContext& c) {
   Tensor zero = zeros({}, g.dtype(), g.device());
   return {Tensor(), c.needs_input_grad[1] ? where(condition, g, zero) : Tensor(),
           c.needs_input_grad[2] ? where(condition, zero, g) : Tensor()};
+}
+
+// ---------------- composites of the fused ops (devices without their kernels) ----------------
+
+// The fused backward ops' output dtype: infer_float_binary's float_result(result_type(grad, input)).
+Tensor as_inferred(const Tensor& t, const std::vector<Tensor>& in) {
+  DType want = float_result(result_type(in));
+  return t.dtype() == want ? t : to_dtype(t, want);
+}
+std::vector<Tensor> relu_backward_composite(const std::vector<Tensor>& in, const Attrs&) {
+  return {as_inferred(relu_grad_ops(in[0], in[1]), in)};
+}
+std::vector<Tensor> gelu_backward_composite(const std::vector<Tensor>& in, const Attrs&) {
+  DType want = float_result(result_type(in));
+  auto cast = [&](const Tensor& t) { return t.dtype() == want ? t : to_dtype(t, want); };
+  return {gelu_grad_ops(cast(in[0]), cast(in[1]))};
 }
 
 // ---------------- definitions ----------------
@@ -325,9 +351,9 @@ void define_elementwise_ops(Registry& r) {
   r.define({.name = "atan2", .infer = infer_float_binary<kAtan2>, .backward = atan2_backward});
   // gelu_backward(grad, x) = grad * GELU'(x) (exact GELU), fused; used by gelu's backward when no graph of the
   // backward is needed, so it has no backward of its own.
-  r.define({.name = "gelu_backward", .infer = infer_float_binary<kGeluBackward>});
+  r.define({.name = "gelu_backward", .infer = infer_float_binary<kGeluBackward>, .composite = gelu_backward_composite});
   // relu_backward(grad, y) = grad where y > 0, else 0 (y = relu's output), fused like gelu_backward.
-  r.define({.name = "relu_backward", .infer = infer_float_binary<kReluBackward>});
+  r.define({.name = "relu_backward", .infer = infer_float_binary<kReluBackward>, .composite = relu_backward_composite});
   for (auto [name, infer] : {std::pair<const char*, InferFn>{"eq", infer_predicate_binary<kEq>}, {"ne", infer_predicate_binary<kNe>},
                              {"lt", infer_predicate_binary<kLt>}, {"le", infer_predicate_binary<kLe>},
                              {"gt", infer_predicate_binary<kGt>}, {"ge", infer_predicate_binary<kGe>},

@@ -157,35 +157,82 @@ std::vector<TensorMeta> infer_cross_entropy_backward(const std::vector<Tensor>& 
   return {TensorMeta{x.sizes(), x.dtype(), x.device()}};
 }
 
+// The gradient of cross_entropy_loss's loss w.r.t. its input, in ops, given p = softmax(x) (see the formula
+// above): cross_entropy_backward's composite (p from the saved lse) and the create_graph backward (p = softmax(x),
+// differentiable). inputs: grad, input, target, denominator, weight (undefined without).
+Tensor cross_entropy_grad_ops(const Tensor& g, const Tensor& x, const Tensor& target, const Tensor& denominator,
+                              const Tensor& weight, const Tensor& p, const Attrs& a) {
+  const int64_t C = x.sizes()[1];
+  const int64_t ignore_index = a.get<int64_t>("ignore_index");
+  const double s = a.get<double>("label_smoothing");
+  const std::string& reduction = a.get<std::string>("reduction");
+  Tensor hit = to_dtype(one_hot_mask(target, C, ignore_index, x.device()), x.dtype());
+  Tensor counted = unsqueeze(to_dtype(ne(target, Scalar(ignore_index)), x.dtype()), 1);
+  Tensor class_w = weight.defined() ? unsqueeze(weight, 0) : ones({1, C}, x.dtype(), x.device());
+  Tensor w_t = sum(mul(hit, class_w), {1}, true);  // 0 on ignored rows
+  Tensor total_w = sum(class_w, {1}, true);
+  Tensor dx = mul(mul(w_t, sub(p, hit)), Scalar(1.0 - s));
+  if (s > 0) dx = add(dx, mul(mul(counted, sub(mul(total_w, p), class_w)), Scalar(s / C)));
+  Tensor scale = reduction == "none" ? unsqueeze(g, 1) : reduction == "sum" ? g : div(g, denominator);
+  return mul(dx, scale);
+}
+
+// softmax of x from its row logsumexp lse (N).
+Tensor probabilities(const Tensor& x, const Tensor& lse) { return exp(sub(x, unsqueeze(lse, 1))); }
+
 std::vector<Tensor> cross_entropy_loss_backward(BackwardContext& c) {
   const Tensor &x = c.inputs[0], &target = c.inputs[1];
   const bool has_weight = c.attrs.get<bool>("has_weight");
   const Tensor weight = has_weight ? c.inputs[2] : Tensor();
-  const std::string& reduction = c.attrs.get<std::string>("reduction");
   const Tensor &lse = c.outputs[1], &denominator = c.outputs[2];
   Tensor g = c.grad(0);
   std::vector<Tensor> grads(c.input_meta.size());
   if (!grad_mode_enabled() && g.dtype() == x.dtype()) {
+    // First order: the fused op where the device has it, else the same formula from the saved lse.
+    if (!has_kernel(LOOM_OP("cross_entropy_backward"), x.device())) {
+      grads[0] = cross_entropy_grad_ops(g, x, target, denominator, weight, probabilities(x, lse), c.attrs);
+      return grads;
+    }
     std::vector<Tensor> inputs{g, x, target, lse, denominator};
     if (has_weight) inputs.push_back(weight);
     grads[0] = dispatch1(LOOM_OP("cross_entropy_backward"), inputs, c.attrs);
     return grads;
   }
   // With create_graph: the same formula in differentiable ops (through softmax of the input).
-  const int64_t C = x.sizes()[1];
-  const int64_t ignore_index = c.attrs.get<int64_t>("ignore_index");
-  const double s = c.attrs.get<double>("label_smoothing");
-  Tensor p = softmax(x, 1);
-  Tensor hit = to_dtype(one_hot_mask(target, C, ignore_index, x.device()), x.dtype());
-  Tensor counted = unsqueeze(to_dtype(ne(target, Scalar(ignore_index)), x.dtype()), 1);
-  Tensor class_w = has_weight ? unsqueeze(weight, 0) : ones({1, C}, x.dtype(), x.device());
-  Tensor w_t = sum(mul(hit, class_w), {1}, true);  // 0 on ignored rows
-  Tensor total_w = sum(class_w, {1}, true);
-  Tensor dx = mul(mul(w_t, sub(p, hit)), Scalar(1.0 - s));
-  if (s > 0) dx = add(dx, mul(mul(counted, sub(mul(total_w, p), class_w)), Scalar(s / C)));
-  Tensor scale = reduction == "none" ? unsqueeze(g, 1) : reduction == "sum" ? g : div(g, denominator);
-  grads[0] = mul(dx, scale);
+  grads[0] = cross_entropy_grad_ops(g, x, target, denominator, weight, softmax(x, 1), c.attrs);
   return grads;
+}
+
+// ---- composites of the fused cross-entropy ops (devices without their kernels): the kernels' outputs, in ops ----
+
+// (loss, lse (N), denominator ()): out-of-range targets raise IndexError, as in the kernel.
+std::vector<Tensor> cross_entropy_loss_composite(const std::vector<Tensor>& in, const Attrs& a) {
+  const Tensor &x = in[0], &target = in[1];
+  const Tensor weight = a.get<bool>("has_weight") ? in[2] : Tensor();
+  const int64_t ignore_index = a.get<int64_t>("ignore_index");
+  const double s = a.get<double>("label_smoothing");
+  const std::string& reduction = a.get<std::string>("reduction");
+  const int64_t C = check_class_target(x, target, weight, ignore_index, "cross_entropy");
+  Tensor lse = logsumexp(x, {1});
+  Tensor logp = sub(x, unsqueeze(lse, 1));
+  Tensor hit = one_hot_mask(target, C, ignore_index, x.device());  // all false on ignored rows
+  Tensor zero = zeros({}, x.dtype(), x.device());
+  Tensor class_w = weight.defined() ? unsqueeze(weight, 0) : ones({1, C}, x.dtype(), x.device());
+  Tensor w_t = sum(where(hit, class_w, zero), {1});  // weight[target], 0 where ignored
+  Tensor row = mul(mul(neg(sum(where(hit, logp, zero), {1})), w_t), Scalar(1.0 - s));
+  if (s > 0) {
+    Tensor smooth = neg(sum(mul(logp, class_w), {1}));
+    row = add(row, mul(where(ne(target, Scalar(ignore_index)), smooth, zero), Scalar(s / C)));
+  }
+  Tensor denominator = sum(w_t);
+  Tensor loss = reduction == "none" ? row : reduction == "sum" ? sum(row) : div(sum(row), denominator);
+  return {loss, lse, denominator};
+}
+
+// Inputs (grad, input, target, lse, denominator[, weight]).
+std::vector<Tensor> cross_entropy_backward_composite(const std::vector<Tensor>& in, const Attrs& a) {
+  const Tensor weight = a.get<bool>("has_weight") ? in[5] : Tensor();
+  return {cross_entropy_grad_ops(in[0], in[1], in[2], in[4], weight, probabilities(in[1], in[3]), a)};
 }
 
 // Whether cross_entropy takes the fused op: class-index targets on an (N, C) float32/float64 input.
@@ -247,10 +294,11 @@ void define_loss_ops(Registry& r) {
   // label_smoothing, has_weight. Outputs (loss, lse (N), mean denominator ()); only the loss carries a gradient.
   // Targets out of range (and not ignore_index) raise IndexError from the kernel.
   r.define({.name = "cross_entropy_loss", .infer = infer_cross_entropy_loss, .backward = cross_entropy_loss_backward,
-            .saves_outputs = true, .nondiff_inputs = 0b110});
+            .composite = cross_entropy_loss_composite, .saves_outputs = true, .nondiff_inputs = 0b110});
   // cross_entropy_backward(grad, input, target, lse, denominator, [weight]): attrs as cross_entropy_loss; the fused
   // first-order gradient of the input.
-  r.define({.name = "cross_entropy_backward", .infer = infer_cross_entropy_backward});
+  r.define({.name = "cross_entropy_backward", .infer = infer_cross_entropy_backward,
+            .composite = cross_entropy_backward_composite});
 }
 
 Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
@@ -270,7 +318,7 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
              shape_str(input.sizes()));
   LOOM_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0, Value, op,
              ": label_smoothing must be between 0.0 and 1.0, got ", label_smoothing);
-  if (fusable_cross_entropy(input, target, weight))
+  if (fusable_cross_entropy(input, target, weight) && has_kernel(LOOM_OP("cross_entropy_loss"), input.device()))
     return fused_cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing);
   const int64_t cdim = class_dim(input);
   const int64_t C = input.sizes()[cdim];

@@ -411,17 +411,9 @@ Tensor conv_core(const char* op, const Tensor& x, const Tensor& w, const Tensor&
   LOOM_CHECK(oh > 0 && ow > 0, Value, op, ": calculated padded input size per channel (",
              padded_h, " x ", padded_w, ") is smaller than the (dilated) kernel size (", eff_h, " x ", eff_w,
              "); input shape ", shape_str(shown_input), ", weight shape ", shape_str(shown_weight));
-  // float32/float64 on the CPU: the fused conv2d op (per-image im2col + GEMM, fused backward).
+  // float32/float64 on a device with the kernel: the fused conv2d op (per-image im2col + GEMM, fused backward).
   if (detail::fused_conv_supported(x)) return detail::conv2d_fused(x, w, bias, s, pad4, d, groups);
-  Tensor cols = detail::im2col(x, {kh, kw}, d, pad4, s);  // (N, C*kh*kw, L)
-  int64_t K = Cg * kh * kw, L = oh * ow;  // the sizes of im2col's (already allocated) output
-  // One large product per group (batch folded into columns) rather than N small ones: its backward is then
-  // two large products too. cols (N, g, K, L) -> (g, K, N*L); weight (g, O/g, K); out (g, O/g, N*L).
-  Tensor grouped_cols = reshape(permute(reshape(cols, {N, groups, K, L}), {1, 2, 0, 3}), {groups, K, N * L});
-  Tensor grouped_out = bmm(reshape(w, {groups, O / groups, K}), grouped_cols);
-  Tensor out = reshape(permute(reshape(grouped_out, {groups, O / groups, N, L}), {2, 0, 1, 3}), {N, O, oh, ow});
-  if (bias.defined()) out = add(out, reshape(bias, {1, O, 1, 1}));
-  return out;
+  return detail::conv2d_ops(x, w, bias, s, pad4, d, groups);
 }
 
 }  // namespace
@@ -695,8 +687,9 @@ Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tens
   int64_t k = check_normalized_shape("layer_norm", input, normalized_shape);
   check_affine("layer_norm", weight, "weight", normalized_shape, input);
   check_affine("layer_norm", bias, "bias", normalized_shape, input);
-  // The fused op (one pass forward, one backward) when weight and bias have the input's dtype.
-  if ((!weight.defined() || weight.dtype() == input.dtype()) && (!bias.defined() || bias.dtype() == input.dtype()))
+  // The fused op (one pass forward, one backward) when the device has it and weight and bias have the input's dtype.
+  if ((!weight.defined() || weight.dtype() == input.dtype()) && (!bias.defined() || bias.dtype() == input.dtype()) &&
+      has_kernel(LOOM_OP("native_layer_norm"), input.device()))
     return std::get<0>(native_layer_norm(input, k, weight, bias, eps));
   Dims dims;
   for (int64_t i = input.dim() - k; i < input.dim(); ++i) dims.push_back(i);
@@ -715,7 +708,7 @@ Tensor rms_norm(const Tensor& input, const Shape& normalized_shape, const Tensor
   else if (input.dtype() == DType::BFloat16) epsilon = 0.0078125;
   else if (input.dtype() == DType::Float32) epsilon = std::numeric_limits<float>::epsilon();
   else epsilon = std::numeric_limits<double>::epsilon();
-  if (!weight.defined() || weight.dtype() == input.dtype())
+  if ((!weight.defined() || weight.dtype() == input.dtype()) && has_kernel(LOOM_OP("native_layer_norm"), input.device()))
     return std::get<0>(native_layer_norm(input, k, weight, Tensor(), epsilon, /*rms=*/true));
   Dims dims;
   for (int64_t i = input.dim() - k; i < input.dim(); ++i) dims.push_back(i);
@@ -769,7 +762,7 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   if (training) {
     LOOM_CHECK(count > 1, Value, "batch_norm: expected more than 1 value per channel when training, got input of ",
                "shape ", shape_str(input.sizes()));
-    if (detail::fused_conv_supported(x)) {
+    if (detail::fused_batch_norm_supported(x)) {
       // One fused op: batch statistics, normalisation and affine map; fused backward.
       std::vector<Tensor> r = detail::native_batch_norm(x, upcast(weight), upcast(bias), eps);
       if (running_mean.defined() || running_var.defined()) {

@@ -3,6 +3,7 @@
 // backends/cpu/norm.cpp.
 #include "loom/ops/normalization.h"
 
+#include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/reduce.h"
 #include "loom/ops/shape.h"
@@ -66,6 +67,40 @@ std::vector<TensorMeta> infer_layer_norm_backward(const std::vector<Tensor>& in,
   return {TensorMeta{x.sizes(), x.dtype(), x.device()}, param, param};
 }
 
+Tensor cast_to(const Tensor& t, DType dtype) { return t.dtype() == dtype ? t : to_dtype(t, dtype); }
+
+// The normalized dims (the last k) and the leading ones of a rank-`rank` input.
+std::pair<Dims, Dims> split_dims(int64_t rank, int64_t k) {
+  Dims normalized, lead;
+  for (int64_t i = 0; i < rank; ++i) (i < rank - k ? lead : normalized).push_back(i);
+  return {normalized, lead};
+}
+
+// Layer norm's gradients (dx, dweight, dbias; dweight also without a weight) from its statistics mean and rstd
+// (stats shape, compute dtype), in ops: layer_norm_backward's composite, and with recomputed statistics the
+// differentiable backward.
+std::vector<Tensor> layer_norm_grads(const Tensor& g, const Tensor& x, const Tensor& mean_x, const Tensor& rstd,
+                                     const Tensor& weight, int64_t k, bool rms) {
+  auto [dims, lead] = split_dims(x.dim(), k);
+  Tensor xf = upcast_to_compute(x), gf = upcast_to_compute(g);
+  Tensor xhat = mul(rms ? xf : sub(xf, mean_x), rstd);
+  Tensor gh = weight.defined() ? mul(gf, upcast_to_compute(weight)) : gf;
+  Tensor centered_gh = rms ? gh : sub(gh, mean(gh, dims, true));
+  Tensor dx = mul(rstd, sub(centered_gh, mul(xhat, mean(mul(gh, xhat), dims, true))));
+  // An empty dim list would mean "all dims" to sum: with no leading dims there is nothing to sum over.
+  auto over_lead = [&, &lead = lead](const Tensor& t) { return lead.empty() ? t : sum(t, lead); };
+  return {cast_to(dx, x.dtype()), cast_to(over_lead(mul(gf, xhat)), x.dtype()), cast_to(over_lead(gf), x.dtype())};
+}
+
+// Layer norm's statistics in ops: (mean, rstd) over the last k dims, keepdim, in the compute dtype; mean is 0 for
+// RMS norm.
+std::pair<Tensor, Tensor> layer_norm_stats(const Tensor& xf, int64_t k, double eps, bool rms) {
+  Dims dims = split_dims(xf.dim(), k).first;
+  Tensor mean_x = rms ? zeros(stats_shape(xf.sizes(), k), xf.dtype(), xf.device()) : mean(xf, dims, true);
+  Tensor centered = rms ? xf : sub(xf, mean_x);
+  return {mean_x, rsqrt(add(mean(mul(centered, centered), dims, true), Scalar(eps)))};
+}
+
 std::vector<Tensor> native_layer_norm_backward(BackwardContext& c) {
   const int64_t k = c.attrs.get<int64_t>("normalized_dims");
   const bool has_weight = c.attrs.get<bool>("has_weight"), has_bias = c.attrs.get<bool>("has_bias");
@@ -73,32 +108,48 @@ std::vector<Tensor> native_layer_norm_backward(BackwardContext& c) {
   const Tensor& x = c.inputs[0];
   const Tensor weight = has_weight ? c.inputs[1] : Tensor();
   Tensor g = c.grad(0);
-  std::vector<Tensor> grads(c.input_meta.size());
+  std::vector<Tensor> out;
   if (!grad_mode_enabled() && g.dtype() == x.dtype() && g.sizes() == x.sizes()) {
-    std::vector<Tensor> inputs{g, x, c.outputs[1], c.outputs[2]};
-    if (has_weight) inputs.push_back(weight);
-    std::vector<Tensor> out = dispatch(LOOM_OP("layer_norm_backward"), inputs,
-                                       Attrs().set("normalized_dims", k).set("has_weight", has_weight).set("rms", rms));
-    grads[0] = out[0];
-    if (has_weight) grads[1] = out[1];
-    if (has_bias) grads[has_weight ? 2 : 1] = out[2];
-    return grads;
+    // First order: the fused op where the device has it, else the same formulas from the saved statistics.
+    if (has_kernel(LOOM_OP("layer_norm_backward"), x.device())) {
+      std::vector<Tensor> inputs{g, x, c.outputs[1], c.outputs[2]};
+      if (has_weight) inputs.push_back(weight);
+      out = dispatch(LOOM_OP("layer_norm_backward"), inputs,
+                     Attrs().set("normalized_dims", k).set("has_weight", has_weight).set("rms", rms));
+    } else {
+      out = layer_norm_grads(g, x, c.outputs[1], c.outputs[2], weight, k, rms);
+    }
+  } else {
+    // With create_graph: the statistics are recomputed from x so they are part of the graph.
+    auto [mean_x, rstd] = layer_norm_stats(upcast_to_compute(x), k, c.attrs.get<double>("eps"), rms);
+    out = layer_norm_grads(g, x, mean_x, rstd, weight, k, rms);
   }
-  // With create_graph: the same formulas in differentiable ops, recomputing the statistics from x.
-  const double eps = c.attrs.get<double>("eps");
-  Dims dims, lead;
-  for (int64_t i = 0; i < x.dim(); ++i) (i < x.dim() - k ? lead : dims).push_back(i);
-  Tensor xf = upcast_to_compute(x), gf = upcast_to_compute(g);
-  Tensor centered = rms ? xf : sub(xf, mean(xf, dims, true));
-  Tensor rstd = rsqrt(add(mean(mul(centered, centered), dims, true), Scalar(eps)));
-  Tensor xhat = mul(centered, rstd);
-  Tensor gh = has_weight ? mul(gf, upcast_to_compute(weight)) : gf;
-  Tensor centered_gh = rms ? gh : sub(gh, mean(gh, dims, true));
-  Tensor dx = mul(rstd, sub(centered_gh, mul(xhat, mean(mul(gh, xhat), dims, true))));
-  grads[0] = to_dtype(dx, x.dtype());
-  if (has_weight) grads[1] = to_dtype(sum(mul(gf, xhat), lead), weight.dtype());
-  if (has_bias) grads[has_weight ? 2 : 1] = to_dtype(sum(gf, lead), c.input_meta.back().dtype);
+  std::vector<Tensor> grads(c.input_meta.size());
+  grads[0] = out[0];
+  if (has_weight) grads[1] = out[1];
+  if (has_bias) grads[has_weight ? 2 : 1] = out[2];
   return grads;
+}
+
+// ---- composites (devices without the fused kernels): the kernels' outputs, in ops ----
+
+std::vector<Tensor> native_layer_norm_composite(const std::vector<Tensor>& in, const Attrs& a) {
+  const int64_t k = a.get<int64_t>("normalized_dims");
+  const bool has_weight = a.get<bool>("has_weight"), has_bias = a.get<bool>("has_bias");
+  const bool rms = a.get_or<bool>("rms", false);
+  const Tensor& x = in[0];
+  Tensor xf = upcast_to_compute(x);
+  auto [mean_x, rstd] = layer_norm_stats(xf, k, a.get<double>("eps"), rms);
+  Tensor y = mul(rms ? xf : sub(xf, mean_x), rstd);
+  if (has_weight) y = mul(y, upcast_to_compute(in[1]));
+  if (has_bias) y = add(y, upcast_to_compute(in[has_weight ? 2 : 1]));
+  return {cast_to(y, x.dtype()), mean_x, rstd};
+}
+
+std::vector<Tensor> layer_norm_backward_composite(const std::vector<Tensor>& in, const Attrs& a) {
+  const Tensor weight = a.get<bool>("has_weight") ? in[4] : Tensor();
+  return layer_norm_grads(in[0], in[1], in[2], in[3], weight, a.get<int64_t>("normalized_dims"),
+                          a.get_or<bool>("rms", false));
 }
 
 }  // namespace
@@ -107,10 +158,11 @@ void define_normalization_ops(Registry& r) {
   // native_layer_norm(input, [weight], [bias]): attrs normalized_dims, eps, has_weight, has_bias, rms (RMS norm:
   // no centering, mean output 0). Outputs (y, mean, rstd); only y carries a gradient.
   r.define({.name = "native_layer_norm", .infer = infer_native_layer_norm, .backward = native_layer_norm_backward,
-            .saves_outputs = true});
+            .composite = native_layer_norm_composite, .saves_outputs = true});
   // layer_norm_backward(grad, input, mean, rstd, [weight]) -> (dx, dweight, dbias): attrs normalized_dims, has_weight,
   // rms; first-order only.
-  r.define({.name = "layer_norm_backward", .infer = infer_layer_norm_backward});
+  r.define({.name = "layer_norm_backward", .infer = infer_layer_norm_backward,
+            .composite = layer_norm_backward_composite});
 }
 
 std::tuple<Tensor, Tensor, Tensor> native_layer_norm(const Tensor& input, int64_t normalized_dims, const Tensor& weight,

@@ -186,26 +186,79 @@ std::vector<TensorMeta> infer_cumulative_extreme(const std::vector<Tensor>& in, 
   return {TensorMeta{in[0].sizes(), in[0].dtype(), in[0].device()}, TensorMeta{in[0].sizes(), DType::Int64, in[0].device()}};
 }
 
-// The fused first-order backward (one kernel) when no graph of the backward is needed; with create_graph the
-// formula in ops, differentiable again.
-bool use_fused_softmax_backward(const Tensor& g, const Tensor& y) {
-  return !grad_mode_enabled() && g.dtype() == y.dtype() && g.sizes() == y.sizes();
+// The fused first-order backward (one kernel) when no graph of the backward is needed and the device has it;
+// with create_graph the formula in ops, differentiable again.
+bool use_fused_softmax_backward(const OpDef& op, const Tensor& g, const Tensor& y) {
+  return !grad_mode_enabled() && g.dtype() == y.dtype() && g.sizes() == y.sizes() && has_kernel(op, y.device());
+}
+
+// The gradients in ops (also the fused backward ops' composites). A 0-d y is softmax over one element.
+Tensor softmax_grad_ops(const Tensor& g, const Tensor& y, int64_t dim) {
+  if (y.dim() == 0) return mul(y, sub(g, mul(g, y)));
+  return mul(y, sub(g, sum(mul(g, y), {dim}, true)));
+}
+Tensor log_softmax_grad_ops(const Tensor& g, const Tensor& y, int64_t dim) {
+  return sub(g, mul(exp(y), y.dim() == 0 ? g : sum(g, {dim}, true)));
 }
 
 std::vector<Tensor> softmax_backward(BackwardContext& c) {
   const Tensor& y = c.outputs[0];
   Tensor g = c.grad();
   const int64_t dim = c.attrs.get<int64_t>("dim");
-  if (use_fused_softmax_backward(g, y)) return {dispatch1(LOOM_OP("softmax_backward"), {g, y}, Attrs().set("dim", dim))};
-  return {mul(y, sub(g, sum(mul(g, y), {dim}, true)))};
+  if (use_fused_softmax_backward(LOOM_OP("softmax_backward"), g, y))
+    return {dispatch1(LOOM_OP("softmax_backward"), {g, y}, Attrs().set("dim", dim))};
+  return {softmax_grad_ops(g, y, dim)};
 }
 
 std::vector<Tensor> log_softmax_backward(BackwardContext& c) {
   const Tensor& y = c.outputs[0];
   Tensor g = c.grad();
   const int64_t dim = c.attrs.get<int64_t>("dim");
-  if (use_fused_softmax_backward(g, y)) return {dispatch1(LOOM_OP("log_softmax_backward"), {g, y}, Attrs().set("dim", dim))};
-  return {sub(g, mul(exp(y), sum(g, {dim}, true)))};
+  if (use_fused_softmax_backward(LOOM_OP("log_softmax_backward"), g, y))
+    return {dispatch1(LOOM_OP("log_softmax_backward"), {g, y}, Attrs().set("dim", dim))};
+  return {log_softmax_grad_ops(g, y, dim)};
+}
+
+// ---- composites of the fused softmax ops (devices without their kernels) ----
+
+// x minus its (constant) max along dim. As in the kernels and PyTorch, a row whose max is infinite (all -inf, or
+// a +inf entry) becomes NaN.
+Tensor shifted_by_max(const Tensor& x, int64_t dim) { return sub(x, amax(x.detach(), {dim}, true)); }
+
+// Runs fn on x seen as at least 1-d (softmax of a 0-d tensor is over its one element).
+template <class Fn>
+Tensor on_rows(const Tensor& x, Fn fn) {
+  if (x.dim() > 0) return fn(x);
+  return reshape(fn(reshape(x, {1})), {});
+}
+
+// An empty input (amax would raise on an empty dim): an empty output, still in x's graph.
+Tensor empty_result(const Tensor& x) { return mul(x, Scalar(0.0)); }
+
+std::vector<Tensor> softmax_composite(const std::vector<Tensor>& in, const Attrs& a) {
+  const int64_t dim = a.get<int64_t>("dim");
+  if (in[0].numel() == 0) return {empty_result(in[0])};
+  return {on_rows(in[0], [&](const Tensor& x) {
+    Tensor e = exp(shifted_by_max(x, dim));
+    return div(e, sum(e, {dim}, true));
+  })};
+}
+
+std::vector<Tensor> log_softmax_composite(const std::vector<Tensor>& in, const Attrs& a) {
+  const int64_t dim = a.get<int64_t>("dim");
+  if (in[0].numel() == 0) return {empty_result(in[0])};
+  return {on_rows(in[0], [&](const Tensor& x) {
+    Tensor shifted = shifted_by_max(x, dim);
+    return sub(shifted, log(sum(exp(shifted), {dim}, true)));
+  })};
+}
+
+std::vector<Tensor> softmax_backward_composite(const std::vector<Tensor>& in, const Attrs& a) {
+  return {softmax_grad_ops(in[0], in[1], a.get<int64_t>("dim"))};
+}
+
+std::vector<Tensor> log_softmax_backward_composite(const std::vector<Tensor>& in, const Attrs& a) {
+  return {log_softmax_grad_ops(in[0], in[1], a.get<int64_t>("dim"))};
 }
 
 std::vector<TensorMeta> infer_softmax_backward(const std::vector<Tensor>& in, const Attrs& a) {
@@ -247,14 +300,15 @@ void define_reduce_ops(Registry& r) {
   r.define({.name = "cummin", .infer = infer_cumulative_extreme, .backward = cumulative_extreme_backward,
             .saved_inputs = 0, .saves_outputs = true});
   // softmax/log_softmax: attrs dim (normalized), op.
-  r.define({.name = "softmax", .infer = infer_softmax, .backward = softmax_backward, .saved_inputs = 0,
-            .saves_outputs = true});
-  r.define({.name = "log_softmax", .infer = infer_softmax, .backward = log_softmax_backward, .saved_inputs = 0,
-            .saves_outputs = true});
+  r.define({.name = "softmax", .infer = infer_softmax, .backward = softmax_backward,
+            .composite = softmax_composite, .saved_inputs = 0, .saves_outputs = true});
+  r.define({.name = "log_softmax", .infer = infer_softmax, .backward = log_softmax_backward,
+            .composite = log_softmax_composite, .saved_inputs = 0, .saves_outputs = true});
   // softmax_backward/log_softmax_backward(grad, output): attrs dim (normalized). The fused first-order gradients,
   // used by softmax's/log_softmax's backward when grad mode is off; no backward of their own.
-  r.define({.name = "softmax_backward", .infer = infer_softmax_backward});
-  r.define({.name = "log_softmax_backward", .infer = infer_softmax_backward});
+  r.define({.name = "softmax_backward", .infer = infer_softmax_backward, .composite = softmax_backward_composite});
+  r.define({.name = "log_softmax_backward", .infer = infer_softmax_backward,
+            .composite = log_softmax_backward_composite});
 }
 
 namespace {

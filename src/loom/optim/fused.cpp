@@ -1,8 +1,13 @@
-// Definitions of the fused optimizer ops (validation only: they have no outputs and no backward).
+// Definitions of the fused optimizer ops (validation, and composites for devices without their kernels: they have no
+// outputs and no backward).
 #include "loom/optim/fused.h"
 
+#include <cmath>
+
 #include "loom/autograd/grad_mode.h"
+#include "loom/ops/elementwise.h"
 #include "loom/ops/registry.h"
+#include "loom/ops/shape.h"
 
 namespace loom {
 
@@ -77,6 +82,65 @@ Attrs adam_attrs(int64_t n, const optim::FusedAdamArgs& a) {
   return attrs;
 }
 
+// ---- composites (devices without the fused kernels): the same updates in ops, written into the inputs ----
+
+void assign(Tensor dst, const Tensor& value) { copy_(dst, value); }
+
+std::vector<Tensor> sgd_composite(const std::vector<Tensor>& in, const Attrs& a) {
+  const int64_t n = a.get<int64_t>("num_tensors");
+  const double lr = a.get<double>("lr"), momentum = a.get<double>("momentum");
+  const double weight_decay = a.get<double>("weight_decay");
+  const bool with_momentum = momentum != 0.0;
+  const std::vector<int64_t> first = with_momentum ? a.get<std::vector<int64_t>>("first_step") : std::vector<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    const Tensor& p = in[i];
+    Tensor g = a.get<bool>("maximize") ? neg(in[n + i]) : in[n + i];
+    // torch's foreach steps, each an add with alpha: g + wd p; buf m + (1 - dampening) g; p - lr g.
+    if (weight_decay != 0.0) g = add(g, p, Scalar(weight_decay));
+    if (with_momentum) {
+      const Tensor& buf = in[2 * n + i];
+      Tensor b = first[i] ? g : add(mul(buf, Scalar(momentum)), g, Scalar(1.0 - a.get<double>("dampening")));
+      assign(buf, b);
+      g = a.get<bool>("nesterov") ? add(g, b, Scalar(momentum)) : b;
+    }
+    assign(p, add(p, g, Scalar(-lr)));
+  }
+  return {};
+}
+
+template <bool Decoupled>
+std::vector<Tensor> adam_composite(const std::vector<Tensor>& in, const Attrs& a) {
+  const int64_t n = a.get<int64_t>("num_tensors");
+  const double lr = a.get<double>("lr"), beta1 = a.get<double>("beta1"), beta2 = a.get<double>("beta2");
+  const double eps = a.get<double>("eps"), weight_decay = a.get<double>("weight_decay");
+  const bool amsgrad = a.get<bool>("amsgrad");
+  const int64_t lists = amsgrad ? 5 : 4;
+  for (int64_t i = 0; i < n; ++i) {
+    const Tensor &p = in[i], &exp_avg = in[2 * n + i], &exp_avg_sq = in[3 * n + i];
+    // step += 1 in the step tensor's own dtype (a CPU tensor, checked by infer), then the bias corrections in double.
+    const Tensor& step_tensor = in[lists * n + i];
+    assign(step_tensor, add(step_tensor, Scalar(1.0)));
+    const double step = step_tensor.item().to_double();
+    const double step_size = -lr / (1.0 - std::pow(beta1, step));
+    const double bias_correction2 = std::sqrt(1.0 - std::pow(beta2, step));
+    Tensor g = a.get<bool>("maximize") ? neg(in[n + i]) : in[n + i];
+    Tensor param = p;
+    if (weight_decay != 0.0 && Decoupled) param = mul(p, Scalar(1.0 - lr * weight_decay));
+    if (weight_decay != 0.0 && !Decoupled) g = add(g, param, Scalar(weight_decay));
+    Tensor m = add(exp_avg, sub(g, exp_avg), Scalar(1.0 - beta1));  // lerp(exp_avg, g, 1 - beta1)
+    assign(exp_avg, m);
+    Tensor v = add(mul(exp_avg_sq, Scalar(beta2)), mul(mul(g, g), Scalar(1.0 - beta2)));
+    assign(exp_avg_sq, v);
+    if (amsgrad) {
+      v = maximum(in[4 * n + i], v);
+      assign(in[4 * n + i], v);
+    }
+    Tensor denom = add(div(sqrt(v), Scalar(bias_correction2)), Scalar(eps));
+    assign(p, add(param, div(mul(m, Scalar(step_size)), denom)));
+  }
+  return {};
+}
+
 }  // namespace
 
 namespace optim {
@@ -140,16 +204,19 @@ void define_optim_ops(Registry& r) {
   sgd.name = "_fused_sgd_";
   sgd.mutates_inputs = true;
   sgd.infer = infer_sgd;
+  sgd.composite = sgd_composite;
   r.define(std::move(sgd));
   OpDef adam;
   adam.name = "_fused_adam_";
   adam.mutates_inputs = true;
   adam.infer = infer_adam<false>;
+  adam.composite = adam_composite<false>;
   r.define(std::move(adam));
   OpDef adamw;
   adamw.name = "_fused_adamw_";
   adamw.mutates_inputs = true;
   adamw.infer = infer_adam<true>;
+  adamw.composite = adam_composite<true>;
   r.define(std::move(adamw));
 }
 
