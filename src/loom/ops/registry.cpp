@@ -221,6 +221,22 @@ std::string available_devices(const OpDef& op) {
        device_backend ? "; loom.backends.set_cpu_fallback(device_type, True) runs such ops on the CPU" : "");
 }
 
+// A composite must give what a kernel would: the outputs infer promised (a wrong composite would otherwise only
+// show on a device that lacks the kernel). Cheap next to the ops a composite runs.
+std::vector<Tensor> checked_composite(const OpDef& op, const std::vector<Tensor>& inputs, const Attrs& attrs,
+                                      const std::vector<TensorMeta>& metas) {
+  std::vector<Tensor> outputs = op.composite(inputs, attrs);
+  LOOM_CHECK(outputs.size() == metas.size(), Runtime, op.name, ": composite returned ", outputs.size(),
+             " outputs, the op has ", metas.size());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (!outputs[i].defined()) continue;
+    LOOM_CHECK(outputs[i].sizes() == metas[i].sizes && outputs[i].dtype() == metas[i].dtype, Runtime, op.name,
+               ": composite output ", i, " is ", shape_str(outputs[i].sizes()), " ", dtype_name(outputs[i].dtype()),
+               ", infer promised ", shape_str(metas[i].sizes), " ", dtype_name(metas[i].dtype));
+  }
+  return outputs;
+}
+
 // Copies a CPU tensor to `device` (the fallback's way back; the _to_device op's kernel does the same).
 Tensor host_to_device(const Tensor& host, Device device) {
   Tensor dense = host.is_contiguous() ? host : dispatch1(Registry::instance().op("clone"), {host});
@@ -267,7 +283,7 @@ std::vector<Tensor> dispatch(const OpDef& op, std::vector<Tensor> inputs, Attrs 
   for (const TensorMeta& m : metas) check_rank(static_cast<int64_t>(m.sizes.size()), op.name.c_str());
   KernelFn kernel = op.kernel(device.type);
   if (!kernel) {
-    if (op.composite) return op.composite(inputs, attrs);
+    if (op.composite) return checked_composite(op, inputs, attrs, metas);
     if (device.type == DeviceType::CPU || !Registry::instance().cpu_fallback(device.type))
       fail_no_kernel(op, inputs, device);
   }
