@@ -64,7 +64,7 @@ class CausalSelfAttention(Module):
         elif T == 1:  # one new position sees every cached one: no mask
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
         else:  # query i (absolute position past + i) sees keys 0..past + i
-            allowed = _C.ones(T, past + T, dtype=_C.bool).tril(past)
+            allowed = _C.ones(T, past + T, dtype=_C.bool, device=q.device).tril(past)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout_p)
         y = y.transpose(1, 2).reshape(B, T, C)
         y = self.resid_dropout(self.c_proj(y))
@@ -158,7 +158,7 @@ class GPT(Module):
         if past + T > self.config.block_size:
             raise ValueError(f"GPT: cannot forward a sequence of length {past + T}, block size is only "
                              f"{self.config.block_size}")
-        pos = _C.arange(past, past + T, dtype=_C.int64)
+        pos = _C.arange(past, past + T, dtype=_C.int64, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
         presents = []
         for i, block in enumerate(self.transformer.h):
@@ -228,6 +228,6 @@ class GPT(Module):
 def _sample(probs, generator):
     """One index per row of probs (B, V), by inverting the cumulative distribution at a uniform draw."""
     cdf = probs.double().cumsum(-1)
-    u = _C.rand(probs.shape[0], 1, dtype=_C.float64, generator=generator) * cdf[:, -1:]
+    u = _C.rand(probs.shape[0], 1, dtype=_C.float64, generator=generator, device=probs.device) * cdf[:, -1:]
     index = (cdf <= u).sum(-1, keepdim=True)
     return index.clamp(None, probs.shape[-1] - 1).long()
