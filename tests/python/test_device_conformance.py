@@ -65,9 +65,6 @@ FALLBACK_GAPS = {"vdev": {
     # CPU supports so far.
     "avg_pool1d": (NotImplementedError, "creating tensors directly on vdev"),
     "avg_pool2d": (NotImplementedError, "creating tensors directly on vdev"),
-    # The OpInfo's own function makes its weights with arange on the CPU (no device= yet for factories on vdev).
-    "logcumsumexp_double_backward": (ValueError, "expected all tensors on the same device"),
-    "sort_double_backward": (ValueError, "expected all tensors on the same device"),
 }}
 
 
