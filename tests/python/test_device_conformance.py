@@ -43,7 +43,6 @@ UNSUPPORTED = {"vdev": {
     "layer_norm": "native_layer_norm", "layer_norm_wide": "native_layer_norm", "rms_norm": "native_layer_norm",
     "rms_norm_wide": "native_layer_norm",
     "masked_select": "nonzero", "nonzero": "nonzero", "nonzero_tuple": "nonzero",
-    "one_hot": "one_hot",
 }}
 # Per device: OpInfo name -> the backward op that raises, for ops whose forward runs but whose gradient needs an op
 # the device lacks (the fused backward kernels have no composites yet).
@@ -58,14 +57,9 @@ UNSUPPORTED_BACKWARD = {"vdev": {
     "gelu": "gelu_backward",
 }}
 # Ops that check the device in their own code, before any dispatch (the CPU fallback cannot help them).
-NOT_DISPATCHED = {"one_hot"}
+NOT_DISPATCHED = set()
 # Listed ops that still fail with the CPU fallback on, for reasons outside the missing kernel: name -> (error, text).
-FALLBACK_GAPS = {"vdev": {
-    # avg_pool2d (C++) makes its divisor tensor with from_blob_copy directly on the input's device, which only the
-    # CPU supports so far.
-    "avg_pool1d": (NotImplementedError, "creating tensors directly on vdev"),
-    "avg_pool2d": (NotImplementedError, "creating tensors directly on vdev"),
-}}
+FALLBACK_GAPS = {"vdev": {}}
 
 
 @pytest.fixture(scope="module", params=DEVICES)
