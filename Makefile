@@ -8,14 +8,14 @@ FUZZ_BUILD := build/fuzz
 CLANG ?= clang++-14
 FUZZ_SECONDS ?= 60
 
-.PHONY: demo test setup setup-test install cpp-build cpp-test package-test py-test py-test-capabilities \
+.PHONY: demo test setup setup-test install cpp-build cpp-test package-test backend-plugin py-test py-test-capabilities \
         sanitize-build sanitize-test fuzz-build fuzz-test clean
 
 demo: setup install
 	$(PYTHON) -m loom.train
 
 test: setup-test install cpp-build
-	$(MAKE) cpp-test package-test py-test py-test-capabilities sanitize-test fuzz-test
+	$(MAKE) cpp-test package-test backend-plugin py-test py-test-capabilities sanitize-test fuzz-test
 
 setup:
 	bash scripts/setup.sh
@@ -48,6 +48,17 @@ package-test:
 	  -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import loom.utils; print(loom.utils.cmake_prefix_path)')" > /dev/null
 	cmake --build build/package-wheel -j $(JOBS)
 	build/package-wheel/consumer
+
+# The example out-of-tree backend (examples/backend_plugin), built as a vendor would against the installed libloom:
+# build/vdev for the device tests, build/vdev-wrong-abi (claims ABI 9999) for the loader's refusal. The Python tests
+# load them from these paths and fail if they are missing.
+VDEV_CMAKE := -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=$(CURDIR)/build/install
+backend-plugin: cpp-build
+	cmake --install $(CMAKE_BUILD) --prefix build/install > /dev/null
+	cmake -S examples/backend_plugin -B build/vdev $(VDEV_CMAKE) > /dev/null
+	cmake --build build/vdev -j $(JOBS)
+	cmake -S examples/backend_plugin -B build/vdev-wrong-abi $(VDEV_CMAKE) -DVDEV_WRONG_ABI=ON > /dev/null
+	cmake --build build/vdev-wrong-abi -j $(JOBS)
 
 py-test:
 	$(PYTHON) -m pytest -q tests/python

@@ -1,4 +1,10 @@
-"""Runs one OpInfo sample in loom and in PyTorch and compares values and gradients."""
+"""Runs one OpInfo sample in loom and in PyTorch and compares values and gradients.
+
+Device parametrisation: every check takes `device` (default "cpu"). The inputs are made on the CPU from the same
+NumPy arrays as before and moved to the device; the outputs and gradients must come back on that device and are moved
+to the host for the comparison with the same PyTorch references (test_device_conformance.py)."""
+import os
+
 import numpy as np
 import torch
 
@@ -6,18 +12,49 @@ import loom
 from op_db.common import TORCH_DTYPE
 from tolerances import FD_EPS, FD_TOL, GRAD, value_tolerance
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The example out-of-tree backend (examples/backend_plugin), built by `make backend-plugin` (part of `make test`).
+VDEV_LIBRARY = os.path.join(REPO, "build", "vdev", "libloom_vdev.so")
+VDEV_WRONG_ABI_LIBRARY = os.path.join(REPO, "build", "vdev-wrong-abi", "libloom_vdev.so")
 
-def to_loom(array, dtype, noncontiguous=False):
-    """A loom tensor with `array`'s values and dtype `dtype`, optionally with non-contiguous strides."""
+
+def load_vdev():
+    """Loads the vdev plugin into this process and returns its device type name. A missing library is a failure,
+    never a skip: the device tests are part of the suite."""
+    assert os.path.exists(VDEV_LIBRARY), f"{VDEV_LIBRARY} is missing: run `make backend-plugin` first"
+    names = loom._C._load_backend(VDEV_LIBRARY)
+    assert names == ["vdev"], names
+    return "vdev"
+
+
+def to_loom(array, dtype, noncontiguous=False, device="cpu"):
+    """A loom tensor on `device` with `array`'s values and dtype `dtype`, optionally with non-contiguous strides
+    (made on the device: a strided window of a device buffer)."""
     base = loom.tensor(np.asarray(array, dtype=np.float64) if dtype.is_floating_point else np.asarray(array))
-    t = base.to(dtype)
+    t = on_device(base.to(dtype), device)
     if noncontiguous and t.ndim > 0 and t.numel() > 0:
         # Same values, every element two apart in memory (and transposed for matrices).
-        holder = loom.zeros(*t.shape, 2, dtype=dtype)
+        holder = on_device(loom.zeros(*t.shape, 2, dtype=dtype), device)
         window = holder.select(-1, 0)
         window.copy_(t)
         t = window
     return t
+
+
+def on_device(t, device):
+    """`t` (made on the CPU) moved to `device`; the CPU tensor itself when device is the CPU."""
+    return t if device == "cpu" else t.to(device)
+
+
+def host(t):
+    """A loom tensor's values on the host (a copy when it lives on another device)."""
+    return t if t.device.type == "cpu" else t.cpu()
+
+
+def check_device(x, device, what):
+    """A loom result must live where its inputs did (a kernel that quietly computed on the host fails here)."""
+    if device != "cpu" and isinstance(x, loom.Tensor):
+        assert x.device.type == loom.device(device).type, f"{what}: result on {x.device}, inputs on {device}"
 
 
 def leaf_pair(array, requires_grad=True):
@@ -33,14 +70,14 @@ def to_torch(array, dtype):
     return torch.tensor(np.asarray(array)).to(TORCH_DTYPE[dtype])
 
 
-def convert_args(sample, dtype, backend, noncontiguous=False, requires_grad=()):
+def convert_args(sample, dtype, backend, noncontiguous=False, requires_grad=(), device="cpu"):
     out = []
     for i, a in enumerate(sample.args):
         if isinstance(a, np.ndarray):
             if i in sample.keep_dtype:
-                t = loom.tensor(a) if backend == "loom" else torch.tensor(a)
+                t = on_device(loom.tensor(a), device) if backend == "loom" else torch.tensor(a)
             elif backend == "loom":
-                t = to_loom(a, dtype, noncontiguous)
+                t = to_loom(a, dtype, noncontiguous, device)
             else:
                 t = to_torch(a, dtype)
             if i in requires_grad:
@@ -56,9 +93,10 @@ def as_numpy(x):
         if x.dtype == torch.bfloat16:
             x = x.float()
         return x.detach().numpy()
+    x = host(x.detach())
     if x.dtype == loom.bfloat16:
         x = x.float()
-    return x.detach().numpy()
+    return x.numpy()
 
 
 def flatten_outputs(out):
@@ -80,14 +118,15 @@ def assert_close(actual, expected, rtol, atol, what):
                                    err_msg=what)
 
 
-def check_values(op, sample, dtype, noncontiguous=False):
-    l_args = convert_args(sample, dtype, "loom", noncontiguous)
+def check_values(op, sample, dtype, noncontiguous=False, device="cpu"):
+    l_args = convert_args(sample, dtype, "loom", noncontiguous, device=device)
     t_args = convert_args(sample, dtype, "torch")
     expected = flatten_outputs(op.torch_fn(*t_args, **sample.kwargs))
     actual = flatten_outputs(op.loom_fn(*l_args, **sample.kwargs))
     assert len(actual) == len(expected), f"{op.name}: {len(actual)} outputs, torch has {len(expected)}"
     rtol, atol = value_tolerance(dtype, op.value_scale)
     for i, (a, e) in enumerate(zip(actual, expected)):
+        check_device(a, device, f"{op.name}[{sample.name}] output {i}")
         assert str(a.dtype).split(".")[-1] == str(e.dtype).split(".")[-1], \
             f"{op.name} output {i}: dtype {a.dtype} != torch's {e.dtype}"
         assert_close(a, e, rtol, atol, f"{op.name}[{sample.name}] output {i} ({dtype})")
@@ -103,11 +142,11 @@ def float_outputs(outs):
     return [o for o in outs if o.dtype.is_floating_point]
 
 
-def check_grads(op, sample, dtype, rng):
+def check_grads(op, sample, dtype, rng, device="cpu"):
     idx = grad_indices(op, sample)
     if not idx:
         return
-    l_args = convert_args(sample, dtype, "loom", requires_grad=idx)
+    l_args = convert_args(sample, dtype, "loom", requires_grad=idx, device=device)
     t_args = convert_args(sample, dtype, "torch", requires_grad=idx)
     l_out = float_outputs(flatten_outputs(op.loom_fn(*l_args, **sample.kwargs)))
     t_out = float_outputs(flatten_outputs(op.torch_fn(*t_args, **sample.kwargs)))
@@ -115,7 +154,7 @@ def check_grads(op, sample, dtype, rng):
         return
     cotangents = [rng.uniform(-1, 1, size=tuple(o.shape)) for o in t_out]
     t_loss = sum((o * torch.tensor(c, dtype=o.dtype)).sum() for o, c in zip(t_out, cotangents))
-    l_loss = sum((o * to_loom(c, dtype)).sum() for o, c in zip(l_out, cotangents))
+    l_loss = sum((o * to_loom(c, dtype, device=device)).sum() for o, c in zip(l_out, cotangents))
     t_inputs = [t_args[i] for i in idx]
     l_inputs = [l_args[i] for i in idx]
     t_grads = torch.autograd.grad(t_loss, t_inputs, allow_unused=True)
@@ -126,6 +165,7 @@ def check_grads(op, sample, dtype, rng):
             assert lg is None or np.all(as_numpy(lg) == 0), f"{op.name}: torch has no grad for input {idx[k]}"
             continue
         assert lg is not None, f"{op.name}[{sample.name}]: loom gave no gradient for input {idx[k]}"
+        check_device(lg, device, f"{op.name}[{sample.name}] grad of input {idx[k]}")
         assert_close(lg, tg, rtol, atol, f"{op.name}[{sample.name}] grad of input {idx[k]} ({dtype})")
 
 

@@ -165,7 +165,7 @@ def _double_backward(lib, x):
     """The gradient of logcumsumexp, itself differentiated by the grad tests (the reversed scan's backward)."""
     if not x.requires_grad:
         x = x.detach().requires_grad_(True)
-    weights = lib.arange(x.shape[1], dtype=x.dtype) - 2
+    weights = lib.arange(x.shape[1], dtype=x.dtype, device=x.device) - 2
     return lib.autograd.grad((lib.logcumsumexp(x, 1) * weights).sum(), [x], create_graph=True)[0]
 
 

@@ -90,7 +90,7 @@ def double_backward(lib, x):
     if not x.requires_grad:
         x = x.detach().requires_grad_(True)
     values = lib.sort(x, 1).values
-    weights = lib.arange(values.shape[1], dtype=values.dtype) + 1
+    weights = lib.arange(values.shape[1], dtype=values.dtype, device=values.device) + 1
     return lib.autograd.grad((values ** 3 * weights).sum(), [x], create_graph=True)[0]
 
 
