@@ -26,8 +26,6 @@ DEVICES = ["vdev"]
 # of examples/backend_plugin/src/kernels.cpp; sorting, convolution, pooling, scans, layer norm and the fused
 # cross-entropy have neither a vdev kernel nor a composite yet).
 UNSUPPORTED = {"vdev": {
-    "F.cross_entropy": "cross_entropy_loss", "cross_entropy_all_ignored": "cross_entropy_loss",
-    "cross_entropy_wide": "cross_entropy_loss",
     "adaptive_avg_pool1d": "adaptive_avg_pool2d", "adaptive_avg_pool2d": "adaptive_avg_pool2d",
     "avg_pool1d": "im2col", "avg_pool2d": "im2col", "conv1d": "im2col", "conv2d": "im2col", "unfold": "im2col",
     "conv_transpose1d": "col2im", "conv_transpose2d": "col2im", "fold": "col2im",
@@ -40,22 +38,11 @@ UNSUPPORTED = {"vdev": {
     "median_nan": "sort_topk", "nanmedian": "sort_topk", "nanmedian_nan": "sort_topk", "sort": "sort_topk",
     "sort_double_backward": "sort_topk", "sort_nan": "sort_topk", "sort_ties": "sort_topk", "topk": "sort_topk",
     "topk_nan": "sort_topk", "topk_unsorted": "sort_topk",
-    "layer_norm": "native_layer_norm", "layer_norm_wide": "native_layer_norm", "rms_norm": "native_layer_norm",
-    "rms_norm_wide": "native_layer_norm",
     "masked_select": "nonzero", "nonzero": "nonzero", "nonzero_tuple": "nonzero",
 }}
 # Per device: OpInfo name -> the backward op that raises, for ops whose forward runs but whose gradient needs an op
-# the device lacks (the fused backward kernels have no composites yet).
-UNSUPPORTED_BACKWARD = {"vdev": {
-    "F.cosine_embedding_loss": "relu_backward", "F.hinge_embedding_loss": "relu_backward",
-    "F.margin_ranking_loss": "relu_backward", "F.triplet_margin_loss": "relu_backward", "relu": "relu_backward",
-    "F.cross_entropy_prob_target_grad": "log_softmax_backward", "F.log_softmax": "log_softmax_backward",
-    "log_softmax": "log_softmax_backward", "log_softmax_wide": "log_softmax_backward",
-    "F.softmax": "softmax_backward", "F.softmin": "softmax_backward", "softmax": "softmax_backward",
-    "softmax_masked": "softmax_backward", "softmax_wide": "softmax_backward",
-    "scaled_dot_product_attention": "softmax_backward", "scaled_dot_product_attention_tiles": "softmax_backward",
-    "gelu": "gelu_backward",
-}}
+# the device lacks (empty since every fused backward op has a composite).
+UNSUPPORTED_BACKWARD = {"vdev": {}}
 # Ops that check the device in their own code, before any dispatch (the CPU fallback cannot help them).
 NOT_DISPATCHED = set()
 # Listed ops that still fail with the CPU fallback on, for reasons outside the missing kernel: name -> (error, text).

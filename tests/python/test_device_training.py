@@ -3,16 +3,19 @@ vdev (examples/backend_plugin) with AdamW and SGD, and every step's loss and the
 the CPU (same initial weights, same batches).
 
 Tolerance: DEVICE_RTOL/DEVICE_ATOL below (float32), for every step's loss and every final weight. vdev computes with
-loom's own CPU kernels on its stream threads, but takes composites where the CPU has fused kernels (attention), so
-the runs differ by float32 rounding: measured here the MLP runs are bit-identical and the GPT losses agree to 1e-7
-relative. One exception: the key projection's bias gets a gradient that is zero in exact arithmetic (softmax ignores
+loom's own CPU kernels on its stream threads, but takes composites where the CPU has fused kernels (layer norm,
+cross-entropy, attention, the fused backward ops), so the runs differ by float32 rounding: measured here the MLP runs
+are bit-identical and the GPT losses agree to 1e-7 relative. AdamW divides each gradient element by its own running
+magnitude, so an element whose gradient is near zero turns that rounding into a visible step: GPT weights trained
+with AdamW are compared at ADAMW_WEIGHT_ATOL (1e-5, 0.3% of one lr-sized step; measured 2.7e-6 on 1 of 4096
+elements of an MLP weight after 8 steps). One exception: the key projection's bias gets a gradient that is zero in exact arithmetic (softmax ignores
 a per-row shift of the scores), i.e. pure rounding noise, which AdamW divides by its own magnitude into lr-sized
 steps; that slice is compared at KEY_BIAS_ATOL (measured difference 1.6e-5 after 8 steps at lr 3e-3). A wrong value
 (stale data from a missing synchronisation, a gradient left on the host) is far outside these.
 
-vdev implements the minimal kernel set only; the ops of these models it has neither a kernel nor a composite for run
-through the explicit CPU fallback, which these tests switch on. test_fallback_ops_of_training_are_listed checks, in a
-fresh process (the fallback warns once per op and process), exactly which ops fell back.
+vdev implements the minimal kernel set only; every other op of these models (layer norm, cross-entropy, attention,
+the fused backward ops) reaches it through its composite. The CPU fallback stays off, so an op that has neither would
+fail these tests with NotImplementedError.
 """
 import json
 import os
@@ -28,24 +31,16 @@ from harness import REPO, load_vdev
 from loom.models import GPT, GPTConfig
 
 DEVICE_RTOL, DEVICE_ATOL = 1e-5, 1e-6
+ADAMW_WEIGHT_ATOL = 1e-5
 KEY_BIAS_ATOL = 1e-4
 STEPS = 8
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
-# The registry ops that training these models sends to the CPU fallback on vdev (no vdev kernel, no composite).
-FALLBACK_OPS = {
-    "mlp": {"relu_backward", "cross_entropy_loss", "cross_entropy_backward"},
-    "gpt": {"native_layer_norm", "layer_norm_backward", "gelu_backward", "softmax_backward", "cross_entropy_loss",
-            "cross_entropy_backward"},
-}
-
-
 @pytest.fixture(scope="module")
 def vdev_device():
     name = load_vdev()
-    loom._C._set_cpu_fallback(name, True)
-    yield name
-    loom._C._set_cpu_fallback(name, False)
+    assert not loom._C._cpu_fallback(name), "these tests prove training needs no CPU fallback"
+    return name
 
 
 def move_module(model, device):
@@ -133,7 +128,8 @@ def assert_same_run(device_run, cpu_run, what):
             k = slice(GPT_CONFIG["n_embd"], 2 * GPT_CONFIG["n_embd"])
             np.testing.assert_allclose(d[k], c[k], rtol=0, atol=KEY_BIAS_ATOL, err_msg=f"{what}: key bias {name}")
             d[k] = c[k]
-        np.testing.assert_allclose(d, c, rtol=DEVICE_RTOL, atol=DEVICE_ATOL, err_msg=f"{what}: weight {name}")
+        atol = ADAMW_WEIGHT_ATOL if "adamw" in what and "gpt" in what else DEVICE_ATOL
+        np.testing.assert_allclose(d, c, rtol=DEVICE_RTOL, atol=atol, err_msg=f"{what}: weight {name}")
 
 
 CASES = [("mlp", "sgd"), ("mlp", "adamw"), ("gpt", "adamw"), ("gpt", "sgd")]
@@ -141,9 +137,7 @@ CASES = [("mlp", "sgd"), ("mlp", "adamw"), ("gpt", "adamw"), ("gpt", "sgd")]
 
 @pytest.mark.parametrize("model_name,optimizer_name", CASES)
 def test_training_on_vdev_matches_cpu(vdev_device, model_name, optimizer_name):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the fallback's notices (listed by the test below)
-        device_run = train(model_name, optimizer_name, vdev_device)
+    device_run = train(model_name, optimizer_name, vdev_device)
     cpu_run = train(model_name, optimizer_name, "cpu")
     assert_same_run(device_run, cpu_run, f"{model_name} {optimizer_name} on {vdev_device}")
 
@@ -157,39 +151,15 @@ def run_in_subprocess(mode, env=None):
 
 
 def subprocess_main(mode):
-    """The subprocess variants: prints one JSON line."""
+    """The slowed-down variant (every case against the CPU); prints one JSON line."""
     device = load_vdev()
-    loom._C._set_cpu_fallback(device, True)
-    if mode == "fallback":
-        fell_back = {}
-        for model_name in ("mlp", "gpt"):
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                train(model_name, "adamw", device)
-            fell_back[model_name] = sorted(str(w.message).split(":")[0] for w in caught
-                                           if "running it on the CPU" in str(w.message))
-        print(json.dumps(fell_back))
-    else:  # every case, slowed down, against the CPU
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            for model_name, optimizer_name in CASES:
-                assert_same_run(train(model_name, optimizer_name, device), train(model_name, optimizer_name, "cpu"),
-                                f"{model_name} {optimizer_name} with LOOM_VDEV_DELAY_US")
-        print(json.dumps("ok"))
+    for model_name, optimizer_name in CASES:
+        assert_same_run(train(model_name, optimizer_name, device), train(model_name, optimizer_name, "cpu"),
+                        f"{model_name} {optimizer_name} with LOOM_VDEV_DELAY_US")
+    print(json.dumps("ok"))
 
 
 def test_training_with_a_slow_device_matches_cpu():
     """Every case again with LOOM_VDEV_DELAY_US: each queued task waits first, so the host runs far ahead of the
     device; a read of a result before its kernel ran (a missing synchronisation) gives wrong values here."""
     assert run_in_subprocess("slow", env={"LOOM_VDEV_DELAY_US": "200"}) == "ok"
-
-
-def test_fallback_ops_of_training_are_listed(vdev_device):
-    """Exactly FALLBACK_OPS fall back (each named by the fallback's warning), and none of them has a vdev kernel:
-    when a composite or kernel covers one, this list must shrink."""
-    fell_back = run_in_subprocess("fallback")
-    # The MLP ran first: the GPT's list has only the ops it adds (the warning comes once per op and process).
-    assert set(fell_back["mlp"]) == FALLBACK_OPS["mlp"], fell_back
-    assert set(fell_back["gpt"]) == FALLBACK_OPS["gpt"] - FALLBACK_OPS["mlp"], fell_back
-    for op in FALLBACK_OPS["mlp"] | FALLBACK_OPS["gpt"]:
-        assert not loom._C._has_kernel(op, loom.device(vdev_device)), op
