@@ -23,8 +23,8 @@ OPS_BY_NAME = {op.name: op for op in OPS}
 DEVICES = ["vdev"]
 
 # Per device: OpInfo name -> the registry op its forward raises NotImplementedError for (vdev claims the minimal set
-# of examples/backend_plugin/src/kernels.cpp; sorting, convolution, pooling, scans, layer norm and the fused
-# cross-entropy have neither a vdev kernel nor a composite yet).
+# of examples/backend_plugin/src/kernels.cpp; sorting, convolution (its composite needs im2col), pooling, scans and
+# nonzero have neither a vdev kernel nor a composite yet).
 UNSUPPORTED = {"vdev": {
     "adaptive_avg_pool1d": "adaptive_avg_pool2d", "adaptive_avg_pool2d": "adaptive_avg_pool2d",
     "avg_pool1d": "im2col", "avg_pool2d": "im2col", "conv1d": "im2col", "conv2d": "im2col", "unfold": "im2col",
