@@ -38,3 +38,42 @@ bool = _C.bool  # noqa: A001
 # Subpackages available after a plain `import loom`, as torch.nn and torch.optim are after `import torch`.
 from loom import nn, optim, utils, datasets, tokenizers  # noqa: E402,F401
 from loom import amp, cpu  # noqa: E402,F401
+
+
+# The CUDA backend (docs/cuda.md) is a plugin library, libloom_cuda.so, installed next to _C when loom was built with
+# CUDA. It is loaded here only when the NVIDIA driver reports a GPU, so machines without one never touch it and
+# loom.cuda.is_available() stays False. LOOM_CUDA=0 skips it; LOOM_CUDA=1 loads it even without a GPU (its
+# backend then reports no devices), which is how CI checks that the library loads. A failure to load is a warning.
+def _cuda_driver_device_count():
+    import ctypes
+
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0
+    count = ctypes.c_int(0)
+    if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
+
+
+def _load_cuda_backend():
+    path = _os.path.join(_os.path.dirname(__file__), "libloom_cuda.so")
+    mode = _os.environ.get("LOOM_CUDA", "")
+    if mode == "0" or not _os.path.exists(path):
+        return
+    if mode != "1" and _cuda_driver_device_count() == 0:
+        return
+    try:
+        try:  # loom.backends.load also creates the device module; older trees have only the binding
+            from loom.backends import load as _load
+        except ImportError:
+            _load = _C._load_backend
+        _load(path)
+    except Exception as error:  # noqa: BLE001  (a broken CUDA install must not break import loom)
+        import warnings
+
+        warnings.warn(f"loom: the CUDA backend {path} could not be loaded: {error}", RuntimeWarning, stacklevel=2)
+
+
+_load_cuda_backend()
