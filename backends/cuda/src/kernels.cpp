@@ -109,8 +109,8 @@ Prepared prepare(const Tensor& t, DType dtype, const loom::Shape& shape) {
   Prepared p;
   if (is_host_number(t)) {
     p.input.value = host_value(t);
-    // Cast the number as the CPU would cast the 0-d tensor (a float into an integer dtype truncates, into bool != 0).
-    if (!loom::is_floating(dtype)) p.input.value.f = static_cast<double>(p.input.value.i);
+    // Cast the number as the CPU would cast the 0-d tensor: a float into an integer dtype truncates (the kernel
+    // reads the int64 spelling); into bool it is != 0, which scalar_as reads from both spellings.
     return p;
   }
   Tensor x = t.dtype() == dtype ? t : loom::to_dtype(t, dtype);
