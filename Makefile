@@ -9,13 +9,13 @@ CLANG ?= clang++-14
 FUZZ_SECONDS ?= 60
 
 .PHONY: demo test setup setup-test install cpp-build cpp-test package-test backend-plugin py-test py-test-capabilities \
-        sanitize-build sanitize-test fuzz-build fuzz-test clean
+        sanitize-build sanitize-test fuzz-build fuzz-test cuda-build clean
 
 demo: setup install
 	$(PYTHON) -m loom.train
 
 test: setup-test install cpp-build
-	$(MAKE) cpp-test package-test backend-plugin py-test py-test-capabilities sanitize-test fuzz-test
+	$(MAKE) cpp-test cuda-build package-test backend-plugin py-test py-test-capabilities sanitize-test fuzz-test
 
 setup:
 	bash scripts/setup.sh
@@ -115,6 +115,19 @@ fuzz-test: fuzz-build
 	$(FUZZ_BUILD)/safetensors_fuzzer $(FUZZ_BUILD)/corpus tests/fuzz/corpus/safetensors \
 	  -dict=tests/fuzz/safetensors.dict -seed=1 -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
 	  -artifact_prefix=$(FUZZ_BUILD)/ -print_final_stats=1
+
+# The CUDA backend plugin (backends/cuda, docs/cuda.md) compiled and linked on a machine without a GPU, so it cannot
+# rot: needs nvcc (skipped, saying so, where there is none) and cuBLAS from the nvidia-cublas wheel (installed here
+# when missing). Running it needs a GPU: scripts/gpu_check.sh.
+CUDA_BUILD := build/cuda
+CUBLAS_WHEEL := nvidia-cublas==13.0.2.14
+cuda-build:
+	@if ! command -v nvcc > /dev/null; then echo "cuda-build: no nvcc on this machine, CUDA backend not compiled"; exit 0; fi; \
+	$(PYTHON) -c "import nvidia, os, sys; sys.exit(not any(os.path.exists(os.path.join(p, 'cu13', 'include', 'cublas_v2.h')) for p in nvidia.__path__))" 2> /dev/null \
+	  || $(PYTHON) -m pip install -q "$(CUBLAS_WHEEL)"; \
+	cmake -S . -B $(CUDA_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_PYTHON=OFF -DLOOM_BUILD_TESTS=OFF \
+	  -DLOOM_BUILD_EXAMPLES=OFF -DLOOM_WITH_CUDA=ON -DPython_EXECUTABLE=$$(command -v $(PYTHON)) > /dev/null && \
+	cmake --build $(CUDA_BUILD) -j $(JOBS) --target loom_cuda
 
 clean:
 	rm -rf build

@@ -39,6 +39,38 @@ bool = _C.bool  # noqa: A001
 from loom import nn, optim, utils, datasets, tokenizers  # noqa: E402,F401
 from loom import amp, cpu  # noqa: E402,F401
 
+# The CUDA backend (docs/cuda.md) is a plugin library, libloom_cuda.so, installed next to _C when loom was built with
+# CUDA. It is loaded here only when the NVIDIA driver reports a GPU, so machines without one never touch it and
+# loom.cuda.is_available() stays False. LOOM_CUDA=0 skips it; LOOM_CUDA=1 loads it even without a GPU (its
+# backend then reports no devices), which is how CI checks that the library loads. A failure to load is a warning.
+def _cuda_driver_device_count():
+    import ctypes
+
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0
+    count = ctypes.c_int(0)
+    if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
+
+
+def _load_cuda_backend():
+    path = _os.path.join(_os.path.dirname(__file__), "libloom_cuda.so")
+    mode = _os.environ.get("LOOM_CUDA", "")
+    if mode == "0" or not _os.path.exists(path):
+        return
+    if mode != "1" and _cuda_driver_device_count() == 0:
+        return
+    try:
+        backends.load(path)
+    except Exception as error:  # noqa: BLE001  (a broken CUDA install must not break import loom)
+        import warnings
+
+        warnings.warn(f"loom: the CUDA backend {path} could not be loaded: {error}", RuntimeWarning, stacklevel=2)
+
+
 # Devices: loom.cuda always exists (is_available() is False without a CUDA backend); every loaded backend gets its
 # module loom.<name> from the same implementation. Backends that installed packages announce (the "loom.backends"
 # entry points) load last, once the package is complete; a broken one warns and is skipped.
@@ -48,4 +80,5 @@ from loom._device_module import device_module as _device_module  # noqa: E402
 cuda = _device_module("cuda")
 for _name in _C._device_types()[1:]:
     _device_module(_name)
+_load_cuda_backend()
 backends._discover()
