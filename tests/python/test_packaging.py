@@ -78,7 +78,7 @@ def test_soname_is_a_file_of_the_package_and_what_C_loads():
     # The wheel holds one real file under the SONAME (wheels cannot hold symlinks), and no other libloom.
     path = os.path.join(PACKAGE_DIR, soname)
     assert os.path.isfile(path) and not os.path.islink(path)
-    assert [f for f in os.listdir(PACKAGE_DIR) if f.startswith("libloom")] == [soname]
+    assert [f for f in os.listdir(PACKAGE_DIR) if f.startswith("libloom.so")] == [soname]
     (extension,) = [f for f in os.listdir(PACKAGE_DIR) if f.startswith("_C.") and f.endswith(".so")]
     extension = os.path.join(PACKAGE_DIR, extension)
     assert soname in _dynamic(extension, "NEEDED")
