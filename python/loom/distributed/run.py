@@ -44,6 +44,25 @@ def build_command(args, script_args):
     return cmd + python + target + script_args
 
 
+_TAKES_VALUE = {"-n", "--nproc", "--nproc-per-node", "--hostfile", "-x", "--env"}
+
+
+def _split_argv(argv):
+    """loomrun's own arguments, and the script's: everything after the script's name or after `-m module`."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-m", "--module"):
+            return argv[:i + 2], argv[i + 2:]
+        if arg in _TAKES_VALUE:
+            i += 2
+        elif arg.startswith("-"):
+            i += 1
+        else:
+            return argv[:i + 1], argv[i + 1:]
+    return argv, []
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="loomrun", description="Run a Python script on N ranks under mpirun.")
     parser.add_argument("-n", "--nproc", "--nproc-per-node", type=int, required=True, help="number of ranks")
@@ -51,16 +70,13 @@ def main(argv=None):
     parser.add_argument("-x", "--env", action="append", help="environment variable to pass to every rank")
     parser.add_argument("-m", "--module", help="run a module (python -m) instead of a script")
     parser.add_argument("--dry-run", action="store_true", help="print the mpirun command and exit")
-    # Everything from the script on (or after -m module) belongs to the script.
-    parser.add_argument("target", nargs=argparse.REMAINDER, help="the script and its arguments")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    parser.add_argument("script", nargs="?", help="the Python script; everything after it goes to the script")
+    own, rest = _split_argv(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(own)
     if args.nproc < 1:
         parser.error("-n must be at least 1")
-    rest = list(args.target)
-    if not args.module:
-        if not rest:
-            parser.error("give a script (or -m module) to run")
-        args.script = rest.pop(0)
+    if not args.module and not args.script:
+        parser.error("give a script (or -m module) to run")
     cmd = build_command(args, rest)
     if args.dry_run:
         print(shlex.join(cmd))

@@ -58,9 +58,10 @@ model = DDP(mlp(0), bucket_cap_mb=0.002)
 ref = mlp(0)
 half = BATCH // 2
 micro = [slice(0, half), slice(half, BATCH)]
+mine = slice(rank * half // world, (rank + 1) * half // world)  # this rank's part of a micro-batch
 with model.no_sync():
-    (F.mse_loss(model(X[0][micro[0]][shard]), Y[0][micro[0]][shard]) / 2).backward()
-(F.mse_loss(model(X[0][micro[1]][shard]), Y[0][micro[1]][shard]) / 2).backward()
+    (F.mse_loss(model(X[0][micro[0]][mine]), Y[0][micro[0]][mine]) / 2).backward()
+(F.mse_loss(model(X[0][micro[1]][mine]), Y[0][micro[1]][mine]) / 2).backward()
 for m in micro:
     (F.mse_loss(ref(X[0][m]), Y[0][m]) / 2).backward()
 for (name, p), q in zip(model.module.named_parameters(), ref.parameters()):

@@ -72,11 +72,17 @@ class DistributedDataParallel(Module):
             for i, p in enumerate(bucket.params):
                 self._slot[id(p)] = (b, i)
         # Each parameter's AccumulateGrad node, kept alive so the graph walk of find_unused_parameters can compare.
+        # (Holding the nodes keeps them, and so their Python handles and ids, the same from one iteration to the next.)
         object.__setattr__(self, "_accumulators", {})
+        object.__setattr__(self, "_accumulator_nodes", [])
         if find_unused_parameters:
             for p in params:
-                self._accumulators[id(_accumulator_of(p))] = p
-        object.__setattr__(self, "_hooks", [p.register_post_accumulate_grad_hook(self._on_grad) for p in params])
+                node = _accumulator_of(p)
+                self._accumulator_nodes.append(node)
+                self._accumulators[id(node)] = p
+        # The hook gets a new Python handle of the parameter each time, so each hook is bound to its own parameter.
+        object.__setattr__(self, "_hooks", [p.register_post_accumulate_grad_hook(lambda _, p=p: self._on_grad(p))
+                                            for p in params])
         object.__setattr__(self, "_started", False)  # a backward of this iteration has reached a hook
         object.__setattr__(self, "_next_bucket", 0)
         object.__setattr__(self, "_unused", [])
