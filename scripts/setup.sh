@@ -5,7 +5,7 @@ set -euo pipefail
 
 # Build tools and libraries, then the built-in datasets (Fashion-MNIST IDX files, the fortunes text corpus).
 APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config libopenblas-dev libdnnl-dev libgtest-dev nlohmann-json3-dev
-              zlib1g-dev libcli11-dev dataset-fashion-mnist fortunes)
+              zlib1g-dev libcli11-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist fortunes)
 missing=()
 # For `make test` also clang, whose libFuzzer drives the safetensors fuzzer (tests/fuzz/safetensors_fuzzer.cpp).
 [ "${1:-}" = "--test" ] && APT_PACKAGES+=(clang-14 libclang-rt-14-dev)

@@ -117,3 +117,13 @@ def _register_hook(self, hook):
 
 
 _C.Tensor.register_hook = _register_hook
+
+
+def _register_post_accumulate_grad_hook(self, hook):
+    """Registers hook(tensor), run after backward has accumulated into this leaf's .grad. Returns a RemovableHandle."""
+    if not callable(hook):
+        raise TypeError(f"register_post_accumulate_grad_hook: expected a callable, got {type(hook).__name__}")
+    return RemovableHandle(self, self._register_post_accumulate_grad_hook(hook))
+
+
+_C.Tensor.register_post_accumulate_grad_hook = _register_post_accumulate_grad_hook

@@ -226,6 +226,9 @@ void bind_tensor(nb::module_& m, nb::class_<Tensor>& cls) {
           return nb::cast<Tensor>(result);
         });
       }, nb::arg("hook"))
+      .def("_register_post_accumulate_grad_hook", [](const Tensor& t, nb::callable fn) {
+        return autograd::register_post_accumulate_grad_hook(t, [fn](const Tensor& leaf) { fn(leaf); });
+      }, nb::arg("hook"))
       .def("_remove_hook", &Tensor::remove_hook)
       .def("to", [](const Tensor& t, nb::handle target, nb::kwargs kwargs) {
         Tensor out = to_device_or_dtype(t, target, kwarg_flag(kwargs, "non_blocking"), kwarg_flag(kwargs, "copy"));

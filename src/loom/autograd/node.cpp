@@ -247,6 +247,7 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
     NoGradGuard no_grad;
     add_(m.grad, g);
   }
+  for (auto& [id, hook] : m.post_accumulate_hooks) hook(leaf);
   return {};
 }
 

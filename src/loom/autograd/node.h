@@ -46,6 +46,8 @@ struct AutogradMeta {
   int output_nr = 0;
   std::weak_ptr<Node> grad_accumulator;
   std::vector<std::pair<int64_t, Hook>> leaf_hooks;
+  // Run with the leaf after its .grad has been accumulated (Tensor.register_post_accumulate_grad_hook).
+  std::vector<std::pair<int64_t, std::function<void(const Tensor&)>>> post_accumulate_hooks;
   bool retains_grad = false;
 };
 
@@ -123,6 +125,10 @@ void set_creating_graph(bool value);
 // in-place formulas keep `original_self`. Copies those saved tensors; nodes recorded before are left alone, so
 // reading a tensor modified after it was saved still raises.
 void protect_saved_from_inplace(const Tensor& result, const Tensor& self);
+
+// torch.Tensor.register_post_accumulate_grad_hook: `hook(leaf)` runs each time backward has accumulated into the
+// leaf's .grad (DDP starts a bucket's all-reduce from it). Leaves only; removed with Tensor::remove_hook.
+int64_t register_post_accumulate_grad_hook(const Tensor& leaf, std::function<void(const Tensor&)> hook);
 
 // A hook's replacement gradient, after checking it keeps the gradient's shape and dtype (raises otherwise).
 Tensor checked_hook_result(const Tensor& grad, const Tensor& replaced);

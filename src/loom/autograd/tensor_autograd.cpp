@@ -110,11 +110,23 @@ int64_t Tensor::register_hook(std::function<Tensor(const Tensor&)> hook) const {
   return id;
 }
 
+namespace autograd {
+int64_t register_post_accumulate_grad_hook(const Tensor& leaf, std::function<void(const Tensor&)> hook) {
+  LOOM_CHECK(leaf.requires_grad() && leaf.is_leaf(), Runtime, "register_post_accumulate_grad_hook: the tensor must be ",
+             "a leaf that requires grad (got ", leaf.requires_grad() ? "a non-leaf" : "a tensor that doesn't require grad",
+             ")");
+  int64_t id = next_hook_id();
+  meta(leaf).post_accumulate_hooks.emplace_back(id, std::move(hook));
+  return id;
+}
+}  // namespace autograd
+
 void Tensor::remove_hook(int64_t handle) const {
   autograd::AutogradMeta* m = impl_->autograd.get();
   if (!m) return;
   auto drop = [handle](auto& hooks) { std::erase_if(hooks, [handle](const auto& h) { return h.first == handle; }); };
   drop(m->leaf_hooks);
+  drop(m->post_accumulate_hooks);
   if (m->grad_fn)
     for (auto& hooks : m->grad_fn->output_hooks) drop(hooks);
 }

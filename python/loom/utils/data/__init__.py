@@ -10,6 +10,8 @@ from loom.utils.data.dataset import (ConcatDataset, Dataset, IterableDataset, Su
 from loom.utils.data.sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler  # noqa: F401
 from loom.utils.data._collate import default_collate  # noqa: F401
 from loom.utils.data.dataloader import DataLoader  # noqa: F401
+from loom.utils.data.distributed import DistributedSampler  # noqa: F401
 
 __all__ = ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "Sampler",
-           "SequentialSampler", "RandomSampler", "BatchSampler", "default_collate", "DataLoader"]
+           "SequentialSampler", "RandomSampler", "BatchSampler", "default_collate", "DataLoader",
+           "DistributedSampler"]
