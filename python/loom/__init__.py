@@ -38,3 +38,7 @@ bool = _C.bool  # noqa: A001
 # Subpackages available after a plain `import loom`, as torch.nn and torch.optim are after `import torch`.
 from loom import nn, optim, utils, datasets, tokenizers  # noqa: E402,F401
 from loom import amp, cpu  # noqa: E402,F401
+
+# PyTorch surface composed in Python (Tensor.__format__, new_*, unique, diag, FloatTensor, ...).
+from loom._surface import *  # noqa: E402,F401,F403
+from loom import distributions  # noqa: E402,F401

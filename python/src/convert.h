@@ -113,5 +113,6 @@ void bind_optim(nb::module_& m);
 void bind_data(nb::module_& m);
 void bind_autocast(nb::module_& m);
 void bind_backends(nb::module_& m);
+void bind_surface(nb::module_& m, nb::class_<Tensor>& cls);
 
 }  // namespace loom::python

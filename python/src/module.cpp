@@ -89,4 +89,5 @@ NB_MODULE(_C, m) {
   bind_data(m);
   bind_autocast(m);
   bind_backends(m);
+  bind_surface(m, cls);
 }
