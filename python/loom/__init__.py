@@ -42,3 +42,5 @@ from loom import amp, cpu  # noqa: E402,F401
 # PyTorch surface composed in Python (Tensor.__format__, new_*, unique, diag, FloatTensor, ...).
 from loom._surface import *  # noqa: E402,F401,F403
 from loom import distributions  # noqa: E402,F401
+from loom import onnx  # noqa: E402,F401
+from loom._compile import compile  # noqa: E402,F401,A004
