@@ -20,7 +20,7 @@ def _format(self, format_spec):
     return object.__format__(self, format_spec)
 
 
-def _size_arg(size, op):
+def _size_arg(size):
     if len(size) == 1 and not isinstance(size[0], _numbers.Integral):
         return tuple(size[0])
     return size
@@ -32,17 +32,17 @@ def _like(self, dtype, device):
 
 def _new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
     dtype, device = _like(self, dtype, device)
-    return _C.zeros(_size_arg(size, "new_zeros"), dtype=dtype, device=device, requires_grad=requires_grad)
+    return _C.zeros(_size_arg(size), dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def _new_ones(self, *size, dtype=None, device=None, requires_grad=False):
     dtype, device = _like(self, dtype, device)
-    return _C.ones(_size_arg(size, "new_ones"), dtype=dtype, device=device, requires_grad=requires_grad)
+    return _C.ones(_size_arg(size), dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def _new_empty(self, *size, dtype=None, device=None, requires_grad=False):
     dtype, device = _like(self, dtype, device)
-    return _C.empty(_size_arg(size, "new_empty"), dtype=dtype, device=device, requires_grad=requires_grad)
+    return _C.empty(_size_arg(size), dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def _new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):

@@ -81,8 +81,7 @@ def test_trajectory_matches_torch(name, config_index):
     lparams, lopt = run(loom, getattr(loom.optim, name), config, 10, on_step=check)
     tparams, topt = run(torch, getattr(torch.optim, name), config, 10)
     assert_state_equal(lopt, topt, lparams, tparams)
-    assert lopt.defaults.keys() == topt.defaults.keys()
-    assert {k: v for k, v in lopt.defaults.items()} == {k: v for k, v in topt.defaults.items()}
+    assert lopt.defaults == topt.defaults
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
