@@ -39,6 +39,13 @@ bool = _C.bool  # noqa: A001
 from loom import nn, optim, utils, datasets, tokenizers  # noqa: E402,F401
 from loom import amp, cpu  # noqa: E402,F401
 
+# PyTorch surface composed in Python (Tensor.__format__, new_*, unique, diag, FloatTensor, ...).
+from loom._surface import *  # noqa: E402,F401,F403
+from loom import distributions  # noqa: E402,F401
+from loom import onnx  # noqa: E402,F401
+from loom import distributed  # noqa: E402,F401  (torch.distributed is there after import torch; MPI starts on init)
+from loom._compile import compile  # noqa: E402,F401,A004
+
 # The CUDA backend (docs/cuda.md) is a plugin library, libloom_cuda.so, installed next to _C when loom was built with
 # CUDA. It is loaded here only when the NVIDIA driver reports a GPU, so machines without one never touch it and
 # loom.cuda.is_available() stays False. LOOM_CUDA=0 skips it; LOOM_CUDA=1 loads it even without a GPU (its

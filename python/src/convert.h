@@ -114,5 +114,6 @@ void bind_data(nb::module_& m);
 void bind_autocast(nb::module_& m);
 void bind_backends(nb::module_& m);
 void bind_distributed(nb::module_& m);
+void bind_surface(nb::module_& m, nb::class_<Tensor>& cls);
 
 }  // namespace loom::python

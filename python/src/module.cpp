@@ -90,4 +90,5 @@ NB_MODULE(_C, m) {
   bind_autocast(m);
   bind_backends(m);
   bind_distributed(m);
+  bind_surface(m, cls);
 }

@@ -1,6 +1,7 @@
 // Random op definitions. All are leaves for autograd (no backward): sampling is not differentiable.
 #include "loom/ops/random.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "loom/ops/creation.h"
@@ -21,6 +22,22 @@ std::vector<TensorMeta> infer_bernoulli(const std::vector<Tensor>& in, const Att
   LOOM_CHECK(is_floating(in[0].dtype()), Type, "bernoulli: expected a floating point probability tensor, got ",
              dtype_name(in[0].dtype()));
   return {TensorMeta{in[0].sizes(), in[0].dtype(), in[0].device()}};
+}
+
+std::vector<TensorMeta> infer_multinomial(const std::vector<Tensor>& in, const Attrs& a) {
+  const Tensor& p = in[0];
+  int64_t n = a.get<int64_t>("num_samples");
+  LOOM_CHECK(p.dim() == 1 || p.dim() == 2, Value, "multinomial: prob_dist must be 1 or 2 dim, got shape ",
+             shape_str(p.sizes()));
+  LOOM_CHECK(is_floating(p.dtype()), Type, "multinomial: prob_dist must be a floating point tensor, got ",
+             dtype_name(p.dtype()));
+  int64_t categories = p.sizes().back();
+  LOOM_CHECK(categories > 0, Value, "multinomial: prob_dist of shape ", shape_str(p.sizes()), " has no categories");
+  LOOM_CHECK(n > 0, Value, "multinomial: cannot sample num_samples <= 0 samples, got ", n);
+  LOOM_CHECK(a.get<bool>("replacement") || n <= categories, Value, "multinomial: cannot sample ", n,
+             " samples without replacement from ", categories, " categories");
+  Shape sizes = p.dim() == 1 ? Shape{n} : Shape{p.sizes()[0], n};
+  return {TensorMeta{sizes, DType::Int64, p.device()}};
 }
 
 Generator& pick(Generator* generator) { return generator ? *generator : default_generator(); }
@@ -53,6 +70,7 @@ void define_random_ops(Registry& r) {
   r.define({.name = "randint", .infer = infer_sampled});   // low, high
   r.define({.name = "randperm", .infer = infer_sampled});  // sizes = {n}
   r.define({.name = "bernoulli", .infer = infer_bernoulli});  // input: probabilities; seed, offset
+  r.define({.name = "multinomial", .infer = infer_multinomial});  // input: weights; num_samples, replacement
 }
 
 Tensor uniform(const Shape& sizes, double low, double high, DType dtype, Generator* generator, Device device) {
@@ -92,6 +110,16 @@ Tensor randperm(int64_t n, DType dtype, Generator* generator, Device device) {
 Tensor bernoulli(const Tensor& p, Generator* generator) {
   Generator& gen = pick(generator);
   return dispatch1(LOOM_OP("bernoulli"), {p}, random_attrs(gen, p.numel()));
+}
+
+Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement, Generator* generator) {
+  Generator& gen = pick(generator);
+  // Element (row, j) of the stream: sample j with replacement, category j's race time without.
+  int64_t rows = probs.dim() == 2 ? probs.sizes()[0] : 1;
+  int64_t per_row = replacement ? num_samples : (probs.dim() ? probs.sizes().back() : 0);
+  Attrs attrs = random_attrs(gen, checked_numel({rows, std::max<int64_t>(per_row, 0)}, "multinomial"));
+  attrs.set("num_samples", num_samples).set("replacement", replacement);
+  return dispatch1(LOOM_OP("multinomial"), {probs}, std::move(attrs));
 }
 
 Tensor bernoulli(const Tensor& like, double p, Generator* generator) {

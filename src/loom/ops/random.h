@@ -25,6 +25,12 @@ Tensor randint(int64_t low, int64_t high, const Shape& sizes, DType dtype = DTyp
 // 1 with probability p (elementwise, p in [0, 1]), else 0, in p's dtype.
 Tensor bernoulli(const Tensor& p, Generator* generator = nullptr);
 Tensor bernoulli(const Tensor& like, double p, Generator* generator = nullptr);
+// Samples `num_samples` category indices per row of `probs` (1-D: categories; 2-D: rows x categories;
+// non-negative weights, need not sum to 1), int64 of shape (num_samples) or (rows, num_samples). Without
+// replacement a category is drawn at most once per row (an exponential race, equivalent to drawing one at a time
+// in proportion to the remaining weights; zero weights come last, in index order), so num_samples may not exceed
+// the number of categories.
+Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement = false, Generator* generator = nullptr);
 // A random permutation of 0..n-1 (Fisher-Yates on one Philox stream).
 Tensor randperm(int64_t n, DType dtype = DType::Int64, Generator* generator = nullptr, Device device = Device());
 

@@ -10,6 +10,8 @@ COVERED_ELSEWHERE = {
     "slice", "as_strided_scatter", "expand", "permute",
     # sampling ops: test_random.py
     "uniform", "normal", "randint", "randperm", "bernoulli",
+    # multinomial: test_torch_surface.py (frequencies, reproducibility, errors against torch)
+    "multinomial",
     # moving between devices: test_devices.py, test_device_conformance.py (every OpInfo on a second device)
     "_to_device",
 }

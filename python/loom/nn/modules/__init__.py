@@ -10,3 +10,6 @@ from loom.nn.modules.normalization import *  # noqa: F401,F403
 from loom.nn.modules.pooling import *  # noqa: F401,F403
 from loom.nn.modules.sparse import *  # noqa: F401,F403
 from loom.nn.modules.transformer import *  # noqa: F401,F403
+from loom.nn.modules.padding import *  # noqa: F401,F403,E402
+from loom.nn.modules.pixelshuffle import *  # noqa: F401,F403,E402
+from loom.nn.modules.upsampling import *  # noqa: F401,F403,E402

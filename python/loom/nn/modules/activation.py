@@ -6,7 +6,7 @@ from loom.nn.module import Module
 from loom.nn.parameter import Parameter
 
 __all__ = [
-    "ReLU", "ReLU6", "LeakyReLU", "ELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh", "Softplus", "Softsign",
+    "ReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh", "Softplus", "Softsign",
     "Hardtanh", "Hardsigmoid", "Hardswish", "LogSigmoid", "PReLU", "Softmax", "LogSoftmax", "Softmin",
 ]
 
@@ -120,9 +120,7 @@ class ELU(Module):
         self.inplace = inplace
 
     def forward(self, input):
-        # expm1 of min(x, 0) keeps the unused branch finite (no inf * 0 in the gradient).
-        negative = _C.expm1(_C.clamp(input, None, 0.0)) * self.alpha
-        return _maybe_inplace(input, _C.where(input > 0, input, negative), self.inplace)
+        return F.elu(input, self.alpha, self.inplace)
 
     def extra_repr(self):
         return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
@@ -241,3 +239,25 @@ class Softmin(Softmax):
 
     def forward(self, input):
         return F.softmin(input, self.dim, _stacklevel=5)
+
+
+class SELU(_InplaceActivation):
+    """scale * elu(x, alpha) with SELU's fixed constants."""
+
+    def _fn(self, input):
+        return F.selu(input)
+
+
+class CELU(Module):
+    """x if x > 0 else alpha * (exp(x / alpha) - 1)."""
+
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__()
+        self.alpha = alpha
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.celu(input, self.alpha, self.inplace)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")

@@ -1,6 +1,8 @@
 // CPU kernels for sampling. Element i reads Philox block (offset + i / 2), lanes 2*(i%2) and 2*(i%2)+1,
 // so every element has 64 random bits of its own and the result is independent of how work is split.
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 #include "loom/backends/cpu/dispatch_dtype.h"
@@ -124,6 +126,69 @@ std::vector<Tensor> bernoulli_kernel(const KernelContext& c) {
   return {out};
 }
 
+// Checks every row of weights before any sampling (errors must not be raised inside parallel_for) and returns
+// each row's total weight.
+template <class T>
+std::vector<double> multinomial_row_totals(const T* probs, int64_t rows, int64_t categories) {
+  std::vector<double> totals(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    double total = 0.0;
+    for (int64_t k = 0; k < categories; ++k) {
+      double q = static_cast<double>(static_cast<opmath_t<T>>(probs[r * categories + k]));
+      LOOM_CHECK(std::isfinite(q) && q >= 0.0, Value,
+                 "multinomial: probability tensor contains either inf, nan or element < 0 (row ", r, ")");
+      total += q;
+    }
+    LOOM_CHECK(total > 0.0, Value, "multinomial: invalid multinomial distribution (row ", r, " sums to 0)");
+    totals[r] = total;
+  }
+  return totals;
+}
+
+std::vector<Tensor> multinomial_kernel(const KernelContext& c) {
+  Tensor out = c.alloc(0);
+  Stream s = stream_of(c.attrs);
+  const Tensor p = c.inputs[0].is_contiguous() ? c.inputs[0] : contiguous(c.inputs[0]);
+  int64_t n = c.attrs.get<int64_t>("num_samples");
+  bool replacement = c.attrs.get<bool>("replacement");
+  int64_t categories = p.sizes().back(), rows = p.dim() == 2 ? p.sizes()[0] : 1;
+  int64_t* data = out.data<int64_t>();
+  visit_floating(p.dtype(), "multinomial", [&]<class T>() {
+    const T* probs = p.data<T>();
+    std::vector<double> totals = multinomial_row_totals(probs, rows, categories);
+    parallel_for(0, rows, 1, [&](int64_t b, int64_t e) {
+      std::vector<double> work(categories);
+      std::vector<int64_t> order(categories);
+      for (int64_t r = b; r < e; ++r) {
+        const T* row = probs + r * categories;
+        if (replacement) {
+          // Inverse CDF: the first category whose running sum exceeds u * total (skips zero weights).
+          double sum = 0.0;
+          for (int64_t k = 0; k < categories; ++k) work[k] = sum += static_cast<double>(static_cast<opmath_t<T>>(row[k]));
+          for (int64_t j = 0; j < n; ++j) {
+            double u = s.uniform(r * n + j) * totals[r];
+            int64_t k = std::upper_bound(work.begin(), work.end(), u) - work.begin();
+            data[r * n + j] = std::min(k, categories - 1);
+          }
+          continue;
+        }
+        // Exponential race: category k arrives at E_k / w_k; the first n arrivals, in order, are a draw without
+        // replacement in proportion to the weights. Zero weights never arrive; as in torch, they fill any
+        // remaining places in index order.
+        for (int64_t k = 0; k < categories; ++k) {
+          double w = static_cast<double>(static_cast<opmath_t<T>>(row[k]));
+          work[k] = w > 0.0 ? -std::log1p(-s.uniform(r * categories + k)) / w : std::numeric_limits<double>::infinity();
+          order[k] = k;
+        }
+        std::partial_sort(order.begin(), order.begin() + n, order.end(),
+                          [&](int64_t x, int64_t y) { return work[x] < work[y] || (work[x] == work[y] && x < y); });
+        std::copy(order.begin(), order.begin() + n, data + r * n);
+      }
+    });
+  });
+  return {out};
+}
+
 }  // namespace
 
 void register_random_kernels(Registry& r) {
@@ -132,6 +197,7 @@ void register_random_kernels(Registry& r) {
   r.set_kernel("randint", DeviceType::CPU, randint_kernel);
   r.set_kernel("randperm", DeviceType::CPU, randperm_kernel);
   r.set_kernel("bernoulli", DeviceType::CPU, bernoulli_kernel);
+  r.set_kernel("multinomial", DeviceType::CPU, multinomial_kernel);
 }
 
 }  // namespace loom::cpu
