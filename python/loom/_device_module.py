@@ -310,14 +310,29 @@ def _populate(module, name):  # noqa: C901  (one closure per public name, as tor
     # ---- random numbers and capabilities ----
 
     def manual_seed(seed):
-        """Seeds random numbers on this device type. Loom draws every device's random numbers from one counter-based
-        generator (the same seed gives the same values on every device), so this seeds that generator, as
-        loom.manual_seed does; without the backend it does nothing (PyTorch defers it the same way)."""
-        if _C._has_backend(name):
-            _C.manual_seed(int(seed))
+        """Seeds the current device's generator (each device has its own stream; loom.manual_seed seeds them all).
+        Without the backend it does nothing: loom.manual_seed's seed applies once the device's generator exists."""
+        if _C._has_backend(name) and device_count() > 0:
+            _C._device_generator(as_device(None)).manual_seed(int(seed))
 
     def manual_seed_all(seed):
-        manual_seed(seed)
+        """Seeds the generator of every device of this type."""
+        if _C._has_backend(name):
+            for index in range(device_count()):
+                _C._device_generator(_C.device(name, index)).manual_seed(int(seed))
+
+    def initial_seed():
+        check()
+        return _C._device_generator(as_device(None)).initial_seed()
+
+    def get_rng_state(device=None):
+        """The (seed, offset) state of the device's generator, as a list of two integers."""
+        check()
+        return _C._device_generator(as_device(device)).get_state()
+
+    def set_rng_state(new_state, device=None):
+        check()
+        _C._device_generator(as_device(device)).set_state(list(new_state))
 
     def is_bf16_supported(including_emulation=True):
         """Whether bfloat16 tensors can be used on the device (False without one)."""

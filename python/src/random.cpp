@@ -44,7 +44,9 @@ void bind_random(nb::module_& m, nb::class_<Tensor>& cls) {
       .def("initial_seed", &Generator::seed)
       .def("get_state", &rng_state)
       .def("set_state", &set_rng_state, nb::arg("state"));
-  m.def("default_generator", &default_generator, nb::rv_policy::reference);
+  m.def("default_generator", [] { return &default_generator(); }, nb::rv_policy::reference);
+  m.def("_device_generator", [](const Device& device) { return &default_generator(device); }, nb::arg("device"),
+        nb::rv_policy::reference, "The default generator of a device (a backend's device: created on first use).");
   m.def("get_rng_state", [] { return rng_state(default_generator()); });
   m.def("set_rng_state", [](const std::vector<int64_t>& s) { set_rng_state(default_generator(), s); }, nb::arg("state"));
   m.def("_philox4x32", [](std::vector<uint32_t> counter, uint64_t key) {

@@ -626,6 +626,9 @@ def test_asynchronous_device_with_delays_gives_right_values(vdev_device):
         h = w.to("cpu", non_blocking=True)
         v.synchronize()
         assert h.tolist() == (x * 3).tolist()
+        # device to device: the copy on vdev:1 must wait for vdev:0's queued work, and vdev:0 for the copy
+        u = (y * 5).to("vdev:1")
+        assert u.cpu().tolist() == (x * 5).tolist()
         e = v.Event()
         e.record()
         e.synchronize()
@@ -701,3 +704,37 @@ def test_load_reports_and_reloads(vdev_device):
     assert "vdev" in loom.backends.device_types()
     with pytest.raises(Exception, match="no_such_plugin"):
         loom.backends.load("/nonexistent/libno_such_plugin.so")
+
+
+# ---- per-device random generators ----
+
+def test_each_device_has_its_own_generator(vdev_device):
+    """Same seed, same draws: the same values on every device (one counter-based stream); draws on one device do not
+    shift another device's stream."""
+    loom.manual_seed(5)
+    on_device = loom.rand(6, device=vdev_device).cpu()
+    on_host = loom.rand(6)
+    assert torch.equal(torch.from_numpy(on_device.numpy()), torch.from_numpy(on_host.numpy()))
+    loom.manual_seed(5)
+    loom.rand(100)  # CPU draws in between
+    again = loom.rand(6, device=vdev_device).cpu()
+    np.testing.assert_array_equal(again.numpy(), on_device.numpy())
+
+
+def test_device_module_seeds_its_devices(vdev_device):
+    module = getattr(loom, vdev_device)
+    loom.manual_seed(1)
+    first_on_1 = loom.rand(4, device=f"{vdev_device}:1").cpu().numpy()
+    loom.manual_seed(1)
+    with module.device(0):
+        module.manual_seed(99)  # the current device (0) only
+        assert module.initial_seed() == 99
+    np.testing.assert_array_equal(loom.rand(4, device=f"{vdev_device}:1").cpu().numpy(), first_on_1)
+    module.manual_seed_all(3)
+    a = loom.rand(4, device=f"{vdev_device}:0").cpu().numpy()
+    b = loom.rand(4, device=f"{vdev_device}:1").cpu().numpy()
+    np.testing.assert_array_equal(a, b)
+    state = module.get_rng_state(0)
+    x = loom.randn(5, device=f"{vdev_device}:0").cpu().numpy()
+    module.set_rng_state(state, 0)
+    np.testing.assert_array_equal(loom.randn(5, device=f"{vdev_device}:0").cpu().numpy(), x)

@@ -98,6 +98,28 @@ StreamGuard::~StreamGuard() { set_current_stream(previous_); }
 
 // ---- copies ----
 
+namespace {
+
+// Two devices of one backend: the copy runs on the destination's current stream once the source's current stream has
+// produced the data, and the source's stream waits for the copy before it reuses that memory (as PyTorch's copy
+// between two GPUs orders both streams).
+void copy_between_devices(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes,
+                          bool non_blocking) {
+  DeviceBackend& backend = backend_for(dst_device.type);
+  const Stream src_stream = current_stream(src_device), dst_stream = current_stream(dst_device);
+  EventHandle ready = backend.create_event(src_device.index, false);
+  backend.record_event(ready, src_stream);
+  backend.stream_wait_event(dst_stream, ready);
+  backend.copy(dst, dst_device, src, src_device, nbytes, dst_stream, non_blocking);
+  EventHandle done = backend.create_event(dst_device.index, false);
+  backend.record_event(done, dst_stream);
+  backend.stream_wait_event(src_stream, done);
+  backend.destroy_event(ready);
+  backend.destroy_event(done);
+}
+
+}  // namespace
+
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes, bool non_blocking) {
   if (nbytes == 0) return;
   const bool dst_host = dst_device.type == DeviceType::CPU;
@@ -106,9 +128,13 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
     std::memcpy(dst, src, nbytes);
     return;
   }
-  if (dst_host || src_host || dst_device.type == src_device.type) {
+  if (dst_host || src_host || dst_device == src_device) {
     const Device device = dst_host ? src_device : dst_device;  // the non-host side orders the copy
     backend_for(device.type).copy(dst, dst_device, src, src_device, nbytes, current_stream(device), non_blocking);
+    return;
+  }
+  if (dst_device.type == src_device.type) {
+    copy_between_devices(dst, dst_device, src, src_device, nbytes, non_blocking);
     return;
   }
   // Two different backends know nothing of each other's memory: stage through the host, synchronously.

@@ -53,6 +53,7 @@ class DeviceBackend {
 
   // ---- events ----
   virtual EventHandle create_event(int device_index, bool enable_timing) = 0;
+  // May be called while the event is still pending (as cudaEventDestroy): the backend frees it once it has completed.
   virtual void destroy_event(EventHandle event) = 0;
   virtual void record_event(EventHandle event, const Stream& stream) = 0;
   // Work queued on `stream` after this call starts only once the event's recorded work has finished.
@@ -123,7 +124,9 @@ class StreamGuard {
 
 // ---- copies between any two devices ----
 // Copies nbytes from src (on src_device) to dst (on dst_device): host to host by memcpy, host<->device and within one
-// backend by that backend's copy on the device's current stream, between two different backends through the host.
+// device by that backend's copy on the device's current stream; between two devices of one backend on the
+// destination's current stream, ordered after the source's current stream with events; between two different
+// backends through the host.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes,
                 bool non_blocking = false);
 // Waits for all work on the device's current stream (a no-op for the CPU).

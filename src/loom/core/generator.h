@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <mutex>
 
+#include "loom/core/device.h"
+
 namespace loom {
 
 // One Philox4x32-10 block: four 32-bit outputs for a 128-bit counter and a 64-bit key.
@@ -38,8 +40,14 @@ class Generator {
   std::mutex mutex_;
 };
 
-// The process-wide default generator (torch.default_generator).
+// The process-wide default generator of the CPU (torch.default_generator).
 Generator& default_generator();
+// The default generator of a device (torch.cuda.default_generators[i]); the CPU's for the CPU. Each device draws from
+// its own (seed, offset) stream, so random numbers on one device do not shift another's; the same seed and draws give
+// the same values on every device (the stream is counter-based). Created on first use, seeded with the last seed
+// manual_seed set.
+Generator& default_generator(Device device);
+// Seeds every device's default generator, including those created later (torch.manual_seed).
 void manual_seed(uint64_t seed);
 
 }  // namespace loom

@@ -40,7 +40,8 @@ std::vector<TensorMeta> infer_multinomial(const std::vector<Tensor>& in, const A
   return {TensorMeta{sizes, DType::Int64, p.device()}};
 }
 
-Generator& pick(Generator* generator) { return generator ? *generator : default_generator(); }
+// An explicit generator, else the default generator of the device the numbers are drawn for.
+Generator& pick(Generator* generator, Device device) { return generator ? *generator : default_generator(device); }
 
 // Reserves enough Philox blocks for `count` elements (each element uses at most half a block).
 Attrs random_attrs(Generator& gen, int64_t count) {
@@ -50,7 +51,7 @@ Attrs random_attrs(Generator& gen, int64_t count) {
 }
 
 Tensor sample(const char* op, const Shape& sizes, DType dtype, Generator* generator, Device device, Attrs attrs) {
-  Generator& gen = pick(generator);
+  Generator& gen = pick(generator, device);
   Attrs all = random_attrs(gen, checked_numel(sizes, op));
   for (auto& [k, v] : attrs.items()) all.set(k, v);
   all.set("sizes", sizes).set("dtype", dtype).set("device", device);
@@ -108,12 +109,12 @@ Tensor randperm(int64_t n, DType dtype, Generator* generator, Device device) {
 }
 
 Tensor bernoulli(const Tensor& p, Generator* generator) {
-  Generator& gen = pick(generator);
+  Generator& gen = pick(generator, p.device());
   return dispatch1(LOOM_OP("bernoulli"), {p}, random_attrs(gen, p.numel()));
 }
 
 Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement, Generator* generator) {
-  Generator& gen = pick(generator);
+  Generator& gen = pick(generator, probs.device());
   // Element (row, j) of the stream: sample j with replacement, category j's race time without.
   int64_t rows = probs.dim() == 2 ? probs.sizes()[0] : 1;
   int64_t per_row = replacement ? num_samples : (probs.dim() ? probs.sizes().back() : 0);
