@@ -140,7 +140,7 @@ DType from_dlpack_dtype(nb::dlpack::dtype d, const char* op) {
 
 // Views an external array as a loom tensor without copying; the array stays alive while the storage does.
 template <class Array>
-Tensor wrap_array(const Array& array, const char* op) {
+Tensor wrap_array(const Array& array, const char* op, Device device = Device()) {
   DType dtype = from_dlpack_dtype(array.dtype(), op);
   check_rank(static_cast<int64_t>(array.ndim()), op);
   Shape sizes, strides;
@@ -159,7 +159,7 @@ Tensor wrap_array(const Array& array, const char* op) {
   if (empty) extent = 0;
   auto holder = std::make_shared<Array>(array);
   size_t nbytes = static_cast<size_t>(extent) * itemsize(dtype);
-  auto storage = Storage::wrap(const_cast<void*>(static_cast<const void*>(array.data())), nbytes, Device(),
+  auto storage = Storage::wrap(const_cast<void*>(static_cast<const void*>(array.data())), nbytes, device,
                                [holder]() mutable {
                                  nb::gil_scoped_acquire gil;
                                  holder.reset();
@@ -172,16 +172,42 @@ Tensor wrap_array(const Array& array, const char* op) {
   return Tensor(std::move(impl));
 }
 
-// A tensor on a device is never viewed by host code: NumPy and DLPack consumers get CPU tensors only (PyTorch's
-// messages). DLPack could hand out device memory, but only to consumers of that device; not done yet.
-void check_host_export(const Tensor& t, const char* what) {
+// A tensor on a device is never viewed by host code: NumPy gets CPU tensors only (PyTorch's message). DLPack hands
+// device memory to consumers of that device (dlpack_device below).
+void check_host_export(const Tensor& t) {
   if (t.device().is_cpu()) return;
-  if (std::string_view(what) == "numpy")
-    fail(ErrorKind::Type, "can't convert ", t.device().str(), " device type tensor to numpy. Use Tensor.cpu() to copy "
-         "the tensor to host memory first.");
-  throw nb::buffer_error(("__dlpack__: can't export a tensor on " + t.device().str() +
-                          " (only CPU tensors are exported through DLPack); use Tensor.cpu() to copy it to host memory "
-                          "first").c_str());
+  fail(ErrorKind::Type, "can't convert ", t.device().str(), " device type tensor to numpy. Use Tensor.cpu() to copy "
+       "the tensor to host memory first.");
+}
+
+// DLPack's device types: kDLCPU (1), kDLCUDA (2), and kDLExtDev (12) for a plugin's device type.
+constexpr int32_t kDLExtDev = 12;
+int32_t dlpack_device_type(Device d) {
+  if (d.is_cpu()) return nb::device::cpu::value;
+  return d.type == DeviceType::CUDA ? nb::device::cuda::value : kDLExtDev;
+}
+
+// The loom device of an imported DLPack array. kDLExtDev names no vendor, so it is read as the one plugin device type
+// that is loaded, and refused when there are several.
+Device device_of_dlpack(int32_t type, int32_t id) {
+  if (type == nb::device::cpu::value) return Device();
+  if (type == nb::device::cuda::value) {
+    LOOM_CHECK(has_backend(DeviceType::CUDA), NotImplemented,
+               "from_dlpack: the array is in CUDA memory but no CUDA backend is loaded");
+    return resolve_device_index(Device(DeviceType::CUDA, id));
+  }
+  LOOM_CHECK(type == kDLExtDev, NotImplemented, "from_dlpack: arrays of DLPack device type ", type,
+             " cannot be imported (supported: 1 kDLCPU, 2 kDLCUDA, 12 kDLExtDev for a loaded plugin device)");
+  DeviceType plugin = DeviceType::Any;
+  int plugins = 0;
+  for (int slot = kFirstPluginSlot; slot < kFirstPluginSlot + kNumPluginSlots; ++slot)
+    if (has_backend(static_cast<DeviceType>(slot))) {
+      plugin = static_cast<DeviceType>(slot);
+      ++plugins;
+    }
+  LOOM_CHECK(plugins == 1, NotImplemented, "from_dlpack: an array on DLPack device type 12 (kDLExtDev) needs exactly "
+             "one loaded plugin device to belong to, found ", plugins);
+  return resolve_device_index(Device(plugin, id));
 }
 
 // An nb::ndarray view of `t` that keeps t's storage alive.
@@ -193,7 +219,7 @@ nb::ndarray<Framework...> export_view(const Tensor& t) {
   std::vector<size_t> shape(t.sizes().begin(), t.sizes().end());
   std::vector<int64_t> strides(t.strides().begin(), t.strides().end());
   return nb::ndarray<Framework...>(t.data_ptr(), shape.size(), shape.data(), owner, strides.data(), to_dlpack(t.dtype()),
-                                nb::device::cpu::value, 0);
+                                dlpack_device_type(t.device()), t.device().is_cpu() ? 0 : t.device().index);
 }
 
 }  // namespace
@@ -270,10 +296,7 @@ void bind_interop(nb::module_& m, nb::class_<Tensor>& cls) {
     } catch (const nb::cast_error&) {
       fail(ErrorKind::Type, "from_dlpack: object of type '", nb::inst_name(obj).c_str(), "' does not support DLPack");
     }
-    LOOM_CHECK(array.device_type() == nb::device::cpu::value, NotImplemented,
-               "from_dlpack: only arrays in host memory (DLPack device type 1, kDLCPU) can be imported, got device "
-               "type ", array.device_type(), " (copy the array to the host first)");
-    return wrap_array(array, "from_dlpack");
+    return wrap_array(array, "from_dlpack", device_of_dlpack(array.device_type(), array.device_id()));
   }, nb::arg("ext_tensor"), "A tensor sharing memory with any object that implements the DLPack protocol.");
 
   cls.def("numpy", [](const Tensor& t, bool force) {
@@ -283,7 +306,7 @@ void bind_interop(nb::module_& m, nb::class_<Tensor>& cls) {
                "numpy: can't call numpy() on a tensor that requires grad; use tensor.detach().numpy() instead");
     LOOM_CHECK(source.dtype() != DType::BFloat16, Type, "numpy: NumPy has no bfloat16 dtype; convert with .float() first");
     if (force) source = source.to_host();  // numpy(force=True) copies a device tensor to the host, as in PyTorch
-    check_host_export(source, "numpy");
+    check_host_export(source);
     return export_view<nb::numpy>(source);
   }, nb::kw_only(), nb::arg("force") = false,
      "A NumPy array sharing memory with this CPU tensor (force=True: detached, and copied from a device).");
@@ -295,16 +318,22 @@ void bind_interop(nb::module_& m, nb::class_<Tensor>& cls) {
     return array;
   }, nb::arg("dtype").none() = nb::none(), nb::kw_only(), nb::arg("copy").none() = nb::none());
   // nanobind turns a framework-less ndarray into a (legacy, unversioned) DLPack capsule, which every
-  // consumer accepts; the keyword arguments of newer consumers (max_version, stream, ...) are accepted and ignored.
-  cls.def("__dlpack__", [](const Tensor& t, nb::kwargs) {
-    check_host_export(t, "__dlpack__");
+  // consumer accepts; max_version and the other keywords of newer consumers are accepted and ignored. A device tensor
+  // is exported as device memory; its work queued so far is finished first unless the consumer passes stream=-1
+  // (DLPack's "no synchronisation"), so any stream of the consumer's sees the data.
+  cls.def("__dlpack__", [](const Tensor& t, nb::kwargs kwargs) {
+    const bool no_sync = kwargs.contains("stream") && !kwargs["stream"].is_none() &&
+                         nb::isinstance<nb::int_>(kwargs["stream"]) && nb::cast<int64_t>(kwargs["stream"]) == -1;
+    if (!t.device().is_cpu() && !no_sync) {
+      nb::gil_scoped_release release;
+      synchronize(t.device());
+    }
     return nb::cast(export_view<>(t.detach()));
   }, nb::arg("kwargs"));
   // Where the data lives, in DLPack's terms: kDLCPU, kDLCUDA, and kDLExtDev (12) for a plugin's device type.
   cls.def("__dlpack_device__", [](const Tensor& t) {
     const Device d = t.device();
-    const int32_t type = d.is_cpu() ? nb::device::cpu::value : d.type == DeviceType::CUDA ? nb::device::cuda::value : 12;
-    return nb::make_tuple(type, d.is_cpu() ? 0 : d.index);
+    return nb::make_tuple(dlpack_device_type(d), d.is_cpu() ? 0 : d.index);
   });
 }
 
