@@ -25,6 +25,11 @@ $PYTHON -c "import numpy" 2>/dev/null || need_pip+=(numpy)
 # The trainer's progress bar and loss-curve plot.
 $PYTHON -c "import tqdm" 2>/dev/null || need_pip+=(tqdm)
 $PYTHON -c "import matplotlib" 2>/dev/null || need_pip+=(matplotlib)
+# Where nvcc is installed, the CUDA backend plugin is built too (docs/cuda.md); its cuBLAS comes from NVIDIA's wheel.
+if command -v nvcc > /dev/null; then
+  $PYTHON -c "import nvidia, os, sys; sys.exit(not any(os.path.exists(os.path.join(p, 'cu13', 'include', 'cublas_v2.h')) for p in nvidia.__path__))" 2>/dev/null \
+    || need_pip+=("nvidia-cublas==13.0.2.14")
+fi
 if [ "${1:-}" = "--test" ]; then
   $PYTHON -c "import pytest" 2>/dev/null || need_pip+=(pytest)
   $PYTHON -c "import torch; assert torch.__version__.startswith('2.13.0')" 2>/dev/null || need_pip+=("torch==2.13.0")
