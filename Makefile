@@ -19,8 +19,8 @@ test: setup-test install cpp-build
 	$(MAKE) lint cpp-test cuda-build package-test backend-plugin py-test py-test-capabilities sanitize-test fuzz-test
 
 # The inner loop (a few minutes instead of most of an hour): the C++ tests and the Python suite without the tests
-# marked slow (those that start processes, build or train; tests/python/conftest.py lists them). Needs `make install`
-# and `make cpp-build` done; `make test` remains the check before a merge.
+# marked slow (those that start processes, build or train; tests/python/conftest.py lists them). Needs `make install`,
+# `make cpp-build` and `make backend-plugin` done; `make test` remains the check before a merge.
 test-fast: lint
 	ctest --test-dir $(CMAKE_BUILD) --output-on-failure --no-tests=error -j $(JOBS)
 	$(PYTHON) -m pytest -q -m "not slow" tests/python
