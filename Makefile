@@ -8,14 +8,38 @@ FUZZ_BUILD := build/fuzz
 CLANG ?= clang++-14
 FUZZ_SECONDS ?= 60
 
-.PHONY: demo test setup setup-test install cpp-build cpp-test package-test backend-plugin py-test py-test-capabilities \
+.PHONY: demo test test-fast lint format setup setup-test install cpp-build cpp-test package-test backend-plugin py-test \
+        py-test-capabilities \
         sanitize-build sanitize-test fuzz-build fuzz-test cuda-build clean
 
 demo: setup install
 	$(PYTHON) -m loom.train
 
 test: setup-test install cpp-build
-	$(MAKE) cpp-test cuda-build package-test backend-plugin py-test py-test-capabilities sanitize-test fuzz-test
+	$(MAKE) lint cpp-test cuda-build package-test backend-plugin py-test py-test-capabilities sanitize-test fuzz-test
+
+# The inner loop (a few minutes instead of most of an hour): the C++ tests and the Python suite without the tests
+# marked slow (those that start processes, build or train; tests/python/conftest.py lists them). Needs `make install`,
+# `make cpp-build` and `make backend-plugin` done; `make test` remains the check before a merge.
+test-fast: lint
+	ctest --test-dir $(CMAKE_BUILD) --output-on-failure --no-tests=error -j $(JOBS)
+	$(PYTHON) -m pytest -q -m "not slow" tests/python
+
+# Lint (docs/testing.md, "Lint"), a few seconds: ruff over the Python code (pyproject.toml [tool.ruff]), clang-format
+# over the C++ files listed in tools/clang_format_files.txt (those already formatted; a file joins the list in the
+# commit that formats it), and the include check of the layers (tools/check_layers.py).
+CLANG_FORMAT ?= clang-format
+CLANG_FORMAT_FILES = $(shell grep -v '^\#' tools/clang_format_files.txt)
+lint:
+	$(PYTHON) -m ruff check --quiet .
+	@echo "$(CLANG_FORMAT) --dry-run --Werror <the $(words $(CLANG_FORMAT_FILES)) files of tools/clang_format_files.txt>"
+	@$(CLANG_FORMAT) --dry-run --Werror $(CLANG_FORMAT_FILES)
+	$(PYTHON) tools/check_layers.py
+
+# Rewrites the listed C++ files and applies ruff's safe fixes: run before committing.
+format:
+	$(PYTHON) -m ruff check --quiet --fix .
+	$(CLANG_FORMAT) -i $(CLANG_FORMAT_FILES)
 
 setup:
 	bash scripts/setup.sh

@@ -1,7 +1,5 @@
 """The cases of issue 4. Each Case's setup() builds the inputs once (numpy -> loom and torch, outside the timed
 region) and returns a dict with the two callables, `loom` and `torch`, that are timed side by side."""
-import os
-import sys
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 

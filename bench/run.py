@@ -29,7 +29,6 @@ if _REPO not in sys.path:  # `python bench/run.py` puts bench/ itself first on s
 import argparse  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
@@ -190,7 +189,7 @@ def run_memory_case(case, threads_list, smoke):
             try:
                 out = subprocess.run(cmd, cwd=_REPO, capture_output=True, text=True, timeout=300)
                 result[side] = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else \
-                    "error (" + (out.stderr.strip().splitlines() or ["exit %d" % out.returncode])[-1][:150] + ")"
+                    "error (" + (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1][:150] + ")"
             except (subprocess.SubprocessError, ValueError, IndexError) as e:
                 result[side] = "error (" + _short_error(e) + ")"
         row = dict.fromkeys(ROW_FIELDS)

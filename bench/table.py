@@ -1,6 +1,5 @@
 """Formatting of suite results (no loom/torch import, so `python -m bench.report` can re-read a JSON file)."""
 import json
-import sys
 
 
 def observed_limits(rows, limits):

@@ -8,7 +8,8 @@ APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config libopenblas-de
               zlib1g-dev libcli11-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist fortunes)
 missing=()
 # For `make test` also clang, whose libFuzzer drives the safetensors fuzzer (tests/fuzz/safetensors_fuzzer.cpp).
-[ "${1:-}" = "--test" ] && APT_PACKAGES+=(clang-14 libclang-rt-14-dev)
+# And clang-format (14 on Debian 12) for `make lint`.
+[ "${1:-}" = "--test" ] && APT_PACKAGES+=(clang-14 libclang-rt-14-dev clang-format)
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -17,6 +18,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PYTHON=${PYTHON:-python3}
+RUFF_VERSION=0.17.6
 # Build tools (no build isolation, so incremental builds reuse build/) and the test references.
 need_pip=()
 $PYTHON -c "import scikit_build_core" 2>/dev/null || need_pip+=("scikit-build-core>=0.10")
@@ -34,6 +36,8 @@ if [ "${1:-}" = "--test" ]; then
   $PYTHON -c "import pytest" 2>/dev/null || need_pip+=(pytest)
   $PYTHON -c "import torch; assert torch.__version__.startswith('2.13.0')" 2>/dev/null || need_pip+=("torch==2.13.0")
   $PYTHON -c "import safetensors" 2>/dev/null || need_pip+=(safetensors)
+  # The Python linter of `make lint`, pinned: a newer ruff may add checks that fail on unchanged code.
+  [ "$($PYTHON -m ruff --version 2>/dev/null)" = "ruff $RUFF_VERSION" ] || need_pip+=("ruff==$RUFF_VERSION")
 fi
 if [ ${#need_pip[@]} -gt 0 ]; then
   $PYTHON -m pip install -q "${need_pip[@]}"

@@ -1,4 +1,5 @@
 // Wires the layers together at first use of the registry: op families, then the built-in backends, then autograd.
+#include "loom/autocast/autocast.h"
 #include "loom/autograd/node.h"
 #include "loom/backends/cpu/register.h"
 #include "loom/ops/registry.h"
@@ -37,6 +38,7 @@ void initialize_registry(Registry& r) {
   define_device_ops(r);
   cpu::register_cpu_backend(r);
   autograd::install_recorder();
+  install_autocast_composite_hook();
 }
 
 }  // namespace detail

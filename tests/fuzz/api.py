@@ -203,7 +203,7 @@ class Gen:
         numel = 1
         for s in shape:
             numel *= s
-        base = f"{src}.flatten()" if numel >= 5 else f"loom.arange(9.0)"
+        base = f"{src}.flatten()" if numel >= 5 else "loom.arange(9.0)"
         if kind == "overlap":  # rows that share elements: a self-overlapping view
             return f"loom.as_strided({base}, (3, 3), (1, 1), 0)", (3, 3)
         return f"loom.as_strided({base}, (4, 2), (0, 1), 2)", (4, 2)

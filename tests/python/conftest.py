@@ -77,3 +77,31 @@ def vdev_device():
     name = loom.backends.load(build_vdev_plugin())
     assert name == "vdev", f"the example plugin registered '{name}', expected 'vdev'"
     return name
+
+
+# ---- `make test-fast`: the suite without the tests marked slow ----
+
+# Modules whose tests start processes (interpreters, MPI ranks, compilers, cmake) or train models; `make test-fast`
+# (pytest -m "not slow") leaves them out, `make test` runs them. A single slow test elsewhere takes
+# @pytest.mark.slow (docs/testing.md, "The inner loop").
+SLOW_MODULES = {
+    "test_bench_smoke.py",  # runs the benchmark suite in subprocesses
+    "test_cpp_gpt.py",  # builds and runs the C++ GPT example
+    "test_device_training.py",  # trains models on the example device
+    "test_distributed.py",  # MPI and multi-process runs
+    "test_dropin_scripts.py",  # PyTorch scripts run as subprocesses
+    "test_packaging.py",  # builds and installs packages
+    "test_robustness_training.py",  # kills and resumes training processes
+    "test_train.py",  # the trainer end to end
+    "test_training_equivalence.py",  # training runs against PyTorch
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: left out by `make test-fast` (starts processes, builds or trains)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if os.path.basename(str(item.fspath)) in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

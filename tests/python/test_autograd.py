@@ -234,7 +234,7 @@ def test_set_grad_enabled():
 def test_grad_mode_restored_after_exception():
     with pytest.raises(ZeroDivisionError):
         with loom.no_grad():
-            1 / 0
+            _ = 1 / 0
     assert loom.is_grad_enabled()
 
 

@@ -164,7 +164,7 @@ def test_conv2d_engine_follows_the_capability(capability_name, conv_env, expect_
     code = ("import loom, loom.nn.functional as F\n"
             "x = loom.randn(2, 3, 9, 9, requires_grad=True); w = loom.randn(4, 3, 3, 3, requires_grad=True)\n"
             "F.conv2d(x, w, padding=1).sum().backward()\n"
-            "assert loom._C._get_cpu_capability() == %r\n" % capability_name)
+            f"assert loom._C._get_cpu_capability() == {capability_name!r}\n")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     passes = {kind for kind in ("forward_training", "backward_data", "backward_weights")

@@ -1,5 +1,4 @@
 """Creation functions against PyTorch: zeros/ones/full/empty(_like), arange, linspace, eye, tensor()."""
-import math
 
 import numpy as np
 import pytest

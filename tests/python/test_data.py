@@ -250,7 +250,7 @@ def test_prefetch_early_break_no_hang(hang_guard):
     threads_before = os_threads()
     start = time.time()
     for _ in range(20):
-        for i, (x, y) in enumerate(DataLoader(ds, batch_size=16)):
+        for i, _batch in enumerate(DataLoader(ds, batch_size=16)):
             if i == 1:
                 break
     it = iter(DataLoader(ds, batch_size=16, shuffle=True))

@@ -120,7 +120,7 @@ def lbfgs_run(framework, config, steps):
     rng = np.random.default_rng(1)
     x = framework.tensor(rng.standard_normal(6)).requires_grad_(True)
     y = framework.tensor(rng.standard_normal((2, 2))).requires_grad_(True)
-    opt = getattr(framework.optim, "LBFGS")([x, y], **config)
+    opt = framework.optim.LBFGS([x, y], **config)
 
     def closure():
         opt.zero_grad()

@@ -692,7 +692,7 @@ def test_save_removes_temporaries_of_killed_writers(tmp_path):
         while True:
             loom.save(state, sys.argv[1])
     """)
-    for attempt in range(3):  # the kill may land between two saves (no temporary file then): try again
+    for _attempt in range(3):  # the kill may land between two saves (no temporary file then): try again
         child = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
         try:
             assert child.stdout.readline().strip() == "ready"

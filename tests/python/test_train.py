@@ -1,6 +1,5 @@
 """The GPT trainer (loom.train): resume equals an uninterrupted run, the command line works end to end."""
 import json
-import os
 import subprocess
 import sys
 

@@ -174,7 +174,7 @@ def test_negative_dims(dim):
                                lambda t: t.chunk(0), lambda t: t.unbind(3), lambda t: t.movedim(0, 3)])
 def test_out_of_range_dims_raise_like_torch(f):
     lt, tt = pair((2, 3, 4))
-    with pytest.raises(Exception) as torch_err:
+    with pytest.raises(Exception):
         f(tt)
     with pytest.raises((IndexError, ValueError, RuntimeError, TypeError)):
         f(lt)

@@ -376,7 +376,7 @@ class Module:
         that hold them stay valid; buffers are replaced."""
         for module in self.children():
             module._apply(fn)
-        for key, param in self._parameters.items():
+        for param in self._parameters.values():
             if param is None:
                 continue
             with no_grad():

@@ -9,15 +9,11 @@
 #include "loom/ops/shape.h"
 
 namespace loom {
-namespace autocast::detail {
-thread_local int t_enabled_count = 0;
-thread_local int t_suspended = 0;
-}  // namespace autocast::detail
-
 namespace {
 
-using autocast::detail::t_enabled_count;
-using autocast::detail::t_suspended;
+// Autocast is the composite hook's only user, so the hook's per-thread switches are autocast's.
+using composite_hook::detail::t_enabled_count;
+using composite_hook::detail::t_suspended;
 
 struct CacheEntry {
   std::shared_ptr<TensorImpl> source;  // keeps the key's address from being reused while cached
@@ -57,7 +53,8 @@ AutocastPolicy policy_of(const OpDef& op, DeviceType device) {
       for (size_t i = 0; i < names.size(); ++i) by_id[d][i] = autocast_policy(names[i], static_cast<DeviceType>(d));
     }
   });
-  if (device != DeviceType::CPU && device != DeviceType::CUDA) return autocast_policy(op.name, device);  // registered later
+  if (device != DeviceType::CPU && device != DeviceType::CUDA)
+    return autocast_policy(op.name, device);  // registered later
   const auto& table = by_id[static_cast<int>(device)];
   if (op.id >= 0 && static_cast<size_t>(op.id) < table.size()) return table[op.id];
   return autocast_policy(op.name, device);
@@ -134,7 +131,7 @@ class AutocastMode final : public Mode {
     }
     // Always run the op here, with autocast off: the ops a kernel or composite issues itself are never cast
     // again, and outer modes still see the call.
-    autocast::detail::Suspend suspend;
+    composite_hook::detail::Suspend suspend;
     return dispatch(op, std::move(inputs), std::move(attrs));
   }
 };
@@ -199,26 +196,31 @@ AutocastGuard::~AutocastGuard() {
   }
 }
 
-namespace autocast::detail {
-
-CompositeScope::CompositeScope(std::string_view op_name, DeviceType device) : device_(device) {
-  enabled_ = t_suspended == 1 && device_supported(device) && t_state.enabled[static_cast<int>(device)];
-  if (enabled_) policy_ = autocast_policy(op_name, device);
-  if (policy_ == AutocastPolicy::LowerPrecision) target_ = current_dtype(device);
-  if (policy_ == AutocastPolicy::Promote) target_ = current_dtype(device);
+namespace {
+// The composite hook: a LOOM_AUTOCAST_COMPOSITE call is cast like a registry op of the same name. begin runs with the
+// call's own Suspend already counted, so t_suspended == 1 means "not nested in another handled call".
+void composite_begin(std::string_view op_name, composite_hook::Call& call) {
+  const DeviceType device = call.device;
+  if (t_suspended != 1 || !device_supported(device) || !t_state.enabled[static_cast<int>(device)]) return;
+  const AutocastPolicy policy = autocast_policy(op_name, device);
+  call.policy = static_cast<uint8_t>(policy);
+  if (policy == AutocastPolicy::LowerPrecision || policy == AutocastPolicy::Promote)
+    call.target = current_dtype(device);
 }
 
-CompositeScope::~CompositeScope() = default;
-
-void CompositeScope::see(const Tensor& t) {
-  if (policy_ == AutocastPolicy::Promote && eligible(t, device_) && t.dtype() == DType::Float32)
-    target_ = DType::Float32;
+void composite_see(composite_hook::Call& call, const Tensor& t) {
+  if (static_cast<AutocastPolicy>(call.policy) == AutocastPolicy::Promote && eligible(t, call.device) &&
+      t.dtype() == DType::Float32)
+    call.target = DType::Float32;
 }
 
-Tensor CompositeScope::cast(const Tensor& t) const {
-  if (policy_ == AutocastPolicy::None) return t;
-  return cast_to(t, target_, device_);
+Tensor composite_cast(const composite_hook::Call& call, const Tensor& t) {
+  return cast_to(t, call.target, call.device);
 }
 
-}  // namespace autocast::detail
+const composite_hook::Hook g_composite_hook{&composite_begin, &composite_see, &composite_cast};
+}  // namespace
+
+void install_autocast_composite_hook() { composite_hook::set_hook(&g_composite_hook); }
+
 }  // namespace loom

@@ -6,13 +6,14 @@
 #include <memory>
 #include <optional>
 #include <string_view>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "loom/core/device.h"
 #include "loom/core/dtype.h"
 #include "loom/core/tensor.h"
+// LOOM_AUTOCAST_COMPOSITE, which ops use without including this header.
+#include "loom/ops/composite_hook.h"
 
 namespace loom {
 
@@ -73,101 +74,8 @@ class AutocastGuard {
   std::unique_ptr<ModeGuard> mode_guard_;
 };
 
-namespace autocast {
+// Installs autocast's composite hook (ops/composite_hook.h): how a LOOM_AUTOCAST_COMPOSITE function casts its
+// arguments. Called once from loom/init.cpp.
+void install_autocast_composite_hook();
 
-namespace detail {
-// Number of device types with autocast enabled on this thread, and how deep this thread is inside a region
-// where autocast is switched off (a composite or a kernel that autocast already handled).
-extern thread_local int t_enabled_count;
-extern thread_local int t_suspended;
-
-// Switches autocast off on this thread while it lives (ops called inside autocast's own redispatch).
-struct Suspend {
-  Suspend() { ++t_suspended; }
-  ~Suspend() { --t_suspended; }
-  Suspend(const Suspend&) = delete;
-  Suspend& operator=(const Suspend&) = delete;
-};
-
-// Casts the tensors of one composite call per its policy and switches autocast off for the ops the composite
-// issues itself (as PyTorch's autocast wrappers exclude the autocast key around the redispatch).
-class CompositeScope {
- public:
-  CompositeScope(std::string_view op_name, DeviceType device);
-  ~CompositeScope();
-  CompositeScope(const CompositeScope&) = delete;
-  CompositeScope& operator=(const CompositeScope&) = delete;
-  // The widest floating dtype among eligible tensors (Promote policy); call before cast().
-  void see(const Tensor& t);
-  Tensor cast(const Tensor& t) const;
-
- private:
-  DeviceType device_;
-  AutocastPolicy policy_ = AutocastPolicy::None;
-  DType target_ = DType::Float32;
-  bool enabled_ = false;
-  Suspend suspend_;
-};
-
-inline const Tensor* first_tensor() { return nullptr; }
-template <class T, class... Rest>
-const Tensor* first_tensor(const T& arg, const Rest&... rest) {
-  if constexpr (std::is_same_v<std::decay_t<T>, Tensor>) {
-    if (arg.defined()) return &arg;
-  } else if constexpr (std::is_same_v<std::decay_t<T>, std::vector<Tensor>>) {
-    for (const Tensor& t : arg)
-      if (t.defined()) return &t;
-  }
-  return first_tensor(rest...);
-}
-
-template <class T>
-void see_arg(CompositeScope& scope, const T& arg) {
-  if constexpr (std::is_same_v<std::decay_t<T>, Tensor>) {
-    scope.see(arg);
-  } else if constexpr (std::is_same_v<std::decay_t<T>, std::vector<Tensor>>) {
-    for (const Tensor& t : arg) scope.see(t);
-  }
-}
-
-template <class T>
-decltype(auto) cast_arg(const CompositeScope& scope, const T& arg) {
-  if constexpr (std::is_same_v<std::decay_t<T>, Tensor>) {
-    return scope.cast(arg);
-  } else if constexpr (std::is_same_v<std::decay_t<T>, std::vector<Tensor>>) {
-    std::vector<Tensor> out;
-    out.reserve(arg.size());
-    for (const Tensor& t : arg) out.push_back(scope.cast(t));
-    return out;
-  } else {
-    return (arg);  // non-tensor arguments pass through by reference
-  }
-}
-}  // namespace detail
-
-// True when autocast is enabled for some device type on this thread and not switched off by a composite or
-// kernel that autocast already handled (cheap: two thread-local reads).
-inline bool any_enabled() { return detail::t_enabled_count > 0 && detail::t_suspended == 0; }
-
-// Runs fn(args...) as the composite op `op_name`: tensor arguments (and vectors of tensors) are cast per the
-// op's policy, and autocast is off for the ops fn calls. Use through LOOM_AUTOCAST_COMPOSITE.
-template <class Fn, class... Args>
-auto call_composite(std::string_view op_name, Fn&& fn, const Args&... args) {
-  const Tensor* first = detail::first_tensor(args...);
-  detail::CompositeScope scope(op_name, first ? first->device().type : DeviceType::CPU);
-  (detail::see_arg(scope, args), ...);
-  return fn(detail::cast_arg(scope, args)...);
-}
-
-}  // namespace autocast
 }  // namespace loom
-
-// First line of a C++ composite function that PyTorch's autocast lists as one op (linear, matmul, conv2d,
-// cross_entropy...): under autocast the call re-enters itself with cast arguments and autocast off inside, so
-// its inner ops (mm, add, log_softmax) are not cast again. Costs one thread-local read when autocast is off.
-#define LOOM_AUTOCAST_COMPOSITE(op_name, fn, ...)                                                              \
-  do {                                                                                                         \
-    if (::loom::autocast::any_enabled())                                                                       \
-      return ::loom::autocast::call_composite(                                                                 \
-          op_name, [&](const auto&... loom_autocast_args) { return fn(loom_autocast_args...); }, __VA_ARGS__); \
-  } while (0)

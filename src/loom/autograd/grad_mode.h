@@ -1,29 +1,4 @@
-// Grad mode: whether ops record autograd graph nodes on this thread (no_grad / enable_grad).
+// Grad mode's guards (NoGradGuard, EnableGradGuard) moved to loom/ops/grad_mode.h, beside the dispatcher that owns the
+// flag; this header keeps the old include path working for programs and plugins.
 #pragma once
-#include "loom/ops/registry.h"
-
-namespace loom {
-
-class NoGradGuard {
- public:
-  NoGradGuard() : previous_(grad_mode_enabled()) { set_grad_mode_enabled(false); }
-  ~NoGradGuard() { set_grad_mode_enabled(previous_); }
-  NoGradGuard(const NoGradGuard&) = delete;
-  NoGradGuard& operator=(const NoGradGuard&) = delete;
-
- private:
-  bool previous_;
-};
-
-class EnableGradGuard {
- public:
-  explicit EnableGradGuard(bool enabled = true) : previous_(grad_mode_enabled()) { set_grad_mode_enabled(enabled); }
-  ~EnableGradGuard() { set_grad_mode_enabled(previous_); }
-  EnableGradGuard(const EnableGradGuard&) = delete;
-  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
-
- private:
-  bool previous_;
-};
-
-}  // namespace loom
+#include "loom/ops/grad_mode.h"

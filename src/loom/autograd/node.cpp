@@ -288,9 +288,35 @@ void record(const OpDef& op, const std::vector<Tensor>& inputs, std::vector<Tens
     for (Tensor& out : outputs) node->saved_outputs.emplace_back(out, true, node);
 }
 
+// The in-place hooks (ops/registry.h, InplaceAutogradHooks). adopt_history points `self` at the autograd node that
+// produced `source` (keeping self's own hooks and .grad slot fresh).
+void adopt_history(const Tensor& self, const Tensor& source) {
+  // retain_grad() follows the tensor to its new value (as in PyTorch): the old node stops writing .grad.
+  bool retains = false;
+  Tensor kept_grad;
+  if (AutogradMeta* old = self.impl()->autograd.get(); old && old->retains_grad) {
+    retains = true;
+    kept_grad = old->grad;
+    if (old->grad_fn && old->output_nr < static_cast<int>(old->grad_fn->output_hooks.size()))
+      std::erase_if(old->grad_fn->output_hooks[old->output_nr], [](const auto& h) { return h.first == -1; });
+  }
+  auto m = std::make_shared<AutogradMeta>();
+  if (const AutogradMeta* from = source.impl()->autograd.get()) {
+    m->grad_fn = from->grad_fn;
+    m->output_nr = from->output_nr;
+    m->requires_grad = from->requires_grad;
+  }
+  m->grad = kept_grad;
+  self.impl()->autograd = std::move(m);
+  if (retains && !self.is_leaf()) self.retain_grad();
+}
+
 }  // namespace
 
-void install_recorder() { set_autograd_recorder(&record); }
+void install_recorder() {
+  set_autograd_recorder(&record);
+  set_inplace_autograd_hooks({&protect_saved_from_inplace, &adopt_history});
+}
 
 }  // namespace loom::autograd
 

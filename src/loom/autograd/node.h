@@ -133,7 +133,7 @@ int64_t register_post_accumulate_grad_hook(const Tensor& leaf, std::function<voi
 // A hook's replacement gradient, after checking it keeps the gradient's shape and dtype (raises otherwise).
 Tensor checked_hook_result(const Tensor& grad, const Tensor& replaced);
 
-// Installs the recorder into the dispatcher (done by loom/init.cpp).
+// Installs the recorder and the in-place hooks into the dispatcher (done by loom/init.cpp).
 void install_recorder();
 
 }  // namespace loom::autograd

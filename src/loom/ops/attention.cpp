@@ -15,10 +15,10 @@
 #include <cmath>
 #include <limits>
 
-#include "loom/autocast/autocast.h"
-#include "loom/autograd/grad_mode.h"
+#include "loom/ops/composite_hook.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
+#include "loom/ops/grad_mode.h"
 #include "loom/ops/linalg.h"
 #include "loom/ops/nn.h"
 #include "loom/ops/random.h"

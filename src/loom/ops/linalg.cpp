@@ -1,10 +1,10 @@
 // Matrix product op definitions (mm, bmm are the primitives; the rest are composites).
-#include "loom/autocast/autocast.h"
 #include "loom/ops/linalg.h"
 
 #include <algorithm>
 #include <cctype>
 
+#include "loom/ops/composite_hook.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/promotion.h"
 #include "loom/ops/reduce.h"

@@ -1,11 +1,11 @@
 // Loss functions (see ops/loss.h): composites of elementwise, reduction and softmax ops. The target class is
 // picked with a one-hot mask eq(target, arange(C)) instead of a gather, so every step is an existing op.
-#include "loom/autocast/autocast.h"
 #include "loom/ops/loss.h"
 
 #include <cmath>
 #include <numbers>
 
+#include "loom/ops/composite_hook.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
 #include "loom/ops/reduce.h"

@@ -1,17 +1,17 @@
 // Op definitions of the nn family (see ops/nn.h): im2col/col2im and max_pool2d primitives, and the composites
 // (conv, pooling, normalisation, dropout, attention) built on them. CPU kernels: backends/cpu/nn.cpp.
-#include "loom/autocast/autocast.h"
 #include "loom/ops/nn.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-#include "loom/autograd/grad_mode.h"
 #include "loom/core/checked.h"
+#include "loom/ops/composite_hook.h"
 #include "loom/ops/conv.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/elementwise.h"
+#include "loom/ops/grad_mode.h"
 #include "loom/ops/linalg.h"
 #include "loom/ops/normalization.h"
 #include "loom/ops/random.h"

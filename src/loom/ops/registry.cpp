@@ -155,6 +155,7 @@ namespace {
 thread_local std::vector<Mode*> t_modes;
 thread_local bool t_grad_enabled = true;
 AutogradRecorder g_recorder = nullptr;
+InplaceAutogradHooks g_inplace_hooks;
 
 struct GradModeOff {
   bool previous = t_grad_enabled;
@@ -174,6 +175,8 @@ ModeGuard::ModeGuard(Mode* mode) { t_modes.push_back(mode); }
 ModeGuard::~ModeGuard() { t_modes.pop_back(); }
 
 void set_autograd_recorder(AutogradRecorder recorder) { g_recorder = recorder; }
+void set_inplace_autograd_hooks(InplaceAutogradHooks hooks) { g_inplace_hooks = hooks; }
+const InplaceAutogradHooks& inplace_autograd_hooks() { return g_inplace_hooks; }
 bool grad_mode_enabled() { return t_grad_enabled; }
 void set_grad_mode_enabled(bool enabled) { t_grad_enabled = enabled; }
 

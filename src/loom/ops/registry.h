@@ -165,8 +165,7 @@ class Mode {
  public:
   virtual ~Mode() = default;
   // May rewrite the inputs/attrs, or return outputs to use instead of running the op.
-  virtual std::optional<std::vector<Tensor>> on_call(const OpDef& op, std::vector<Tensor>& inputs,
-                                                     Attrs& attrs) = 0;
+  virtual std::optional<std::vector<Tensor>> on_call(const OpDef& op, std::vector<Tensor>& inputs, Attrs& attrs) = 0;
 };
 // Pushes a mode for the guard's lifetime.
 class ModeGuard {
@@ -190,14 +189,23 @@ bool dispatch_into(const OpDef& op, std::vector<Tensor> inputs, const Tensor& ou
 using AutogradRecorder = void (*)(const OpDef& op, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
                                   const Attrs& attrs);
 void set_autograd_recorder(AutogradRecorder recorder);
+// Autograd's part of an in-place write (detail::commit_inplace in ops/shape.cpp), installed with the recorder for the
+// same reason: before the write, protect_saved keeps saved tensors that alias `self` valid for their backward; after
+// it, adopt_history gives `self` the autograd history of the value written into it.
+struct InplaceAutogradHooks {
+  void (*protect_saved)(const Tensor& value, const Tensor& self) = nullptr;
+  void (*adopt_history)(const Tensor& self, const Tensor& source) = nullptr;
+};
+void set_inplace_autograd_hooks(InplaceAutogradHooks hooks);
+const InplaceAutogradHooks& inplace_autograd_hooks();
 bool grad_mode_enabled();
 void set_grad_mode_enabled(bool enabled);
 
 // Looks an op up once per call site: LOOM_OP("add") -> const OpDef&.
-#define LOOM_OP(name)                                                                    \
-  ([]() -> const ::loom::OpDef& {                                                        \
-    static const ::loom::OpDef& op_def = ::loom::Registry::instance().op(name);          \
-    return op_def;                                                                       \
+#define LOOM_OP(name)                                                           \
+  ([]() -> const ::loom::OpDef& {                                               \
+    static const ::loom::OpDef& op_def = ::loom::Registry::instance().op(name); \
+    return op_def;                                                              \
   }())
 
 namespace detail {

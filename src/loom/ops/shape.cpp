@@ -4,12 +4,11 @@
 #include <algorithm>
 #include <numeric>
 
-#include "loom/autograd/grad_mode.h"
-#include "loom/autograd/node.h"
 #include "loom/core/checked.h"
 #include "loom/ops/creation.h"
 #include "loom/ops/device.h"
 #include "loom/ops/elementwise.h"
+#include "loom/ops/grad_mode.h"
 #include "loom/ops/reduce.h"
 #include "loom/ops/registry.h"
 
@@ -548,30 +547,6 @@ bool can_cast(DType from, DType to) {
   return true;
 }
 
-// Points `self` at the autograd node that produced `source` (keeping self's own hooks and .grad slot fresh).
-void adopt_history(const Tensor& self, const Tensor& source) {
-  // retain_grad() follows the tensor to its new value (as in PyTorch): the old node stops writing .grad.
-  bool retains = false;
-  Tensor kept_grad;
-  if (autograd::AutogradMeta* old = self.impl()->autograd.get(); old && old->retains_grad) {
-    retains = true;
-    kept_grad = old->grad;
-    if (old->grad_fn && old->output_nr < static_cast<int>(old->grad_fn->output_hooks.size()))
-      std::erase_if(old->grad_fn->output_hooks[old->output_nr], [](const auto& h) { return h.first == -1; });
-  }
-  auto m = std::make_shared<autograd::AutogradMeta>();
-  if (const autograd::AutogradMeta* from = source.impl()->autograd.get()) {
-    m->grad_fn = from->grad_fn;
-    m->output_nr = from->output_nr;
-    m->requires_grad = from->requires_grad;
-  }
-  m->grad = kept_grad;
-  self.impl()->autograd = std::move(m);
-  if (retains && !self.is_leaf()) self.retain_grad();
-}
-}  // namespace
-
-namespace {
 // No two indices of `t` address the same element (false for expanded, stride-0 dims and odd as_strided views).
 bool non_overlapping(const Tensor& t) {
   std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size) of the dims that matter
@@ -640,7 +615,9 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
     self.bump_version();
     return self;
   }
-  autograd::protect_saved_from_inplace(value, self);
+  const InplaceAutogradHooks& hooks = inplace_autograd_hooks();
+  LOOM_CHECK(hooks.protect_saved && hooks.adopt_history, Runtime, op, ": autograd's in-place hooks are not installed");
+  hooks.protect_saved(value, self);
   // A leaf source has no node to adopt: give the write one (clone records it), so the gradient reaches the leaf, as
   // PyTorch's CopyBackwards does for x.copy_(w).
   if (value.requires_grad() && value.is_leaf()) value = clone(value);
@@ -650,7 +627,7 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
     if (!value.requires_grad()) value = where(ones(self.sizes(), DType::Bool, self.device()), value, self);
     copy_data(self, value);
     self.bump_version();
-    adopt_history(self, value);  // the tensor now carries the result's history
+    hooks.adopt_history(self, value);  // the tensor now carries the result's history
     return self;
   }
   // A view: rewrite its base out of place, then make both the base and this view point at the new history.
@@ -660,8 +637,8 @@ Tensor& commit_inplace(Tensor& self, const Tensor& result, const char* op) {
              ": a view of a leaf Variable that requires grad is being used in an in-place operation.");
   copy_data(base, new_base);
   base.bump_version();
-  adopt_history(base, new_base);
-  adopt_history(self, as_strided(base, self.sizes(), self.strides(), self.offset()));
+  hooks.adopt_history(base, new_base);
+  hooks.adopt_history(self, as_strided(base, self.sizes(), self.strides(), self.offset()));
   self.impl()->view_version = self.version();
   return self;
 }

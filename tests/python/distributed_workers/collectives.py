@@ -1,6 +1,5 @@
 """Every collective on every rank, checked against NumPy: each rank rebuilds every rank's input from (seed, rank)."""
 import datetime
-import sys
 
 import numpy as np
 
@@ -100,7 +99,7 @@ for dtype in DTYPES:
             check(out, reference(R.SUM, [chunks[r][rank] for r in range(world)], dtype), f"reduce_scatter {dtype}")
             out = make(np.zeros(shape), dtype)
             dist.reduce_scatter_tensor(out, make(np.stack(chunks[rank]), dtype), op=R.MIN)
-            check(out, reference(R.MIN, [chunks[r][rank] for r in range(world)], dtype), f"reduce_scatter_tensor")
+            check(out, reference(R.MIN, [chunks[r][rank] for r in range(world)], dtype), "reduce_scatter_tensor")
             # all_to_all: rank r sends chunks[r][i] to rank i
             outs = [make(np.zeros(shape), dtype, nc) for _ in range(world)]
             dist.all_to_all(outs, [make(c, dtype, nc) for c in chunks[rank]])

@@ -1,6 +1,7 @@
 """The conformance table's building blocks: OpInfo (one entry per op) and Sample (one call)."""
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from collections.abc import Iterable
+from typing import Any, Callable
 
 import numpy as np
 import torch

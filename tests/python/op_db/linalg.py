@@ -1,5 +1,4 @@
 """Matrix products."""
-import numpy as np
 import torch
 
 import loom

@@ -2,7 +2,6 @@
 import warnings
 
 import numpy as np
-import torch
 import torch.nn.functional as TF
 
 import loom

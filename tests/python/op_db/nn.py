@@ -1,11 +1,9 @@
 """Neural-network ops: convolution, unfold/fold, pooling, normalisation, dropout, attention."""
-import numpy as np
-import torch
 import torch.nn.functional as TF
 
 import loom
 import loom.nn.functional as F
-from op_db.common import FLOATS, OpInfo, Sample, positive, rand
+from op_db.common import OpInfo, Sample, positive, rand
 
 # ---- convolution ----
 

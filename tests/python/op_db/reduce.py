@@ -38,8 +38,7 @@ def make_samples(cases, gen=rand, nonempty_reduction=False, extra=None):
                     continue
             kwargs = {} if dim is None else {"dim": dim, "keepdim": keepdim}
             yield Sample((values_for(dtype, rng, shape, gen),), kwargs, name=f"{shape} dim={dim}")
-        for sample in (extra(dtype, rng) if extra else ()):
-            yield sample
+        yield from (extra(dtype, rng) if extra else ())
     return make
 
 

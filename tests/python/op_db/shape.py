@@ -1,5 +1,4 @@
 """Views and layout ops (checked through values and gradients; views also in test_views.py)."""
-import numpy as np
 import torch
 
 import loom

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 import loom
-from op_db.common import ALL, FLOATS, INTS, OpInfo, Sample, ints, rand
+from op_db.common import ALL, FLOATS, INTS, OpInfo, Sample, ints
 
 NUMERIC = FLOATS + INTS
 
