@@ -1,10 +1,11 @@
 """Recurrent layers with torch.nn's names, parameter layout and init: RNN (tanh/relu), LSTM (with proj_size), GRU
 and their single-step cells.
 
-Each layer and direction runs step by step on (batch, features) tensors: per step one GEMM of the input and one of
-the hidden state accumulate into the gates (addmm), then the gate nonlinearities. Sequences are handled in the
-packed layout (batch_sizes per step), a padded input being the case where every step has the whole batch, so packed
-and padded inputs take the same path. Gradients come from autograd through these ops.
+Sequences are handled in the packed layout (steps one after another, batch_sizes[t] rows at step t), a padded input
+being the case where every step has the whole batch, so packed and padded inputs take the same path. Per layer and
+direction, the input projection of all steps is one GEMM, split into steps by _split_steps (whose backward is one cat);
+then per step one GEMM of the hidden state accumulates into the gates (addmm), followed by the gate nonlinearities.
+Gradients come from autograd through these ops.
 """
 import math
 import numbers
@@ -31,19 +32,19 @@ def _gemm(x, weight, bias=None, into=None):
     return _C.mm(x, weight.t())
 
 
-# ---- one time step of each cell; x (batch, input), states (batch, hidden) ----
+# ---- one time step of each cell: gi (batch, gates) is the input's projection x W_ih^T (+ bias), already computed
+# for all steps at once; states are (batch, hidden) ----
 
 def _rnn_step(activation):
-    def step(x, state, w_ih, w_hh, bias, b_hh, w_hr):
+    def step(gi, state, w_hh, b_hh, w_hr):
         (h,) = state
-        return (activation(_gemm(h, w_hh, into=_gemm(x, w_ih, bias))),)
+        return (activation(_gemm(h, w_hh, into=gi)),)
     return step
 
 
-def _lstm_step(x, state, w_ih, w_hh, bias, b_hh, w_hr):
+def _lstm_step(gi, state, w_hh, b_hh, w_hr):
     h, c = state
-    gates = _gemm(h, w_hh, into=_gemm(x, w_ih, bias))
-    i, f, g, o = gates.chunk(4, 1)
+    i, f, g, o = _gemm(h, w_hh, into=gi).chunk(4, 1)
     c = f.sigmoid() * c + i.sigmoid() * g.tanh()
     h = o.sigmoid() * c.tanh()
     if w_hr is not None:
@@ -51,9 +52,8 @@ def _lstm_step(x, state, w_ih, w_hh, bias, b_hh, w_hr):
     return h, c
 
 
-def _gru_step(x, state, w_ih, w_hh, b_ih, b_hh, w_hr):
+def _gru_step(gi, state, w_hh, b_hh, w_hr):
     (h,) = state
-    gi = _gemm(x, w_ih, b_ih)
     gh = _gemm(h, w_hh, b_hh)
     hidden = h.shape[1]
     r, z = (gi[:, :2 * hidden] + gh[:, :2 * hidden]).sigmoid().chunk(2, 1)
@@ -64,11 +64,11 @@ def _gru_step(x, state, w_ih, w_hh, b_ih, b_hh, w_hr):
 _STEPS = {"RNN_TANH": _rnn_step(_C.tanh), "RNN_RELU": _rnn_step(_C.relu), "LSTM": _lstm_step, "GRU": _gru_step}
 
 
-def _run_direction(step, inputs, batch_sizes, state, weights, reverse):
-    """Runs one layer in one direction over the steps `inputs` (each (batch_sizes[t], features)), starting from
-    `state` (tuple of (batch, hidden) tensors). Returns the per-step outputs in time order and the final state of
-    every sequence (its state after its own last step)."""
-    steps = len(inputs)
+def _run_direction(step, gates_in, batch_sizes, state, weights, reverse):
+    """Runs one layer in one direction over the steps' input projections `gates_in` (each (batch_sizes[t], gates)),
+    starting from `state` (tuple of (batch, hidden) tensors). Returns the per-step outputs in time order and the final
+    state of every sequence (its state after its own last step)."""
+    steps = len(gates_in)
     outputs = [None] * steps
     if not reverse:
         finished = []  # states of sequences that ended, last rows first
@@ -77,7 +77,7 @@ def _run_direction(step, inputs, batch_sizes, state, weights, reverse):
             if bs < state[0].shape[0]:
                 finished.append(tuple(s[bs:] for s in state))
                 state = tuple(s[:bs] for s in state)
-            state = step(inputs[t], state, *weights)
+            state = step(gates_in[t], state, *weights)
             outputs[t] = state[0]
         finished.append(state)
         final = tuple(_C.cat([part[k] for part in reversed(finished)], 0) if len(finished) > 1 else finished[0][k]
@@ -90,7 +90,7 @@ def _run_direction(step, inputs, batch_sizes, state, weights, reverse):
         rows = running[0].shape[0]
         if bs > rows:  # sequences that start their (reversed) run at this step join with their initial state
             running = tuple(_C.cat([r, s[rows:bs]], 0) for r, s in zip(running, initial))
-        running = step(inputs[t], running, *weights)
+        running = step(gates_in[t], running, *weights)
         outputs[t] = running[0]
     return outputs, running
 
@@ -192,14 +192,10 @@ class RNNBase(Module):
         if packed:
             data, batch_sizes = input.data, input.batch_sizes.tolist()
             batch = batch_sizes[0] if batch_sizes else 0
-            offsets = [0]
-            for bs in batch_sizes:
-                offsets.append(offsets[-1] + bs)
-            steps = [data[offsets[t]:offsets[t + 1]] for t in range(len(batch_sizes))]
-            features = data.shape[-1] if data.dim() == 2 else None
-            batched = True
             if data.dim() != 2:
                 raise ValueError(f"{name}: packed input data must be 2-D, got {data.dim()}-D")
+            features = data.shape[-1]
+            batched = True
         else:
             if input.dim() not in (2, 3):
                 raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}D instead")
@@ -210,8 +206,8 @@ class RNNBase(Module):
                 input = input.transpose(0, 1)
             batch = input.shape[1]
             batch_sizes = [batch] * input.shape[0]
-            steps = list(input.unbind(0)) if input.shape[0] else []
             features = input.shape[2]
+            data = input.reshape(-1, features)  # the packed layout: steps one after another
         if features != self.input_size:
             raise RuntimeError(f"{name}: input.size(-1) must be equal to input_size. Expected {self.input_size}, got "
                                f"{features}")
@@ -246,25 +242,24 @@ class RNNBase(Module):
             per_direction = []
             for direction in range(num_directions):
                 index = layer * num_directions + direction
-                state = tuple(h[index] for h in hx)
-                outputs, final = _run_direction(step, steps, batch_sizes, state,
-                                                self._layer_weights(layer, direction), reverse=direction == 1)
-                per_direction.append(outputs)
+                w_ih, w_hh, bias, b_hh, w_hr = self._layer_weights(layer, direction)
+                # The input projection of every step in one GEMM, then one piece per step.
+                gates_in = _C._split_steps(_gemm(data, w_ih, bias), batch_sizes)
+                outputs, final = _run_direction(step, gates_in, batch_sizes, tuple(h[index] for h in hx),
+                                                (w_hh, b_hh, w_hr), reverse=direction == 1)
+                per_direction.append(_C.cat(outputs, 0) if outputs else data.new_zeros((0, real_hidden)))
                 for k, f in enumerate(final):
                     finals[k].append(f)
-            steps = per_direction[0] if num_directions == 1 else [
-                _C.cat([fwd, bwd], 1) for fwd, bwd in zip(per_direction[0], per_direction[1])]
+            data = per_direction[0] if num_directions == 1 else _C.cat(per_direction, 1)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                steps = [F.dropout(s, self.dropout, True) for s in steps]
+                data = F.dropout(data, self.dropout, True)
         hidden = [_C.stack(f, 0) for f in finals]
         if packed:
-            out_data = _C.cat(steps, 0) if steps else data.new_zeros((0, num_directions * real_hidden))
-            output = PackedSequence(out_data, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
+            output = PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
             if input.unsorted_indices is not None:
                 hidden = [h.index_select(1, input.unsorted_indices) for h in hidden]
         else:
-            output = _C.stack(steps, 0) if steps else _C.zeros(0, batch, num_directions * real_hidden,
-                                                                dtype=self.weight_ih_l0.dtype)
+            output = data.reshape(len(batch_sizes), batch, num_directions * real_hidden)
             if self.batch_first:
                 output = output.transpose(0, 1)
             if not batched:
@@ -327,6 +322,11 @@ class GRU(RNNBase):
         if "proj_size" in kwargs:
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         super().__init__("GRU", *args, **kwargs)
+
+
+def _cell(step, input, state, weights):
+    w_ih, w_hh, bias, b_hh, w_hr = weights
+    return step(_gemm(input, w_ih, bias), state, w_hh, b_hh, w_hr)
 
 
 class RNNCellBase(Module):
@@ -404,7 +404,7 @@ class RNNCell(RNNCellBase):
     def forward(self, input, hx=None):
         input, state, batched = self._prepare(input, hx, 1)
         step = _STEPS["RNN_TANH" if self.nonlinearity == "tanh" else "RNN_RELU"]
-        (h,) = step(input, state, *self._weights(True))
+        (h,) = _cell(step, input, state, self._weights(True))
         return h if batched else h.squeeze(0)
 
 
@@ -416,7 +416,7 @@ class LSTMCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         input, state, batched = self._prepare(input, hx, 2)
-        h, c = _lstm_step(input, state, *self._weights(True))
+        h, c = _cell(_lstm_step, input, state, self._weights(True))
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
 
 
@@ -428,5 +428,5 @@ class GRUCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         input, state, batched = self._prepare(input, hx, 1)
-        (h,) = _gru_step(input, state, *self._weights(False))
+        (h,) = _cell(_gru_step, input, state, self._weights(False))
         return h if batched else h.squeeze(0)
