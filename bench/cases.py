@@ -281,6 +281,20 @@ def mlp_step_case(batch, sizes):
                 flops=flops, note="SGD momentum 0.9; flops = 6 x batch x weights")
 
 
+def lstm_case(seq, batch, hidden, layers=1):
+    """nn.LSTM forward + backward (input of width `hidden` requiring grad), the same weights in both frameworks."""
+    def setup():
+        m_l = loom.nn.LSTM(hidden, hidden, num_layers=layers)
+        m_t = torch.nn.LSTM(hidden, hidden, num_layers=layers)
+        _copy_state(m_l, m_t)
+        x_l, x_t = _pair(_randn(seq, batch, hidden), requires_grad=True)
+        return _fwd_bwd(lambda x: m_l(x)[0], lambda x: m_t(x)[0], [x_l], [x_t], (seq, batch, hidden))
+
+    flops = 3 * 2.0 * seq * batch * layers * 8 * hidden * hidden  # forward + two backward GEMMs per weight
+    return Case(f"LSTM fwd+bwd seq {seq} batch {batch} hidden {hidden} layers {layers}", "train", setup, limit="fma",
+                flops=flops, note="input width = hidden; flops = 3 x the four gates' GEMMs")
+
+
 def cnn_step_case(batch, hw, widths):
     def setup():
         m_l, m_t = models.make_cnn(loom.nn, widths), models.make_cnn(torch.nn, widths)
@@ -382,7 +396,7 @@ def build_cases(smoke):
             binary_case("add", 4096), binary_case("mul", 4096), inplace_case("add", 4096), inplace_case("mul", 4096),
             reduce_case("sum", 4096), reduce_case("mean", 4096),
             dispatch_case(1, 20), dispatch_case(1000, 20),
-            mlp_step_case(8, (32, 16, 16, 10)), cnn_step_case(2, 8, (4, 8)),
+            mlp_step_case(8, (32, 16, 16, 10)), cnn_step_case(2, 8, (4, 8)), lstm_case(4, 2, 8),
             gpt_step_case(gpt, 2), gpt_step_case(gpt, 2, autocast=True), gpt_generate_case(gpt, 4),
             memory_case(gpt, 2, 1),
         ]
@@ -408,6 +422,7 @@ def build_cases(smoke):
         reduce_case("mean", 16 * M),
         dispatch_case(1, 1000), dispatch_case(1000, 1000),
         mlp_step_case(256, (784, 1024, 1024, 10)), cnn_step_case(64, 32, (32, 64, 128)),
+        lstm_case(64, 32, 256),
         gpt_step_case(gpt, 8), gpt_step_case(gpt, 8, autocast=True), gpt_generate_case(gpt, 64),
         memory_case(gpt, 8, 3),
     ]

@@ -115,5 +115,6 @@ void bind_autocast(nb::module_& m);
 void bind_backends(nb::module_& m);
 void bind_distributed(nb::module_& m);
 void bind_surface(nb::module_& m, nb::class_<Tensor>& cls);
+void bind_rnn(nb::module_& m);
 
 }  // namespace loom::python

@@ -91,4 +91,5 @@ NB_MODULE(_C, m) {
   bind_backends(m);
   bind_distributed(m);
   bind_surface(m, cls);
+  bind_rnn(m);
 }

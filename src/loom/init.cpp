@@ -19,6 +19,7 @@ void define_random_ops(Registry& r);
 void define_optim_ops(Registry& r);
 void define_attention_ops(Registry& r);
 void define_device_ops(Registry& r);
+void define_rnn_ops(Registry& r);
 
 namespace detail {
 
@@ -36,6 +37,7 @@ void initialize_registry(Registry& r) {
   define_optim_ops(r);
   define_attention_ops(r);
   define_device_ops(r);
+  define_rnn_ops(r);
   cpu::register_cpu_backend(r);
   autograd::install_recorder();
   install_autocast_composite_hook();

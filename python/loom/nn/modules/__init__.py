@@ -13,3 +13,4 @@ from loom.nn.modules.transformer import *  # noqa: F401,F403
 from loom.nn.modules.padding import *  # noqa: F401,F403,E402
 from loom.nn.modules.pixelshuffle import *  # noqa: F401,F403,E402
 from loom.nn.modules.upsampling import *  # noqa: F401,F403,E402
+from loom.nn.modules.rnn import *  # noqa: F401,F403,E402
