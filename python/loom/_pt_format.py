@@ -14,6 +14,7 @@ torch's globals without importing torch (a pure-Python pickler that emits the GL
 reader maps them to loom. ``weights_only=True`` restricts the globals a pickle may name to an allow-list (tensor
 rebuild functions, storage types, dtypes, plain containers) plus what ``add_safe_globals`` registered.
 """
+import _compat_pickle
 import builtins
 import collections
 import contextlib
@@ -354,6 +355,9 @@ class _Unpickler(pickle.Unpickler):
         self.loaded = {}
 
     def find_class(self, module, name):
+        if (module, name) in _compat_pickle.NAME_MAPPING:  # protocol 2 names Python 2's modules (__builtin__)
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         torch_obj = _torch_global(module, name)
         if torch_obj is not None:
             return torch_obj
