@@ -1,25 +1,40 @@
-"""loom.save / loom.load: tensors, state dicts and whole training checkpoints in the safetensors format.
+"""loom.save / loom.load: PyTorch's ``.pt`` format (zip + pickle) and the safetensors format.
 
-A flat ``dict[str, Tensor]`` is written as a plain safetensors file that the ``safetensors`` library and
+``loom.save`` writes PyTorch's zip format (what ``torch.save`` writes, so ``torch.load`` reads it) unless the
+target path ends in ``.safetensors``, ``metadata`` is given, or ``format="safetensors"`` is asked for.
+``loom.load`` recognises the format from the file's first bytes. The pickle side lives in loom/_pt_format.py.
+
+In the safetensors format, a flat ``dict[str, Tensor]`` is written as a plain safetensors file that the ``safetensors`` library and
 ``safetensors.torch.load_file`` read with the same names, dtypes and values. Any other object (a checkpoint holding
 model, optimizer, scheduler, RNG and data-loader state) is flattened: its tensors are stored under dotted path
 names and the rest of its structure as JSON in the header's ``__metadata__`` under ``"loom.structure"``. See
 docs/checkpoints.md for the layout.
 """
 import collections
+import contextlib
 import errno
+import io
 import json
 import math
 import os
+import tempfile
 
 from loom import _C
+from loom import _pt_format
 from loom._C import Tensor
+from loom._pt_format import add_safe_globals, clear_safe_globals, get_safe_globals, safe_globals  # noqa: F401
 
-__all__ = ["save", "load", "save_file", "load_file", "load_metadata", "STRUCTURE_KEY"]
+__all__ = ["save", "load", "save_file", "load_file", "load_metadata", "STRUCTURE_KEY", "add_safe_globals",
+           "safe_globals", "get_safe_globals", "clear_safe_globals"]
+
+# Tensors pickle (multiprocessing queues, DataLoader workers, copy via pickle) as their values, dtype and shape.
+Tensor.__reduce_ex__ = _pt_format._reduce_tensor
 
 # The __metadata__ key that holds the JSON skeleton of a nested object.
 STRUCTURE_KEY = "loom.structure"
 _FORMAT = "loom.nested"
+# How a legacy (before 1.6) torch.save file starts: protocol 2, then the pickled long 0x1950a86a20f9469cfc6c.
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 _VERSION = 1
 # dict subclasses that keep their class (schedulers keep milestones in a Counter, optimizers state in a defaultdict)
 _DICT_CLASSES = {collections.OrderedDict: "OrderedDict", collections.Counter: "Counter",
@@ -130,16 +145,89 @@ class _Flattener:
                         "(supported: Tensor, dict with str/int keys, list, tuple, set, int, float, bool, str, None, dtype)")
 
 
-def save(obj, f, metadata=None):
-    """Saves a tensor, a state dict or a nested checkpoint to the safetensors file ``f``, atomically.
+def save(obj, f, metadata=None, format=None, pickle_protocol=2, **kwargs):
+    """Saves ``obj`` to ``f`` (a path or a writable binary file object), atomically when ``f`` is a path.
 
-    A flat ``dict[str, Tensor]`` becomes a plain safetensors file (readable by ``safetensors.torch.load_file``);
-    other objects (dicts with str or int keys, lists, tuples, sets, tensors, int/float/bool/str/None, dtypes)
-    are flattened and ``loom.load`` rebuilds them. ``metadata`` is an optional ``dict[str, str]`` stored in the header.
-    Tensors are saved detached, contiguous, and as separate copies even when they share storage. The file is
-    written to a temporary name and renamed over ``f``, so an existing file survives a failed save.
+    ``format`` picks the file format (default ``None``: ``"safetensors"`` when the path ends in ``.safetensors``
+    or ``metadata`` is given, else ``"torch"``):
+
+    - ``"torch"``: PyTorch's zip + pickle format, what ``torch.save`` writes; ``torch.load`` reads it. Any
+      picklable object (a whole module, NumPy arrays, nested containers of tensors); tensors that share memory
+      stay views of one another.
+    - ``"safetensors"``: a tensor, a state dict or a nested checkpoint of tensors, containers and numbers (see
+      docs/checkpoints.md); a flat ``dict[str, Tensor]`` is a plain safetensors file. ``metadata`` is an optional
+      ``dict[str, str]`` stored in the header.
+
+    A path is written to a temporary name and renamed over ``f``, so an existing file survives a failed save.
+    ``pickle_protocol`` and torch's other keyword arguments (``pickle_module``,
+    ``_use_new_zipfile_serialization``) are accepted; loom always writes protocol 2 zip archives, as torch does.
     """
-    path = _path(f, "loom.save")
+    fmt = _pick_format(f, metadata, format)
+    if fmt == "safetensors":
+        if isinstance(f, (str, bytes, os.PathLike)):
+            return _save_safetensors_obj(obj, _path(f, "loom.save"), metadata)
+        if not hasattr(f, "write"):
+            _path(f, "loom.save")  # raises the TypeError
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp_path = os.path.join(tmp, "obj.safetensors")
+            _save_safetensors_obj(obj, tmp_path, metadata)
+            with open(tmp_path, "rb") as src:
+                f.write(src.read())
+        return None
+    if isinstance(f, (str, bytes, os.PathLike)):
+        return _atomic_write(_path(f, "loom.save"), lambda out: _pt_format.write_zip(obj, out))
+    if not hasattr(f, "write"):
+        raise TypeError(f"loom.save: expected a file path (str or os.PathLike) or a writable binary file object, "
+                        f"got {type(f).__name__}")
+    _pt_format.write_zip(obj, f)
+    return None
+
+
+def _pick_format(f, metadata, format):
+    if format is not None:
+        if format not in ("torch", "safetensors"):
+            raise ValueError(f"loom.save: format must be 'torch', 'safetensors' or None, got {format!r}")
+        if format == "torch" and metadata is not None:
+            raise ValueError("loom.save: metadata is only stored by the safetensors format")
+        return format
+    if metadata is not None:
+        return "safetensors"
+    if isinstance(f, (str, bytes, os.PathLike)) and os.fsdecode(os.fspath(f)).endswith(".safetensors"):
+        return "safetensors"
+    return "torch"
+
+
+def _atomic_write(path, write):
+    """Calls write(file) on a temporary file next to `path`, then renames it over `path` (fsync'ed), so `path` is
+    either the old file or the complete new one (the steps of src/loom/serialize/atomic_file.cpp)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.tmp-{os.getpid()}-")
+    except OSError as e:
+        raise RuntimeError(f"loom.save: cannot write '{path}': could not create a temporary file in "
+                           f"'{directory}' ({e.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            write(out)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            raise RuntimeError(f"loom.save: '{path}': rename of the temporary file failed ({e.strerror})") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # some file systems cannot fsync a directory
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _save_safetensors_obj(obj, path, metadata):
     meta = _check_metadata(metadata, "loom.save")
     if _is_flat_tensor_dict(obj):
         tensors = list(obj.items())
@@ -229,17 +317,71 @@ class _Decoder:
         raise self.bad(f"unknown node type {kind!r}")
 
 
-def load(f, map_location=None, weights_only=None):
-    """Loads an object saved by ``loom.save``, or any safetensors file (as a ``dict[str, Tensor]``).
+def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **kwargs):
+    """Loads what ``loom.save`` or ``torch.save`` wrote, or any safetensors file, from a path or a binary file object.
 
-    Nested objects come back with the same structure: dicts keep their order and int keys, tuples and sets stay
-    tuples and sets, OrderedDict/Counter/defaultdict keep their class (other dict subclasses become dicts). The file is validated before any data is read; a truncated, corrupted or
-    hostile file raises ``ValueError`` naming the file. Files do not record devices: tensors load on the CPU, or
-    on ``map_location`` (a device, a device name, or a dict such as ``{"cpu": "cuda:0"}``);
-    ``weights_only`` is accepted for PyTorch compatibility (loading never runs code).
+    The format is recognised from the first bytes. A PyTorch zip archive is unpickled with tensors rebuilt as loom
+    tensors (views of one storage stay views); ``weights_only`` (default ``True``, as in torch) allows only tensors,
+    dtypes, devices, plain containers, OrderedDict/Counter/defaultdict and what ``add_safe_globals`` /
+    ``safe_globals`` registered; ``weights_only=False`` loads any pickle (only for files you trust: unpickling
+    can run code). A safetensors file comes back as a ``dict[str, Tensor]``, or with the structure ``loom.save``
+    gave it; it is validated before any data is read, and a truncated, corrupted or hostile file raises
+    ``ValueError`` naming the file. Tensors load on the CPU, or on ``map_location`` (a device, a device name, or a
+    dict such as ``{"cpu": "cuda:0"}``). Legacy (pre-1.6, non-zip) PyTorch files are not supported.
     """
+    weights_only = True if weights_only is None else bool(weights_only)
     device = _map_location(map_location)
-    path, (tensors, metadata) = _read(f, "loom.load")
+    if isinstance(f, (str, bytes, os.PathLike)):
+        path = _path(f, "loom.load")
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, f"loom.load: no such file: '{path}'", path)
+        magic = b""
+        if os.path.isfile(path):  # other paths get the safetensors reader's errors
+            with open(path, "rb") as fh:
+                magic = fh.read(len(_LEGACY_MAGIC))
+        if magic[:4] == _pt_format.ZIP_MAGIC:
+            with open(path, "rb") as fh:
+                return _objects_to_device(_pt_format.read_zip(fh, weights_only, path), device)
+        if magic == _LEGACY_MAGIC:
+            raise ValueError(f"loom.load: '{path}': a legacy (pre-1.6, non-zip) PyTorch file; re-save it with "
+                             "torch.save in a current PyTorch")
+        return _load_safetensors_obj(path, device)
+    if not hasattr(f, "read"):
+        raise TypeError(f"loom.load: expected a file path (str or os.PathLike) or a readable binary file object, "
+                        f"got {type(f).__name__}")
+    name = getattr(f, "name", None) or "<file object>"
+    data = f.read()
+    if data[:4] == _pt_format.ZIP_MAGIC:
+        return _objects_to_device(_pt_format.read_zip(io.BytesIO(data), weights_only, name), device)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = os.path.join(tmp, "obj.safetensors")
+        with open(tmp_path, "wb") as out:
+            out.write(data)
+        return _load_safetensors_obj(tmp_path, device)
+
+
+def _objects_to_device(obj, device):
+    """Moves the tensors of a loaded object (containers walked; other objects as they are) to `device`."""
+    if device is None or device.type == "cpu":
+        return obj
+    if isinstance(obj, Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        for key in list(obj):
+            obj[key] = _objects_to_device(obj[key], device)
+        return obj
+    if isinstance(obj, list):
+        obj[:] = [_objects_to_device(v, device) for v in obj]
+        return obj
+    if isinstance(obj, tuple) and not hasattr(obj, "_fields"):
+        return type(obj)(_objects_to_device(v, device) for v in obj)
+    if hasattr(obj, "to") and hasattr(obj, "state_dict"):  # a whole module
+        return obj.to(device)
+    return obj
+
+
+def _load_safetensors_obj(path, device):
+    path, (tensors, metadata) = _read(path, "loom.load")
     tensors = _to_device(tensors, device)
     structure = metadata.get(STRUCTURE_KEY)
     if structure is None:

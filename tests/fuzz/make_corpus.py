@@ -52,7 +52,7 @@ def loom_files():
     state = {"model": {"w": loom.ones(2, 2), "b": loom.zeros(2)}, "step": 3, "lr": 0.5, "names": ["a", "b"],
              "opt": {"state": {0: {"exp_avg": loom.ones(2)}}, "flag": True, "none": None}}
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "nested")
+        path = os.path.join(tmp, "nested.safetensors")
         loom.save(state, path)
         return {"loom_nested": open(path, "rb").read()}
 

@@ -1,4 +1,5 @@
-"""DataLoader: batches a dataset, optionally shuffled, with a C++ prefetch thread for tensor datasets, resumable."""
+"""DataLoader: batches a dataset, optionally shuffled, in worker processes (num_workers > 0) or in this process with
+a C++ prefetch thread for tensor datasets; resumable."""
 import collections.abc
 import warnings
 
@@ -9,8 +10,11 @@ from loom.utils.data.dataset import IterableDataset, Subset, TensorDataset
 from loom.utils.data.sampler import BatchSampler, RandomSampler, SequentialSampler
 
 
+_MAX_PREFETCH_BATCHES = 1 << 20
+
+
 class DataLoader:
-    """Iterates over `dataset` in batches, like torch.utils.data.DataLoader (single process).
+    """Iterates over `dataset` in batches, like torch.utils.data.DataLoader.
 
     Args:
         dataset: a map-style Dataset (or an IterableDataset, batched in arrival order).
@@ -20,7 +24,17 @@ class DataLoader:
         sampler / batch_sampler: custom index order / custom index batches (exclusive with shuffle etc., as torch).
         drop_last: drop the last incomplete batch.
         collate_fn: merges a list of samples into a batch (default: default_collate).
-        generator: a loom.Generator for shuffling (default: loom's default generator).
+        generator: a loom.Generator for shuffling and for the workers' base seed (default: loom's default one).
+        num_workers: worker processes that load batches (0: load in this process). Each epoch draws a base seed
+            from `generator`; worker i seeds loom and `random` with base_seed + i and NumPy (if imported) as torch
+            does, and get_worker_info() tells it its id, num_workers, seed and its copy of the dataset (shard an
+            IterableDataset with it, or every worker yields the whole dataset). Batches come back in order;
+            an exception in a worker is raised here with the worker's traceback in its message.
+        worker_init_fn: called in each worker with its id, after seeding and before loading.
+        prefetch_factor: batches loaded in advance per worker (default 2; only with num_workers > 0).
+        persistent_workers: keep the workers (and their dataset copies) between epochs.
+        timeout: seconds to wait for a batch from the workers before raising RuntimeError (0: no limit).
+        multiprocessing_context: a multiprocessing context or start method name (default: the platform's).
         prefetch: for a TensorDataset with the default collate, assemble the next batch on a C++ thread (queue
             depth 2) while the caller works. Other datasets are always collated in the calling thread. Batches
             still hold the rows as they are when next() returns them, as in PyTorch's single-process loader: a
@@ -35,8 +49,32 @@ class DataLoader:
     epochs match an uninterrupted run.
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, sampler=None, batch_sampler=None, drop_last=False,
-                 collate_fn=None, generator=None, prefetch=True, pin_memory=False, pin_memory_device=""):
+    def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None, num_workers=0,
+                 collate_fn=None, pin_memory=False, drop_last=False, timeout=0, worker_init_fn=None,
+                 multiprocessing_context=None, generator=None, *, prefetch_factor=None, persistent_workers=False,
+                 pin_memory_device="", prefetch=True):
+        shuffle = bool(shuffle)
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError("DataLoader: num_workers option should be non-negative; use num_workers=0 to disable "
+                             "multiprocessing.")
+        if timeout < 0:
+            raise ValueError("DataLoader: timeout option should be non-negative")
+        if num_workers == 0 and prefetch_factor is not None:
+            raise ValueError("DataLoader: prefetch_factor option could only be specified in multiprocessing. Let "
+                             "num_workers > 0 to enable multiprocessing, otherwise set prefetch_factor to None.")
+        if num_workers > 0 and prefetch_factor is None:
+            prefetch_factor = 2
+        if prefetch_factor is not None and (not isinstance(prefetch_factor, int) or prefetch_factor < 1):
+            raise ValueError(f"DataLoader: prefetch_factor should be a positive integer, got {prefetch_factor!r}")
+        if persistent_workers and num_workers == 0:
+            raise ValueError("DataLoader: persistent_workers option needs num_workers > 0")
+        self.num_workers = num_workers
+        self.prefetch_factor = prefetch_factor
+        self.persistent_workers = persistent_workers
+        self.timeout = timeout
+        self.worker_init_fn = worker_init_fn
+        self.multiprocessing_context = multiprocessing_context
+        self._iterator = None
         self.dataset = dataset
         self.pin_memory = pin_memory
         self.pin_memory_device = pin_memory_device
@@ -69,7 +107,8 @@ class DataLoader:
         self._auto_collation = batch_sampler is not None
         self._default_collate = collate_fn is None
         if collate_fn is None:
-            collate_fn = default_collate if (self._auto_collation or self._iterable) else (lambda x: x)
+            batched = self._auto_collation or (self._iterable and batch_size is not None)
+            collate_fn = default_collate if batched else _identity
         self.collate_fn = collate_fn
         self._epoch = 0           # epochs completed
         self._yielded = 0         # batches yielded in the current epoch
@@ -86,7 +125,16 @@ class DataLoader:
         return len(self.sampler)
 
     def __iter__(self):
-        return _LoaderIter(self)
+        if self.num_workers == 0:
+            return _LoaderIter(self)
+        from loom.utils.data._multiprocess import MultiProcessingIter
+        if self.persistent_workers:
+            if self._iterator is not None and self._iterator.alive:
+                self._iterator._reset()
+            else:
+                self._iterator = MultiProcessingIter(self)
+            return self._iterator
+        return MultiProcessingIter(self)
 
     # --- resumability ---
     def state_dict(self):
@@ -112,6 +160,17 @@ class DataLoader:
             sampler.load_state_dict(state["sampler"], resume_epoch=self._resume_skip > 0)
         elif self.generator is not None and state.get("generator") is not None:
             self.generator.set_state(list(state["generator"]))
+
+
+def _identity(sample):
+    return sample
+
+
+def _len_at_most(obj, limit):
+    try:
+        return len(obj) <= limit
+    except TypeError:  # a batch sampler without a length
+        return False
 
 
 def _pinning_device(device_type):
@@ -171,8 +230,9 @@ class _LoaderIter:
         base, remap = ds, None
         if type(ds) is Subset and type(ds.dataset) is TensorDataset:  # e.g. a random_split of a TensorDataset
             base, remap = ds.dataset, ds.indices
+        # The C++ prefetcher takes the epoch's index batches as a list: not for samplers that stream huge epochs.
         fast = (loader.prefetch and loader._default_collate and loader._auto_collation
-                and type(base) is TensorDataset)
+                and type(base) is TensorDataset and _len_at_most(loader.batch_sampler, _MAX_PREFETCH_BATCHES))
         if fast:
             if remap is None:
                 batches = [list(b) for b in index_batches]

@@ -1,6 +1,8 @@
 """Samplers: the order in which a DataLoader visits a dataset's indices (as in torch.utils.data)."""
 import loom
 
+_CHUNK = 4096  # indices drawn at a time by samplers with replacement
+
 
 class Sampler:
     """Base class: an iterable of dataset indices (or of index lists for a batch sampler)."""
@@ -54,18 +56,21 @@ class RandomSampler(Sampler):
         return int(loom.randint(0, 2**62, (1,), generator=g).item())
 
     def indices(self, seed):
-        """The index order of the epoch with this seed."""
+        """The index order of the epoch with this seed, streamed: num_samples may be far more than fits in memory
+        (indices with replacement are drawn _CHUNK at a time, permutations one at a time)."""
         g = loom.Generator()
         g.manual_seed(seed)
         n = len(self.data_source)
         if n == 0:
-            return []
-        if self.replacement:
-            return loom.randint(0, n, (self.num_samples,), generator=g).tolist()
-        out = []
-        while len(out) < self.num_samples:
-            out.extend(loom.randperm(n, generator=g).tolist())
-        return out[:self.num_samples]
+            return
+        left = self.num_samples
+        while left > 0:
+            if self.replacement:
+                chunk = loom.randint(0, n, (min(_CHUNK, left),), generator=g).tolist()
+            else:
+                chunk = loom.randperm(n, generator=g).tolist()[:left]
+            left -= len(chunk)
+            yield from chunk
 
     def __iter__(self):
         if self._resume_seed is not None:
@@ -73,7 +78,7 @@ class RandomSampler(Sampler):
         else:
             seed = self._draw_seed()
         self.epoch_seed = seed
-        return iter(self.indices(seed))
+        return self.indices(seed)
 
     def __len__(self):
         return self.num_samples
@@ -114,3 +119,58 @@ class BatchSampler(Sampler):
     def __len__(self):
         n = len(self.sampler)
         return n // self.batch_size if self.drop_last else (n + self.batch_size - 1) // self.batch_size
+
+
+class SubsetRandomSampler(Sampler):
+    """The given indices in a random order each epoch (drawn from `generator`)."""
+
+    def __init__(self, indices, generator=None):
+        self.indices = indices
+        self.generator = generator
+
+    def __iter__(self):
+        n = len(self.indices)
+        if n == 0:
+            return
+        for i in loom.randperm(n, generator=self.generator).tolist():
+            yield self.indices[i]
+
+    def __len__(self):
+        return len(self.indices)
+
+
+class WeightedRandomSampler(Sampler):
+    """num_samples indices in [0, len(weights)) drawn with probability proportional to `weights`
+    (with replacement by default; streamed, _CHUNK draws at a time)."""
+
+    def __init__(self, weights, num_samples, replacement=True, generator=None):
+        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples <= 0:
+            raise ValueError(f"WeightedRandomSampler: num_samples should be a positive integer value, but got "
+                             f"num_samples={num_samples!r}")
+        if not isinstance(replacement, bool):
+            raise ValueError(f"WeightedRandomSampler: replacement should be a boolean value, but got "
+                             f"replacement={replacement!r}")
+        weights = weights.detach() if isinstance(weights, loom.Tensor) else loom.tensor(weights, dtype=loom.float64)
+        if weights.dim() != 1:
+            raise ValueError(f"WeightedRandomSampler: weights should be a 1d sequence but given weights have shape "
+                             f"{tuple(weights.shape)}")
+        self.weights = weights.to(loom.float64)
+        self.num_samples = num_samples
+        self.replacement = replacement
+        self.generator = generator
+        if not replacement and num_samples > weights.shape[0]:
+            raise ValueError(f"WeightedRandomSampler: cannot draw {num_samples} samples without replacement from "
+                             f"{weights.shape[0]} weights")
+
+    def __iter__(self):
+        if not self.replacement:
+            yield from loom.multinomial(self.weights, self.num_samples, False, generator=self.generator).tolist()
+            return
+        left = self.num_samples
+        while left > 0:
+            k = min(_CHUNK, left)
+            yield from loom.multinomial(self.weights, k, True, generator=self.generator).tolist()
+            left -= k
+
+    def __len__(self):
+        return self.num_samples
