@@ -134,7 +134,7 @@ class _Pickler(pickle._Pickler):
 
     def save_global(self, obj, name=None):
         if isinstance(obj, _TorchGlobal):
-            self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode("utf-8"))
+            self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
             self.memoize(obj)
             return
         super().save_global(obj, name)
