@@ -8,13 +8,13 @@ import sys
 import numpy as np
 import pytest
 import safetensors.numpy
-
-import loom
-import loom.distributed.checkpoint as checkpoint
 from test_distributed import launch
 
+import loom
+from loom.distributed import checkpoint
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "distributed_workers"))
-import zero_common as common  # noqa: E402
+import zero_common as common
 
 
 def _line(out, prefix):
@@ -44,6 +44,11 @@ def test_ddp_and_zero_stages_match_single_process_training(nproc):
                 assert 1 <= ratio < 1.01, (stage, kind, ratio)
 
 
+def _index(path):
+    with open(os.path.join(path, "index.json")) as f:
+        return json.load(f)
+
+
 def _reference(steps):
     losses, weights = common.reference(common.ADAMW, steps=steps)
     return losses, weights
@@ -63,7 +68,7 @@ def test_checkpoint_reshards_across_world_sizes_and_stages(tmp_path):
     rc, out, _ = launch(2, "zero_ckpt.py", 2, a, 0, 3)
     assert rc == 0, out
     np.testing.assert_allclose(_line(out, "LOSSES "), ref_losses[:3], **common.TOL)
-    index = json.load(open(os.path.join(a, "index.json")))
+    index = _index(a)
     assert index["world_size"] == 2 and len(index["files"]) == 2
     rc, out, _ = launch(4, "zero_ckpt.py", 3, a, 3, 6)
     assert rc == 0, out
@@ -77,7 +82,7 @@ def test_checkpoint_reshards_across_world_sizes_and_stages(tmp_path):
         np.testing.assert_allclose(weights[k].numpy(), v.numpy(), err_msg=k, **common.WEIGHT_TOL)
     one = str(tmp_path / "one")
     checkpoint.consolidate(b, one)
-    index = json.load(open(os.path.join(one, "index.json")))
+    index = _index(one)
     assert index["world_size"] == 1 and len(index["files"]) == 1
     tensors = safetensors.numpy.load_file(os.path.join(one, index["files"][0]))  # an independent reader
     _, weights3 = _reference(3)

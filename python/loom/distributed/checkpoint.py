@@ -20,7 +20,7 @@ import numpy as np
 import loom
 import loom.distributed as dist
 
-__all__ = ["save", "load", "consolidate", "read_full_state", "save_zero", "load_zero"]
+__all__ = ["consolidate", "load", "load_zero", "read_full_state", "save", "save_zero"]
 
 INDEX = "index.json"
 FORMAT = "loom-sharded-checkpoint"

@@ -32,8 +32,8 @@ class _Unit:
         self.index, self.module, self.params, self.names = index, module, params, names
         dtypes = {p.dtype for p in params}
         if len(dtypes) != 1 or not params[0].is_floating_point():
-            raise TypeError(f"ZeRO: the parameters of a unit must share one floating dtype, got {sorted(map(str, dtypes))}"
-                            f" for {names}")
+            raise TypeError(f"ZeRO: the parameters of a unit must share one floating dtype, got "
+                            f"{sorted(map(str, dtypes))} for {names}")
         self.dtype = params[0].dtype
         self.shapes = [tuple(p.shape) for p in params]
         self.offsets, total = [], 0
@@ -118,7 +118,8 @@ class ZeRO(Module):
                         lambda _, unit=unit: self._on_grad(unit)))
         if stage == 3:
             for unit in self._units[1:]:
-                self._hooks.append(unit.module.register_forward_pre_hook(lambda m, a, unit=unit: self._pre_forward(unit)))
+                self._hooks.append(unit.module.register_forward_pre_hook(
+                    lambda m, a, unit=unit: self._pre_forward(unit)))
                 self._hooks.append(unit.module.register_forward_hook(
                     lambda m, a, out, unit=unit: self._post_forward(unit, out)))
 

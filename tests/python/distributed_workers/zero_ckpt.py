@@ -10,11 +10,10 @@ import sys
 
 import loom
 import loom.distributed as dist
-import loom.distributed.checkpoint as checkpoint
+from loom.distributed import checkpoint
 from loom.distributed.zero import ZeRO
 from loom.nn.parallel import DistributedDataParallel as DDP
 from zero_common import ADAMW, model, train
-
 dist.init_process_group("mpi", timeout=datetime.timedelta(seconds=60))
 rank, world = dist.get_rank(), dist.get_world_size()
 stage, path, start, stop = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -26,13 +25,13 @@ if stage == 0:
     if start:
         checkpoint.load(path, net, opt)
     fns = (opt.step, lambda n: loom.nn.utils.clip_grad_norm_(net.parameters(), n), opt.zero_grad)
-    save = lambda: checkpoint.save(path, net, opt)  # noqa: E731
+    save = lambda: checkpoint.save(path, net, opt)
 else:
     net = ZeRO(model(), ADAMW[0], stage=stage, **ADAMW[1])
     if start:
         net.load_checkpoint(path)
     fns = (net.step, net.clip_grad_norm_, net.zero_grad)
-    save = lambda: net.save_checkpoint(path)  # noqa: E731
+    save = lambda: net.save_checkpoint(path)
 losses = train(net, *fns, (rank, world), steps=stop, start=start)
 if rank == 0:
     print("LOSSES " + json.dumps(losses), flush=True)

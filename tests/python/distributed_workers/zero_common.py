@@ -1,19 +1,19 @@
 """The tiny GPT, its data and training loop, shared by the ZeRO workers and tests/python/test_zero.py."""
 import numpy as np
+from loom.models.gpt import GPT, GPTConfig
 
 import loom
 import loom.distributed as dist
-from loom.models.gpt import GPT, GPTConfig
 
 STEPS, BATCH, MICRO, T = 12, 8, 2, 8
 CONFIG = GPTConfig(vocab_size=32, block_size=T, n_layer=2, n_head=2, n_embd=16)
 # float32: ranks sum partial gradients in another order than one process. AdamW divides by sqrt(v) + eps, which turns
 # the rounding noise of gradients that are zero in exact arithmetic (the key biases of attention) into weight changes
 # of up to ~3e-5 over 12 steps; a wrong update would move weights by ~lr = 1e-2.
-TOL = dict(rtol=2e-4, atol=2e-5)
-WEIGHT_TOL = dict(rtol=2e-4, atol=1e-4)
-ADAMW = (loom.optim.AdamW, dict(lr=1e-2, weight_decay=0.1))
-SGD = (loom.optim.SGD, dict(lr=0.5, momentum=0.9))
+TOL = {"rtol": 2e-4, "atol": 2e-5}
+WEIGHT_TOL = {"rtol": 2e-4, "atol": 1e-4}
+ADAMW = (loom.optim.AdamW, {"lr": 1e-2, "weight_decay": 0.1})
+SGD = (loom.optim.SGD, {"lr": 0.5, "momentum": 0.9})
 
 rng = np.random.default_rng(0)
 # counting sequences (the next token is the current one + 1): learnable within a few steps

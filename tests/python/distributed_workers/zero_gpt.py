@@ -4,13 +4,12 @@ per-rank memory of each stage. Prints "OK rank r of N" and, on rank 0, a line "M
 import datetime
 import json
 
-import numpy as np
-
-import loom
-import loom.distributed as dist
 from loom.distributed.zero import ZeRO
 from loom.nn.parallel import DistributedDataParallel as DDP
 from zero_common import ADAMW, SGD, batch, compare, model, reference, train
+
+import loom
+import loom.distributed as dist
 
 dist.init_process_group("mpi", timeout=datetime.timedelta(seconds=90))
 rank, world = dist.get_rank(), dist.get_world_size()
