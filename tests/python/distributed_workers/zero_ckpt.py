@@ -14,6 +14,7 @@ from loom.distributed import checkpoint
 from loom.distributed.zero import ZeRO
 from loom.nn.parallel import DistributedDataParallel as DDP
 from zero_common import ADAMW, model, train
+
 dist.init_process_group("mpi", timeout=datetime.timedelta(seconds=60))
 rank, world = dist.get_rank(), dist.get_world_size()
 stage, path, start, stop = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
