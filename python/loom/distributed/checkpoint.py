@@ -235,7 +235,7 @@ def load_zero(path, engine):
     with loom.no_grad():
         for unit in engine._units:
             values = {k: loom.zeros(unit.shard_size, dtype=unit.dtype) for k in state_keys}
-            for name, shape, (a, b), (sa, sb) in unit.pieces():
+            for name, _shape, (a, b), (sa, sb) in unit.pieces():
                 if stage3:
                     unit.shard[sa:sb].copy_(reader.flat(f"model/{name}")[a:b])
                 for key in state_keys:

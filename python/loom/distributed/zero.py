@@ -53,7 +53,7 @@ class _Unit:
     def pieces(self):
         """(name, shape, element range of the flattened parameter, range within this rank's shard) it owns."""
         lo, hi = self.start, self.start + self.shard_size
-        for name, shape, offset, p in zip(self.names, self.shapes, self.offsets, self.params):
+        for name, shape, offset in zip(self.names, self.shapes, self.offsets):
             a, b = max(lo, offset), min(hi, offset + _numel(shape))
             if a < b:
                 yield name, shape, (a - offset, b - offset), (a - lo, b - lo)
