@@ -144,11 +144,10 @@ def test_keyboard_interrupt_in_parent_stops_workers():
     it = iter(DataLoader(Slow(), batch_size=1, num_workers=2, collate_fn=lambda b: b))
     next(it)
     workers = list(it._state["workers"])
-    original = it._get
-    it._get = lambda: (_ for _ in ()).throw(KeyboardInterrupt())
+    # Ctrl-C while the parent waits for the next batch (whether or not that batch has already arrived out of order).
+    it._next_data = lambda: (_ for _ in ()).throw(KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         next(it)
-    it._get = original
     assert all(not w.is_alive() for w in workers)
 
 

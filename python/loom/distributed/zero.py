@@ -21,6 +21,7 @@ import loom
 import loom.distributed as dist
 from loom.nn.module import Module
 from loom.nn.modules import ModuleList
+from loom.nn.parallel.distributed import _tensors_in
 
 __all__ = ["ZeRO"]
 
@@ -371,13 +372,3 @@ class ZeRO(Module):
         from loom.distributed.checkpoint import load_zero
         load_zero(path, self)
 
-
-def _tensors_in(value):
-    if isinstance(value, loom.Tensor):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _tensors_in(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _tensors_in(v)
