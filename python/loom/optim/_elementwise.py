@@ -61,3 +61,12 @@ def decay(grad, param, group):
     """L2 weight decay folded into the gradient (torch's coupled form)."""
     weight_decay = group["weight_decay"]
     return grad.add(param, alpha=weight_decay) if weight_decay != 0 else grad
+
+
+def decay_or_shrink(grad, param, group, lr):
+    """NAdam's and RAdam's two forms: with decoupled_weight_decay, shrink the parameter by lr * weight_decay (AdamW's
+    form) and keep the gradient; otherwise fold the decay into the gradient."""
+    if group["decoupled_weight_decay"]:
+        param.mul_(1 - lr * group["weight_decay"])
+        return grad
+    return decay(grad, param, group)

@@ -1,6 +1,6 @@
 """NAdam (torch.optim.NAdam): Adam with Nesterov momentum and a momentum-decay schedule."""
 import loom
-from loom.optim._elementwise import ElementwiseOptimizer, decay
+from loom.optim._elementwise import ElementwiseOptimizer, decay_or_shrink
 from loom.optim.adam import _scalar_dtype
 from loom.optim.optimizer import _as_float
 
@@ -28,10 +28,7 @@ class NAdam(ElementwiseOptimizer):
     def _update(self, param, grad, state, step, group):
         lr = _as_float(group["lr"], "lr", "NAdam")
         beta1, beta2 = group["betas"]
-        if group["decoupled_weight_decay"]:
-            param.mul_(1 - lr * group["weight_decay"])
-        else:
-            grad = decay(grad, param, group)
+        grad = decay_or_shrink(grad, param, group, lr)
         momentum_decay = group["momentum_decay"]
         mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
         mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))

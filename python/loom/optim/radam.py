@@ -2,7 +2,7 @@
 import math
 
 import loom
-from loom.optim._elementwise import ElementwiseOptimizer, decay
+from loom.optim._elementwise import ElementwiseOptimizer, decay_or_shrink
 from loom.optim.optimizer import _as_float
 
 
@@ -26,10 +26,7 @@ class RAdam(ElementwiseOptimizer):
     def _update(self, param, grad, state, step, group):
         lr = _as_float(group["lr"], "lr", "RAdam")
         beta1, beta2 = group["betas"]
-        if group["decoupled_weight_decay"]:
-            param.mul_(1 - lr * group["weight_decay"])
-        else:
-            grad = decay(grad, param, group)
+        grad = decay_or_shrink(grad, param, group, lr)
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg.add_(grad - exp_avg, alpha=1 - beta1)
         exp_avg_sq.mul_(beta2).add_(grad * grad, alpha=1 - beta2)
